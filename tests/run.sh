@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, starts the real services, runs every suite.
+# Fresh machine: ./tests/run.sh   (Python packages go to target/venv, Go-built binaries to target/k8s-bin)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+state=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-kit-tests.XXXXXX")
+failed=()
+passed=()
+
+step() { # step NAME COMMAND... : runs one check, records the outcome, keeps going
+  local name=$1; shift
+  echo
+  echo "=== $name"
+  local started=$SECONDS
+  if "$@"; then
+    passed+=("$name")
+    echo "=== $name: ok ($((SECONDS - started)) s)"
+  else
+    failed+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - started)) s)"
+  fi
+}
+
+must() { # like step, but later steps cannot run without it
+  step "$@"
+  if [[ " ${failed[*]-} " == *" $1 "* ]]; then summary; fi
+}
+
+cleanup() {
+  [[ -x tests/k8s/stop.sh && -d "$state/k8s" ]] && tests/k8s/stop.sh "$state/k8s" >/dev/null 2>&1
+  tests/lib/moto.sh stop "$state" >/dev/null 2>&1
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+summary() {
+  echo
+  echo "=== summary"
+  for name in "${passed[@]-}"; do [[ -n "$name" ]] && echo "  ok      $name"; done
+  for name in "${failed[@]-}"; do [[ -n "$name" ]] && echo "  FAILED  $name"; done
+  echo "${#passed[@]} passed, ${#failed[@]} failed"
+  if ((${#failed[@]})); then exit 1; fi
+  exit 0
+}
+
+# --- install what the suites need -------------------------------------------------------------
+must "python venv (target/venv)" tests/lib/venv.sh
+for deps in tests/*/install-deps.sh; do
+  [[ -x "$deps" ]] && must "system packages ($deps)" "$deps"
+done
+[[ -x tests/k8s/build.sh ]] && must "kube-apiserver, etcd, helm (target/k8s-bin)" tests/k8s/build.sh
+
+# --- static checks ----------------------------------------------------------------------------
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy" cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+must "cargo build" cargo build --release --workspace --all-targets --quiet
+
+# --- services ---------------------------------------------------------------------------------
+must "moto server" tests/lib/moto.sh start "$state"
+# shellcheck disable=SC1091
+source "$state/moto.env"
+if [[ -x tests/k8s/start.sh ]]; then
+  must "kube-apiserver + etcd" tests/k8s/start.sh "$state/k8s"
+  # shellcheck disable=SC1091
+  source "$state/k8s/env"
+fi
+
+# --- suites -----------------------------------------------------------------------------------
+step "cargo test" cargo test --release --workspace --quiet
+[[ -x tests/k8s/smoke.sh ]] && step "kubernetes test bed smoke" tests/k8s/smoke.sh
+for suite in tests/*/run.sh; do
+  step "suite ${suite%/run.sh}" "$suite"
+done
+summary
