@@ -1,0 +1,745 @@
+//! Deterministic synthetic feed traffic. Per-minute record counts come from `(seed, site, minute)`;
+//! record `i` of minute `m` is a pure function of `(seed, site, m, i)`, so any window can be served
+//! or counted without storing anything.
+
+use std::borrow::Cow;
+
+use chrono::DateTime;
+use serde::Serialize;
+
+use super::vocab::{
+    ACCEPTS, BROWSER_AGENTS, CACHE_CONTROLS, COUNTRIES, DATACENTER_HOSTS, ISP_DOMAINS, LANGUAGES,
+    METHODS, OK_CODES, PATHS, SEARCH_WORDS, SIGNALS, Signal, TLS_CIPHERS, TOOL_AGENTS, UTM_SOURCES,
+};
+use crate::rng::{SplitMix, hash_str, mix, unit};
+
+const SALT_COUNT: u64 = 0x0063_6f75_6e74;
+const SALT_SIGNALS: u64 = 0x7369_676e_616c;
+const SALT_BODY: u64 = 0x626f_6479;
+const MINUTE_MULT: u64 = 0xd6e8_feb8_6659_fd93;
+
+/// Up to three distinct signals of one record (indexes into `SIGNALS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SignalSet {
+    ids: [u8; 3],
+    len: u8,
+}
+
+impl SignalSet {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'static Signal> + '_ {
+        self.ids[..usize::from(self.len)]
+            .iter()
+            .map(|i| &SIGNALS[usize::from(*i)])
+    }
+
+    fn mask(&self) -> u32 {
+        self.ids[..usize::from(self.len)]
+            .iter()
+            .fold(0, |m, i| m | (1 << i))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.iter().any(|s| s.name == name)
+    }
+}
+
+/// A `tags=` filter: records match when they carry any of the signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SignalFilter {
+    mask: u32,
+}
+
+impl SignalFilter {
+    /// Names outside the vocabulary are valid but match nothing.
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mask = names.into_iter().fold(0, |m, name| {
+            SIGNALS
+                .iter()
+                .position(|s| s.name == name)
+                .map_or(m, |i| m | (1 << i))
+        });
+        Self { mask }
+    }
+
+    pub(crate) fn matches(&self, set: &SignalSet) -> bool {
+        self.mask & set.mask() != 0
+    }
+
+    pub(crate) fn matches_nothing(&self) -> bool {
+        self.mask == 0
+    }
+}
+
+/// One site's traffic generator.
+#[derive(Debug)]
+pub(crate) struct SiteTraffic {
+    key: u64,
+    rps: f64,
+    server_names: Vec<String>,
+    server_hostnames: Vec<String>,
+}
+
+/// "YYYY-MM-DDTHH:MM:" of a minute, shared by all its records.
+pub(crate) fn minute_prefix(minute: i64) -> String {
+    DateTime::from_timestamp(minute * 60, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:")
+        .to_string()
+}
+
+/// The JSON shape of a record (field order as in the API reference).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    id: &'a str,
+    server_hostname: &'a str,
+    server_name: &'a str,
+    #[serde(rename = "remoteIP")]
+    remote_ip: &'a str,
+    remote_hostname: &'a str,
+    remote_country_code: &'a str,
+    user_agent: &'a str,
+    timestamp: &'a str,
+    method: &'a str,
+    protocol: &'a str,
+    scheme: &'a str,
+    tls_protocol: &'a str,
+    tls_cipher: &'a str,
+    path: &'a str,
+    uri: &'a str,
+    response_code: u16,
+    agent_response_code: u16,
+    response_size: u64,
+    response_millis: u64,
+    headers_in: &'a [[&'a str; 2]],
+    headers_out: &'a [[&'a str; 2]],
+    tags: &'a [Tag<'a>],
+}
+
+#[derive(Serialize)]
+struct Tag<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    location: &'a str,
+    value: &'a str,
+    detector: &'a str,
+}
+
+/// A signal index, by weight.
+fn pick_signal(rng: &mut SplitMix) -> u8 {
+    let total: u32 = SIGNALS.iter().map(|s| s.weight).sum();
+    let mut ticket = rng.below(total as usize) as u32;
+    for (i, signal) in SIGNALS.iter().enumerate() {
+        if ticket < signal.weight {
+            return i as u8;
+        }
+        ticket -= signal.weight;
+    }
+    (SIGNALS.len() - 1) as u8
+}
+
+fn encode_query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+impl SiteTraffic {
+    pub(crate) fn new(seed: u64, site: &str, rps: f64) -> Self {
+        Self {
+            key: mix(seed ^ mix(hash_str(site))),
+            rps,
+            server_names: ["www", "api", "shop"]
+                .iter()
+                .map(|sub| format!("{sub}.{site}.example.com"))
+                .collect(),
+            server_hostnames: (0..3).map(|k| format!("{site}-agent-{k}")).collect(),
+        }
+    }
+
+    /// Records in `minute` (epoch minute): around `rps * 60`, ±20 %.
+    pub(crate) fn minute_count(&self, minute: i64) -> u32 {
+        if self.rps <= 0.0 {
+            return 0;
+        }
+        let u = unit(mix(self.key
+            ^ SALT_COUNT
+            ^ (minute as u64).wrapping_mul(MINUTE_MULT)));
+        (self.rps * 60.0 * (0.8 + 0.4 * u))
+            .round()
+            .min(f64::from(u32::MAX)) as u32
+    }
+
+    fn record_key(&self, minute: i64, index: u32) -> u64 {
+        mix(mix(self.key ^ (minute as u64).wrapping_mul(MINUTE_MULT)) ^ u64::from(index))
+    }
+
+    /// Epoch second of record `index` of `count` in `minute`; records spread evenly over the minute.
+    pub(crate) fn timestamp(minute: i64, index: u32, count: u32) -> i64 {
+        minute * 60 + i64::from(index) * 60 / i64::from(count.max(1))
+    }
+
+    fn id_from(key: u64, timestamp: i64) -> String {
+        format!("{:08x}{:016x}", timestamp as u32, key)
+    }
+
+    /// The record id of `(minute, index)`.
+    pub(crate) fn record_id(&self, minute: i64, index: u32, count: u32) -> String {
+        Self::id_from(
+            self.record_key(minute, index),
+            Self::timestamp(minute, index, count),
+        )
+    }
+
+    fn signals_of_key(key: u64) -> SignalSet {
+        let mut rng = SplitMix::new(key ^ SALT_SIGNALS);
+        let wanted = *rng.weighted(&[(1u8, 75), (2, 20), (3, 5)]);
+        let mut set = SignalSet {
+            ids: [0; 3],
+            len: 0,
+        };
+        for _ in 0..wanted * 2 {
+            let pick = pick_signal(&mut rng);
+            if !set.ids[..usize::from(set.len)].contains(&pick) {
+                set.ids[usize::from(set.len)] = pick;
+                set.len += 1;
+                if set.len == wanted {
+                    break;
+                }
+            }
+        }
+        set
+    }
+
+    /// The signals carried by `(minute, index)`; cheap, so filters need not build the record.
+    pub(crate) fn signals(&self, minute: i64, index: u32) -> SignalSet {
+        Self::signals_of_key(self.record_key(minute, index))
+    }
+
+    /// Sorted ids of the records with timestamp in `[from, until)`.
+    pub(crate) fn ids_in(&self, from: i64, until: i64) -> Vec<String> {
+        self.ids_matching(from, until, None)
+    }
+
+    /// Sorted ids of the records with timestamp in `[from, until)` that match `filter` (if any).
+    pub(crate) fn ids_matching(
+        &self,
+        from: i64,
+        until: i64,
+        filter: Option<&SignalFilter>,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        if from >= until {
+            return ids;
+        }
+        for minute in from.div_euclid(60)..=(until - 1).div_euclid(60) {
+            let count = self.minute_count(minute);
+            for index in 0..count {
+                let ts = Self::timestamp(minute, index, count);
+                if (from..until).contains(&ts)
+                    && filter.is_none_or(|f| f.matches(&self.signals(minute, index)))
+                {
+                    ids.push(self.record_id(minute, index, count));
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Records of `minute` (optionally only those matching `filter`).
+    pub(crate) fn count_matching(&self, minute: i64, filter: Option<&SignalFilter>) -> u64 {
+        let count = self.minute_count(minute);
+        match filter {
+            None => u64::from(count),
+            Some(f) => (0..count)
+                .filter(|i| f.matches(&self.signals(minute, *i)))
+                .count() as u64,
+        }
+    }
+
+    /// Appends record `(minute, index)` of `count` as JSON; `prefix` is `minute_prefix(minute)`.
+    pub(crate) fn write_record(
+        &self,
+        out: &mut Vec<u8>,
+        minute: i64,
+        index: u32,
+        count: u32,
+        prefix: &str,
+    ) -> Result<(), serde_json::Error> {
+        let key = self.record_key(minute, index);
+        let ts = Self::timestamp(minute, index, count);
+        let id = Self::id_from(key, ts);
+        let timestamp = format!("{prefix}{:02}Z", ts - minute * 60);
+        let signals = Self::signals_of_key(key);
+        let mut rng = SplitMix::new(key ^ SALT_BODY);
+
+        let server_hostname = rng.pick(&self.server_hostnames).as_str();
+        let server_name = rng.pick(&self.server_names).as_str();
+
+        let (country, _, first_octets) = *rng.pick_by_weight(&COUNTRIES, |c| c.1);
+        let octets = [
+            u64::from(*rng.pick(first_octets)),
+            rng.range(0, 255),
+            rng.range(0, 255),
+            rng.range(1, 254),
+        ];
+        let remote_ip = if rng.chance(0.08) {
+            format!(
+                "2a02:{:x}:{:x}::{:x}",
+                rng.range(0x100, 0xfff),
+                rng.range(1, 0xffff),
+                rng.range(1, 0xff)
+            )
+        } else {
+            format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3])
+        };
+        let remote_hostname = if signals.has("DATACENTER") {
+            format!(
+                "ec2-{}-{}-{}-{}.{}",
+                octets[0],
+                octets[1],
+                octets[2],
+                octets[3],
+                rng.pick(&DATACENTER_HOSTS)
+            )
+        } else if rng.chance(0.4) {
+            format!(
+                "{}-{}-{}-{}.{}",
+                octets[3],
+                octets[2],
+                octets[1],
+                octets[0],
+                rng.pick(&ISP_DOMAINS)
+            )
+        } else {
+            String::new()
+        };
+
+        let scanner = signals
+            .iter()
+            .find(|s| s.name == "USERAGENT")
+            .map(|s| *rng.pick(s.values));
+        let (user_agent, browser) = if signals.has("NOUA") {
+            ("", false)
+        } else if let Some(scanner) = scanner {
+            (scanner, false)
+        } else if rng.chance(0.75) {
+            (*rng.weighted(&BROWSER_AGENTS), true)
+        } else {
+            (*rng.pick(&TOOL_AGENTS), false)
+        };
+
+        let posts = ["CMDEXE", "CODEINJECTION", "site.login-attempt"]
+            .iter()
+            .any(|n| signals.has(n));
+        let method = if posts {
+            "POST"
+        } else {
+            *rng.weighted(&METHODS)
+        };
+        let https = rng.chance(0.92);
+        let scheme = if https { "https" } else { "http" };
+        let protocol = if rng.chance(0.4) {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let (tls_protocol, tls_cipher) = if https {
+            let (p, c, _) = *rng.pick_by_weight(&TLS_CIPHERS, |t| t.2);
+            (p, c)
+        } else {
+            ("", "")
+        };
+
+        // Path, query and tag values follow the primary attack, like real flagged requests.
+        let mut tag_values: Vec<Cow<'static, str>> = Vec::with_capacity(3);
+        let mut path: Cow<'static, str> = {
+            let template = *rng.weighted(&PATHS);
+            if template.contains("{n}") {
+                Cow::Owned(template.replace("{n}", &rng.range(1, 99_999).to_string()))
+            } else {
+                Cow::Borrowed(template)
+            }
+        };
+        let mut query = String::new();
+        for signal in signals.iter() {
+            let value = match (signal.name, scanner) {
+                ("USERAGENT", Some(scanner)) => scanner,
+                _ => *rng.pick(signal.values),
+            };
+            let tag_value: Cow<'static, str> = match signal.name {
+                "SQLI" => {
+                    query = format!("id={}&sort=desc", encode_query_value(value));
+                    Cow::Owned(format!("id={value}"))
+                }
+                "XSS" => {
+                    query = format!("q={}", encode_query_value(value));
+                    Cow::Owned(format!("q={value}"))
+                }
+                "AWS-SSRF" => {
+                    query = format!("url={}", encode_query_value(value));
+                    Cow::Owned(format!("url={value}"))
+                }
+                "DOUBLEENCODING" => {
+                    query = format!("file={value}");
+                    Cow::Owned(format!("file={value}"))
+                }
+                "TRAVERSAL" => {
+                    path = Cow::Owned(format!("/static/{value}"));
+                    Cow::Borrowed(value)
+                }
+                "BACKDOOR" | "ABNORMALPATH" => {
+                    path = Cow::Borrowed(value);
+                    Cow::Borrowed(value)
+                }
+                "site.login-attempt" => {
+                    path = Cow::Borrowed("/login");
+                    Cow::Borrowed(value)
+                }
+                _ => Cow::Borrowed(value),
+            };
+            tag_values.push(tag_value);
+        }
+        if query.is_empty() && rng.chance(0.55) {
+            query = match rng.below(5) {
+                0 => format!(
+                    "q={}&page={}",
+                    encode_query_value(rng.pick::<&str>(&SEARCH_WORDS)),
+                    rng.range(1, 20)
+                ),
+                1 => format!(
+                    "utm_source={}&utm_medium=email&utm_campaign=spring-sale",
+                    rng.pick(&UTM_SOURCES)
+                ),
+                2 => format!("id={}", rng.range(1, 999_999)),
+                3 => format!("sort=price&order=asc&page={}", rng.range(1, 40)),
+                _ => "lang=en&currency=USD".to_owned(),
+            };
+        }
+        let uri = if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        };
+
+        let blocked = signals.has("BLOCKED");
+        let response_code: u16 = if blocked {
+            406
+        } else if signals.has("HTTP404") {
+            404
+        } else if signals.has("HTTP403") {
+            403
+        } else if signals.has("HTTP500") {
+            500
+        } else if let Some(s) = signals.iter().find(|s| s.name == "HTTP4XX") {
+            rng.pick(s.values).parse().unwrap_or(400)
+        } else {
+            *rng.weighted(&OK_CODES)
+        };
+        let agent_response_code = if blocked { 406 } else { 200 };
+        let response_size: u64 = match response_code {
+            204 | 304 => 0,
+            _ if method == "HEAD" => 0,
+            404 | 406 | 403 => rng.range(150, 1_600),
+            _ => 200 + (rng.unit().powi(2) * 250_000.0) as u64,
+        };
+        let response_millis = 1 + (rng.unit().powi(3) * 3_000.0) as u64;
+
+        let content_length = response_size.to_string();
+        let x_forwarded_for = remote_ip.clone();
+        let referer = match rng.below(5) {
+            0 => format!("https://{server_name}/"),
+            1 => "https://www.google.com/".to_owned(),
+            _ => String::new(),
+        };
+        let cookie = if browser && rng.chance(0.3) {
+            format!(
+                "_ga=GA1.2.{}.{}; session_id={:012x}",
+                rng.range(100_000_000, 999_999_999),
+                ts - 86_400 * 3,
+                rng.next_u64() >> 16
+            )
+        } else {
+            String::new()
+        };
+        let request_body_length = rng.range(20, 2_000).to_string();
+        let request_id = format!("{:016x}", rng.next_u64());
+
+        let mut headers_in: Vec<[&str; 2]> = Vec::with_capacity(16);
+        headers_in.push(["Host", server_name]);
+        if !user_agent.is_empty() {
+            headers_in.push(["User-Agent", user_agent]);
+        }
+        headers_in.push([
+            "Accept",
+            if browser {
+                ACCEPTS[0]
+            } else {
+                *rng.pick(&ACCEPTS)
+            },
+        ]);
+        if browser {
+            headers_in.push(["Accept-Language", *rng.pick(&LANGUAGES)]);
+        }
+        headers_in.push(["Accept-Encoding", "gzip, deflate, br"]);
+        if protocol == "HTTP/1.1" {
+            let connection = if signals.has("BHH") {
+                "close, X-Forwarded-For"
+            } else {
+                "keep-alive"
+            };
+            headers_in.push(["Connection", connection]);
+        }
+        if !referer.is_empty() {
+            headers_in.push(["Referer", &referer]);
+        }
+        if !cookie.is_empty() {
+            headers_in.push(["Cookie", &cookie]);
+        }
+        if method == "POST" || method == "PUT" {
+            headers_in.push(["Content-Type", "application/x-www-form-urlencoded"]);
+            headers_in.push(["Content-Length", &request_body_length]);
+        }
+        if let Some(jndi) = signals.iter().position(|s| s.name == "LOG4J-JNDI") {
+            headers_in.push(["X-Api-Version", &tag_values[jndi]]);
+        }
+        headers_in.push(["X-Forwarded-For", &x_forwarded_for]);
+
+        let content_type = if path.starts_with("/api") || path == "/graphql" {
+            "application/json; charset=utf-8"
+        } else if path.ends_with(".js") {
+            "application/javascript"
+        } else {
+            "text/html; charset=utf-8"
+        };
+        let mut headers_out: Vec<[&str; 2]> = Vec::with_capacity(12);
+        headers_out.push(["Content-Type", content_type]);
+        headers_out.push(["Content-Length", &content_length]);
+        headers_out.push(["Cache-Control", *rng.pick(&CACHE_CONTROLS)]);
+        headers_out.push(["Server", "nginx"]);
+        headers_out.push(["X-Request-Id", &request_id]);
+        if https {
+            headers_out.push(["Strict-Transport-Security", "max-age=31536000"]);
+        }
+        if matches!(response_code, 301 | 302) {
+            headers_out.push(["Location", "/account/login?next=%2F"]);
+        }
+
+        let tags: Vec<Tag<'_>> = signals
+            .iter()
+            .zip(&tag_values)
+            .map(|(signal, value)| Tag {
+                kind: signal.name,
+                location: signal.location,
+                value,
+                detector: signal.detector,
+            })
+            .collect();
+
+        let record = Record {
+            id: &id,
+            server_hostname,
+            server_name,
+            remote_ip: &remote_ip,
+            remote_hostname: &remote_hostname,
+            remote_country_code: country,
+            user_agent,
+            timestamp: &timestamp,
+            method,
+            protocol,
+            scheme,
+            tls_protocol,
+            tls_cipher,
+            path: &path,
+            uri: &uri,
+            response_code,
+            agent_response_code,
+            response_size,
+            response_millis,
+            headers_in: &headers_in,
+            headers_out: &headers_out,
+            tags: &tags,
+        };
+        serde_json::to_writer(out, &record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Instant;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    const MINUTE: i64 = 28_400_000; // an epoch minute (2023-12-31)
+
+    fn traffic() -> SiteTraffic {
+        SiteTraffic::new(1, "site-1", 50.0)
+    }
+
+    fn render(t: &SiteTraffic, minute: i64, index: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let count = t.minute_count(minute);
+        t.write_record(&mut out, minute, index, count, &minute_prefix(minute))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn counts_hover_around_rps() {
+        let t = traffic();
+        let total: u64 = (0..60).map(|m| u64::from(t.minute_count(MINUTE + m))).sum();
+        assert!((170_000..190_000).contains(&total), "{total}");
+        assert!((0..600).all(|m| (2_400..=3_600).contains(&t.minute_count(MINUTE + m))));
+    }
+
+    #[test]
+    fn records_are_deterministic_and_distinct_per_site_and_seed() {
+        let a = render(&traffic(), MINUTE, 7);
+        assert_eq!(a, render(&traffic(), MINUTE, 7));
+        assert_ne!(a, render(&traffic(), MINUTE, 8));
+        assert_ne!(a, render(&SiteTraffic::new(1, "site-2", 50.0), MINUTE, 7));
+        assert_ne!(a, render(&SiteTraffic::new(2, "site-1", 50.0), MINUTE, 7));
+    }
+
+    #[test]
+    fn record_has_every_field_and_matches_id_and_time() {
+        let t = traffic();
+        let count = t.minute_count(MINUTE);
+        let record: Value = serde_json::from_slice(&render(&t, MINUTE, 100)).unwrap();
+        for field in [
+            "id",
+            "serverHostname",
+            "serverName",
+            "remoteIP",
+            "remoteHostname",
+            "remoteCountryCode",
+            "userAgent",
+            "timestamp",
+            "method",
+            "protocol",
+            "scheme",
+            "tlsProtocol",
+            "tlsCipher",
+            "path",
+            "uri",
+            "responseCode",
+            "agentResponseCode",
+            "responseSize",
+            "responseMillis",
+            "headersIn",
+            "headersOut",
+            "tags",
+        ] {
+            assert!(record.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(record["id"], t.record_id(MINUTE, 100, count));
+        let ts = SiteTraffic::timestamp(MINUTE, 100, count);
+        let expected = DateTime::from_timestamp(ts, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        assert_eq!(record["timestamp"], expected);
+        let tag = &record["tags"][0];
+        for key in ["type", "location", "value", "detector"] {
+            assert!(tag[key].is_string(), "tag {key}");
+        }
+        assert!(record["headersIn"][0].as_array().unwrap().len() == 2);
+    }
+
+    #[test]
+    fn ids_in_respects_bounds_and_is_sorted() {
+        let t = traffic();
+        let minute = t.ids_in(MINUTE * 60, MINUTE * 60 + 60);
+        assert_eq!(minute.len() as u32, t.minute_count(MINUTE));
+        let half = t.ids_in(MINUTE * 60, MINUTE * 60 + 30);
+        assert!(half.len() < minute.len() && !half.is_empty());
+        assert!(minute.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn filter_matches_signal_names() {
+        let t = traffic();
+        let sqli = SignalFilter::new(["SQLI"]);
+        let hits = t.count_matching(MINUTE, Some(&sqli));
+        let all = t.count_matching(MINUTE, None);
+        assert!(hits > 0 && hits < all / 4, "{hits} of {all}");
+        assert!(SignalFilter::new(["NOPE"]).matches_nothing());
+        for i in 0..200 {
+            let record: Value = serde_json::from_slice(&render(&t, MINUTE, i)).unwrap();
+            let has_sqli = record["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|tag| tag["type"] == "SQLI");
+            assert_eq!(has_sqli, sqli.matches(&t.signals(MINUTE, i)));
+        }
+    }
+
+    /// Real feed records are ~1 KB and gzip 8-15x; a repeated template would compress far better.
+    #[test]
+    fn size_and_gzip_ratio_resemble_real_traffic() {
+        let t = traffic();
+        let mut page = Vec::new();
+        let count = t.minute_count(MINUTE);
+        let prefix = minute_prefix(MINUTE);
+        page.extend_from_slice(b"{\"next\":{\"uri\":\"\"},\"data\":[");
+        for i in 0..1000 {
+            if i > 0 {
+                page.push(b',');
+            }
+            t.write_record(&mut page, MINUTE, i, count, &prefix)
+                .unwrap();
+        }
+        page.extend_from_slice(b"]}");
+        let per_record = page.len() / 1000;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(&page).unwrap();
+        let compressed = gz.finish().unwrap().len();
+        let ratio = page.len() as f64 / compressed as f64;
+        println!("record {per_record} B, gzip ratio {ratio:.1}");
+        assert!(
+            (800..=1400).contains(&per_record),
+            "record size {per_record}"
+        );
+        assert!((8.0..=15.0).contains(&ratio), "gzip ratio {ratio:.1}");
+    }
+
+    /// CPU time of the current thread (Linux `schedstat`), so the measurement is not skewed by
+    /// other processes sharing the machine; wall time elsewhere.
+    fn thread_cpu_time() -> Option<std::time::Duration> {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let nanos = text.split_whitespace().next()?.parse().ok()?;
+        Some(std::time::Duration::from_nanos(nanos))
+    }
+
+    /// Generation + serialization speed (the client benchmark must not be sim-bound).
+    #[test]
+    fn generation_is_fast() {
+        let t = SiteTraffic::new(1, "site-1", 278.0);
+        let mut out = Vec::with_capacity(64 << 20);
+        let wall = Instant::now();
+        let cpu = thread_cpu_time();
+        let mut n = 0u32;
+        for minute in MINUTE..MINUTE + 4 {
+            let count = t.minute_count(minute);
+            let prefix = minute_prefix(minute);
+            for i in 0..count {
+                t.write_record(&mut out, minute, i, count, &prefix).unwrap();
+                out.push(b',');
+                n += 1;
+            }
+        }
+        let elapsed = match (cpu, thread_cpu_time()) {
+            (Some(before), Some(after)) => after - before,
+            _ => wall.elapsed(),
+        };
+        let rate = f64::from(n) / elapsed.as_secs_f64();
+        println!(
+            "{n} records, {rate:.0} records/s of CPU, {} MB",
+            out.len() >> 20
+        );
+        assert!(rate > 150_000.0, "only {rate:.0} records/s");
+    }
+}

@@ -1,0 +1,7 @@
+//! The request feed: synthetic traffic, cursors, concurrency limits and the HTTP handlers.
+
+pub(crate) mod concurrency;
+pub(crate) mod cursor;
+pub(crate) mod generate;
+pub(crate) mod handler;
+pub(crate) mod vocab;
