@@ -1,0 +1,164 @@
+//! Feed paging throughput: the client (`Client::feed`) against a bare reqwest loop reading the
+//! same pages, both against the in-process simulator.
+//!
+//! Run with `cargo bench -p sigsci --bench feed_paging`. Prints one line per scenario:
+//! `no-latency: client N rec/s, raw M rec/s, ratio R (target <= T)` where ratio = client time /
+//! raw time (best of two runs each).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use futures::StreamExt;
+use serde_json::json;
+use sigsci::{Client, Credentials, FeedQuery};
+use sigsci_sim::{RunningSim, SimConfig};
+
+const SITE: &str = "site-1";
+const WINDOW_SECS: i64 = 3600;
+const RUNS: usize = 2;
+
+struct Scenario {
+    name: &'static str,
+    page_latency_ms: u64,
+    records: f64,
+    target: f64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let scenarios = [
+        Scenario {
+            name: "no-latency",
+            page_latency_ms: 0,
+            records: 1_000_000.0,
+            target: 1.25,
+        },
+        Scenario {
+            name: "page-latency-100ms",
+            page_latency_ms: 100,
+            records: 100_000.0,
+            target: 1.05,
+        },
+    ];
+    for scenario in &scenarios {
+        run(scenario).await?;
+    }
+    Ok(())
+}
+
+async fn run(scenario: &Scenario) -> Result<()> {
+    let config = SimConfig {
+        sites: 1,
+        rps: scenario.records / WINDOW_SECS as f64,
+        ..SimConfig::default()
+    };
+    let sim = sigsci_sim::start(config.clone(), "127.0.0.1:0".parse()?).await?;
+    // The newest window the API serves: it must end at least five minutes ago.
+    let until = (sim.state.now() - 300) / 60 * 60 - 60;
+    let query = FeedQuery::new(until - WINDOW_SECS, until);
+    let expected = sim.state.truth(SITE, query.from, query.until).len();
+    set_page_latency(&sim, scenario.page_latency_ms).await?;
+
+    let client = Client::builder(
+        &sim.base_url,
+        &config.corp,
+        Credentials::token(&config.email, &config.token),
+    )
+    .build()?;
+    let raw = reqwest::Client::new();
+
+    let mut best_client = Duration::MAX;
+    let mut best_raw = Duration::MAX;
+    for _ in 0..RUNS {
+        let (records, took) = page_with_client(&client, query.clone()).await?;
+        ensure!(
+            records == expected,
+            "client paged {records} of {expected} records"
+        );
+        best_client = best_client.min(took);
+        let (pages, took) = page_raw(&raw, &sim, &config, &query).await?;
+        ensure!(pages > 0, "raw loop read no pages");
+        best_raw = best_raw.min(took);
+    }
+    let rate = |took: Duration| expected as f64 / took.as_secs_f64();
+    let ratio = best_client.as_secs_f64() / best_raw.as_secs_f64();
+    println!(
+        "{}: client {:.0} rec/s, raw {:.0} rec/s, ratio {ratio:.3} (target <= {:.2}) {} [{expected} records]",
+        scenario.name,
+        rate(best_client),
+        rate(best_raw),
+        scenario.target,
+        if ratio <= scenario.target {
+            "within target"
+        } else {
+            "OVER TARGET"
+        },
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn set_page_latency(sim: &RunningSim, page_latency_ms: u64) -> Result<()> {
+    let response = reqwest::Client::new()
+        .put(format!("{}/__sim/faults", sim.base_url))
+        .json(&json!({ "page_latency_ms": page_latency_ms }))
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "setting faults: {}",
+        response.status()
+    );
+    Ok(())
+}
+
+async fn page_with_client(client: &Client, query: FeedQuery) -> Result<(usize, Duration)> {
+    let started = Instant::now();
+    let mut pages = client.feed(SITE, query);
+    let mut records = 0;
+    while let Some(page) = pages.next().await {
+        records += page?.records.len();
+    }
+    Ok((records, started.elapsed()))
+}
+
+/// The baseline: GET each page, read the body, cut `next.uri` out of its first bytes.
+async fn page_raw(
+    http: &reqwest::Client,
+    sim: &RunningSim,
+    config: &SimConfig,
+    query: &FeedQuery,
+) -> Result<(usize, Duration)> {
+    let started = Instant::now();
+    let mut url = format!(
+        "{}/api/v0/corps/{}/sites/{SITE}/feed/requests?from={}&until={}&limit=1000",
+        sim.base_url, config.corp, query.from, query.until
+    );
+    let mut pages = 0;
+    loop {
+        let body = http
+            .get(&url)
+            .header("x-api-user", &config.email)
+            .header("x-api-token", &config.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        pages += 1;
+        let next = next_uri(&body).context("page without next.uri")?;
+        if next.is_empty() {
+            break;
+        }
+        url = format!("{}{next}&limit=1000", sim.base_url);
+    }
+    Ok((pages, started.elapsed()))
+}
+
+/// `{"next":{"uri":"..."}` is the first member of every page; no JSON parsing needed.
+fn next_uri(body: &[u8]) -> Option<&str> {
+    const PREFIX: &[u8] = br#"{"next":{"uri":""#;
+    let rest = body.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}

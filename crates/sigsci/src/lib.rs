@@ -1,0 +1,25 @@
+//! Signal Sciences (Fastly Next-Gen WAF) v0 API client.
+//!
+//! - [`Client`]: access-token or password (Bearer session) auth, one retried `send` path,
+//!   typed [`Error`]s that keep the HTTP status.
+//! - Typed models in [`models`]; feed records stay raw JSON ([`FeedRecord`]).
+//! - [`Client::feed`] streams feed pages with pre-fetch, honouring the API's feed concurrency
+//!   limits (2 per site, 5 per corp) across all clones of a client.
+
+mod auth;
+mod client;
+mod error;
+mod feed;
+mod limiter;
+pub mod models;
+mod resources;
+mod retry;
+
+pub use auth::{CredentialSecret, Credentials};
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, Result};
+pub use feed::{FeedPage, FeedPages, FeedQuery, FeedRecord, MAX_PAGE_SIZE};
+pub use models::{
+    Agent, Alert, AlertBody, Corp, Integration, IntegrationBody, IntegrationUpdate, Site,
+};
+pub use retry::{RetryPolicy, retry_delay};
