@@ -1,0 +1,316 @@
+//! Reconcilers, one module per kind, and what they share: the context, the error policy
+//! (permanent errors retry slowly, transient ones back off per object), status and event writes.
+
+pub mod agent_alert;
+pub mod connection;
+pub mod integration;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::connect::ApiSettings;
+use crate::crd::SyncStatus;
+use crate::lease::Clock;
+use crate::metrics::Metrics;
+use crate::status::{self, Outcome, next_sync_status};
+use crate::{Error, ErrorClass, Result};
+
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "sigsci-kit";
+
+/// Timing knobs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub api: ApiSettings,
+    /// Re-read the remote and re-apply this often (drift detection).
+    pub resync: Duration,
+    /// Retry period for errors that need a change first (auth, invalid spec, missing Secret).
+    pub permanent_retry: Duration,
+    /// First and longest delay of the per-object backoff after transient errors.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            api: ApiSettings::default(),
+            resync: Duration::from_secs(300),
+            permanent_retry: Duration::from_secs(600),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    /// Who publishes Events.
+    pub reporter: Reporter,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    pub clock: Clock,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        clock: Clock,
+    ) -> Context {
+        Context {
+            client,
+            reporter,
+            metrics,
+            settings,
+            clock,
+            failures: Mutex::default(),
+        }
+    }
+
+    pub fn now(&self) -> Time {
+        Time((self.clock)())
+    }
+
+    /// Count one more transient failure of `key` and return how long to wait.
+    fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(key.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+        backoff_delay(*count, self.settings.backoff_min, self.settings.backoff_max)
+    }
+
+    fn reset_backoff(&self, key: &str) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(key);
+    }
+}
+
+/// `min * 2^(failures-1)`, capped at `max`.
+pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
+    let exponent = failures.saturating_sub(1).min(31);
+    min.saturating_mul(1u32 << exponent).min(max)
+}
+
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or(""),
+        object.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// The requeue after a failed reconcile, and the failure metric.
+pub fn error_policy<K>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    move |object, error, ctx| {
+        ctx.metrics.failure(kind, error.metric_label());
+        let key = object_key(object.as_ref());
+        match error.class() {
+            ErrorClass::Permanent => {
+                tracing::warn!(object = %key, reason = error.reason(), %error, "reconcile failed; waiting for a change");
+                Action::requeue(ctx.settings.permanent_retry)
+            }
+            ErrorClass::Transient => {
+                let delay = ctx.next_backoff(&key);
+                tracing::warn!(object = %key, reason = error.reason(), %error, retry_in = ?delay, "reconcile failed; backing off");
+                Action::requeue(delay)
+            }
+        }
+    }
+}
+
+/// Forget the backoff of an object after a successful reconcile.
+pub(crate) fn succeeded<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K) {
+    ctx.reset_backoff(&object_key(object));
+}
+
+/// Write `status` by server-side apply under [`FIELD_MANAGER`].
+pub(crate) async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Set (Some) or remove (None) annotations with a merge patch, only if something changes.
+pub(crate) async fn set_annotations<K>(
+    api: &Api<K>,
+    object: &K,
+    wanted: &[(&str, Option<String>)],
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let current = object.annotations();
+    let changes: BTreeMap<&str, Option<&String>> = wanted
+        .iter()
+        .filter(|(key, value)| current.get(*key) != value.as_ref())
+        .map(|(key, value)| (*key, value.as_ref()))
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let patch = json!({ "metadata": { "annotations": changes } });
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publish an Event; failures are logged, never fatal (events are best effort).
+pub(crate) async fn publish(
+    ctx: &Context,
+    regarding: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    // A fresh recorder per Event: a shared one folds Events with the same reason into one series
+    // that keeps the first note, hiding what later updates changed. Events are only published
+    // on state changes, so there is no flood to fold.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(error) = recorder.publish(&event, regarding).await {
+        tracing::warn!(%error, reason, "cannot publish event");
+    }
+}
+
+/// Record one reconcile of an `AgentAlert` or `Integration`: annotations first (so the remote
+/// id survives a lost status), then the status if it changed, then Events for writes, adoptions
+/// and newly failing syncs.
+pub(crate) async fn record_sync<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    current: Option<&SyncStatus>,
+    outcome: &Outcome,
+    annotations: &[(&str, Option<String>)],
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    set_annotations(api, object, annotations).await?;
+    let next = next_sync_status(current, object.meta().generation, outcome, &ctx.now());
+    if current != Some(&next) {
+        apply_status(api, &object.name_any(), &next).await?;
+    }
+    let regarding = object.object_ref(&());
+    match outcome {
+        Outcome::Succeeded {
+            reason,
+            message,
+            wrote,
+            ..
+        } if *wrote || *reason == status::reason::ADOPTED => {
+            publish(
+                ctx,
+                &regarding,
+                EventType::Normal,
+                reason,
+                "Sync",
+                message.clone(),
+            )
+            .await;
+        }
+        Outcome::Succeeded { .. } => {}
+        Outcome::Failed {
+            reason, message, ..
+        } => {
+            let before = current.and_then(|s| status::find(&s.conditions, status::SYNCED));
+            let unchanged = before.is_some_and(|c| {
+                c.status == "False" && c.reason == *reason && c.message == *message
+            });
+            if !unchanged {
+                publish(
+                    ctx,
+                    &regarding,
+                    EventType::Warning,
+                    reason,
+                    "Sync",
+                    message.clone(),
+                )
+                .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The remote id recorded by an earlier reconcile: the annotation (it survives a restore that
+/// drops status), else the status.
+pub(crate) fn recorded_remote_id<K: Resource>(
+    object: &K,
+    status: Option<&SyncStatus>,
+) -> Option<String> {
+    let annotation = object.meta().annotations.as_ref().and_then(|annotations| {
+        annotations
+            .get(crate::crd::common::REMOTE_ID_ANNOTATION)
+            .cloned()
+    });
+    annotation
+        .or_else(|| status.and_then(|s| s.remote_id.clone()))
+        .filter(|id| !id.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let min = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| backoff_delay(n, min, max).as_secs())
+            .collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff_delay(u32::MAX, min, max), max);
+    }
+}

@@ -1,0 +1,83 @@
+//! Types shared by the custom resources: references, the common status, and annotation keys.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every kind.
+pub const GROUP: &str = "sigsci-kit.io";
+/// Finalizer that keeps an object until its remote counterpart is handled.
+pub const FINALIZER: &str = "sigsci-kit.io/cleanup";
+/// Remote id, kept in an annotation too, so losing the status does not lose the link.
+pub const REMOTE_ID_ANNOTATION: &str = "sigsci-kit.io/remote-id";
+/// Digest of the write-only integration fields last sent (see `sigsci_config::integration::fields_digest`).
+pub const FIELDS_DIGEST_ANNOTATION: &str = "sigsci-kit.io/fields-digest";
+
+/// Which connection (corp, API URL, credentials) an object uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionRef {
+    /// `SigSciConnection` (same namespace) or `ClusterSigSciConnection`.
+    #[serde(default)]
+    pub kind: ConnectionKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectionKind {
+    #[default]
+    SigSciConnection,
+    ClusterSigSciConnection,
+}
+
+impl ConnectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::SigSciConnection => "SigSciConnection",
+            ConnectionKind::ClusterSigSciConnection => "ClusterSigSciConnection",
+        }
+    }
+}
+
+/// One key of a Secret in the object's own namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Observed state common to every kind. Conditions follow the Kubernetes convention
+/// (`Ready`, `Synced`, and `Stalled` while a permanent error blocks progress), so kstatus-based
+/// tools (Flux, Argo CD, `kubectl wait`) read them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// The `metadata.generation` the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Id of the remote object (alert or integration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// When the remote object was last written or found to drift or to match after a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+}
+
+/// Observed state of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}

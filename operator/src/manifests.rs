@@ -1,0 +1,362 @@
+//! The same YAML manifests the operator reconciles, read from a directory without a cluster
+//! (for `sigsci-kit config plan|apply`), and turned into the shared plan's desired state.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use serde::de::DeserializeOwned;
+use sigsci_config::{DesiredState, ObservedState, Sensitive};
+
+use crate::crd::{
+    AgentAlert, ClusterSigSciConnection, ConnectionKind, ConnectionRef, Integration,
+    SigSciConnection,
+};
+use crate::remote;
+
+const API_VERSION: &str = "sigsci-kit.io/v1alpha1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: document {document}: {message}")]
+    Parse {
+        path: PathBuf,
+        document: usize,
+        message: String,
+    },
+    #[error("{object}: {kind} {name} is not among the manifests")]
+    MissingConnection {
+        object: String,
+        kind: &'static str,
+        name: String,
+    },
+    #[error("{object}: Secret {name} key {key} not found: add the Secret manifest or set {env}")]
+    MissingSecret {
+        object: String,
+        name: String,
+        key: String,
+        env: String,
+    },
+    #[error("invalid manifests: {0}")]
+    Invalid(#[source] sigsci_config::Problems),
+}
+
+/// Every object of interest found in a directory tree; other kinds are skipped.
+#[derive(Clone, Debug, Default)]
+pub struct Manifests {
+    pub connections: Vec<SigSciConnection>,
+    pub cluster_connections: Vec<ClusterSigSciConnection>,
+    pub alerts: Vec<AgentAlert>,
+    pub integrations: Vec<Integration>,
+    pub secrets: Vec<Secret>,
+}
+
+/// Read every `*.yaml` / `*.yml` under `dir` (sorted, recursively). Objects without a namespace
+/// get `default_namespace`, as `kubectl apply -n` would.
+pub fn load_dir(dir: &Path, default_namespace: &str) -> Result<Manifests, ManifestError> {
+    let mut files = Vec::new();
+    collect_yaml_files(dir, &mut files)?;
+    files.sort();
+    let mut manifests = Manifests::default();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        load_str(&text, &path, default_namespace, &mut manifests)?;
+    }
+    Ok(manifests)
+}
+
+fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+    let read_error = |source| ManifestError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if path.is_dir() {
+            collect_yaml_files(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Add the documents of one YAML stream.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    default_namespace: &str,
+    manifests: &mut Manifests,
+) -> Result<(), ManifestError> {
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let parse_error = |message: String| ManifestError::Parse {
+            path: path.to_path_buf(),
+            document: index + 1,
+            message,
+        };
+        let value: serde_yaml::Value =
+            serde::Deserialize::deserialize(document).map_err(|e| parse_error(e.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let kind = value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        match (api_version, kind) {
+            (API_VERSION, "SigSciConnection") => {
+                manifests
+                    .connections
+                    .push(namespaced(typed(value, &parse_error)?, default_namespace));
+            }
+            (API_VERSION, "ClusterSigSciConnection") => manifests
+                .cluster_connections
+                .push(typed(value, &parse_error)?),
+            (API_VERSION, "AgentAlert") => manifests
+                .alerts
+                .push(namespaced(typed(value, &parse_error)?, default_namespace)),
+            (API_VERSION, "Integration") => {
+                manifests
+                    .integrations
+                    .push(namespaced(typed(value, &parse_error)?, default_namespace));
+            }
+            ("v1", "Secret") => manifests
+                .secrets
+                .push(namespaced(typed(value, &parse_error)?, default_namespace)),
+            (API_VERSION, other) => {
+                return Err(parse_error(format!(
+                    "unknown kind {other:?} in {API_VERSION}"
+                )));
+            }
+            _ => {
+                tracing::debug!(path = %path.display(), kind, "skipping a manifest of another kind")
+            }
+        }
+    }
+    Ok(())
+}
+
+fn typed<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+    parse_error: &impl Fn(String) -> ManifestError,
+) -> Result<T, ManifestError> {
+    serde_yaml::from_value(value).map_err(|e| parse_error(e.to_string()))
+}
+
+fn namespaced<K: kube::Resource>(mut object: K, default_namespace: &str) -> K {
+    if object.meta().namespace.is_none() {
+        object.meta_mut().namespace = Some(default_namespace.to_string());
+    }
+    object
+}
+
+/// Secret values for the CLI: Secret manifests first, then the environment variable
+/// `SIGSCI_KIT_SECRET_<NAME>_<KEY>` (upper case, other characters as `_`).
+pub struct SecretLookup<'a> {
+    secrets: &'a [Secret],
+    env: EnvLookup<'a>,
+}
+
+/// Reads one environment variable (injected, so tests need not touch the process environment).
+type EnvLookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+impl<'a> SecretLookup<'a> {
+    pub fn new(
+        secrets: &'a [Secret],
+        env: impl Fn(&str) -> Option<String> + 'a,
+    ) -> SecretLookup<'a> {
+        SecretLookup {
+            secrets,
+            env: Box::new(env),
+        }
+    }
+
+    pub fn env_name(name: &str, key: &str) -> String {
+        let normal = |text: &str| -> String {
+            text.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        format!("SIGSCI_KIT_SECRET_{}_{}", normal(name), normal(key))
+    }
+
+    pub fn get(&self, namespace: &str, name: &str, key: &str) -> Option<Sensitive> {
+        let from_manifest = self
+            .secrets
+            .iter()
+            .filter(|secret| {
+                secret.namespace().as_deref() == Some(namespace) && secret.name_any() == name
+            })
+            .find_map(|secret| secret_manifest_value(secret, key));
+        from_manifest
+            .or_else(|| (self.env)(&Self::env_name(name, key)))
+            .map(|value| Sensitive::new(value.trim()))
+    }
+}
+
+/// `stringData` wins over `data`, as the API server merges them.
+fn secret_manifest_value(secret: &Secret, key: &str) -> Option<String> {
+    if let Some(value) = secret.string_data.as_ref().and_then(|data| data.get(key)) {
+        return Some(value.clone());
+    }
+    // `data` arrives base64-decoded (k8s-openapi's ByteString).
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// The API target of one connection manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `SigSciConnection ns/name` or `ClusterSigSciConnection name`.
+    pub connection: String,
+    pub corp: String,
+    pub api_url: String,
+}
+
+/// The declarations of one connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionGroup {
+    pub target: Target,
+    pub desired: DesiredState,
+}
+
+/// Group the declarations by the connection they use, resolving Secret values.
+pub fn desired_by_connection(
+    manifests: &Manifests,
+    secrets: &SecretLookup<'_>,
+) -> Result<Vec<ConnectionGroup>, ManifestError> {
+    let mut groups: BTreeMap<String, ConnectionGroup> = BTreeMap::new();
+    for alert in &manifests.alerts {
+        let namespace = alert.namespace().unwrap_or_default();
+        let address = format!("AgentAlert {namespace}/{}", alert.name_any());
+        let target = find_target(manifests, &namespace, &alert.spec.connection_ref, &address)?;
+        let desired = alert.desired(&namespace, &alert.name_any(), None);
+        group(&mut groups, target).alerts.push(desired);
+    }
+    for integration in &manifests.integrations {
+        let namespace = integration.namespace().unwrap_or_default();
+        let address = format!("Integration {namespace}/{}", integration.name_any());
+        let target = find_target(
+            manifests,
+            &namespace,
+            &integration.spec.connection_ref,
+            &address,
+        )?;
+        let mut values = BTreeMap::new();
+        for reference in integration.spec.secret_refs() {
+            let value = secrets
+                .get(&namespace, &reference.name, &reference.key)
+                .ok_or_else(|| ManifestError::MissingSecret {
+                    object: address.clone(),
+                    name: reference.name.clone(),
+                    key: reference.key.clone(),
+                    env: SecretLookup::env_name(&reference.name, &reference.key),
+                })?;
+            values.insert((reference.name.clone(), reference.key.clone()), value);
+        }
+        let desired = integration
+            .desired(&namespace, &integration.name_any(), None, &values)
+            .map_err(|unresolved| ManifestError::MissingSecret {
+                object: address.clone(),
+                env: SecretLookup::env_name(&unresolved.name, &unresolved.key),
+                name: unresolved.name,
+                key: unresolved.key,
+            })?;
+        group(&mut groups, target).integrations.push(desired);
+    }
+    let groups: Vec<ConnectionGroup> = groups.into_values().collect();
+    for group in &groups {
+        group.desired.validate().map_err(ManifestError::Invalid)?;
+    }
+    Ok(groups)
+}
+
+fn group(groups: &mut BTreeMap<String, ConnectionGroup>, target: Target) -> &mut DesiredState {
+    &mut groups
+        .entry(target.connection.clone())
+        .or_insert_with(|| ConnectionGroup {
+            target,
+            desired: DesiredState::default(),
+        })
+        .desired
+}
+
+fn find_target(
+    manifests: &Manifests,
+    namespace: &str,
+    reference: &ConnectionRef,
+    object: &str,
+) -> Result<Target, ManifestError> {
+    let missing = || ManifestError::MissingConnection {
+        object: object.to_string(),
+        kind: reference.kind.as_str(),
+        name: reference.name.clone(),
+    };
+    match reference.kind {
+        ConnectionKind::SigSciConnection => manifests
+            .connections
+            .iter()
+            .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == reference.name)
+            .map(|c| Target {
+                connection: format!("SigSciConnection {namespace}/{}", reference.name),
+                corp: c.spec.corp.clone(),
+                api_url: c.spec.api_url.clone(),
+            })
+            .ok_or_else(missing),
+        ConnectionKind::ClusterSigSciConnection => manifests
+            .cluster_connections
+            .iter()
+            .find(|c| c.name_any() == reference.name)
+            .map(|c| Target {
+                connection: format!("ClusterSigSciConnection {}", reference.name),
+                corp: c.spec.corp.clone(),
+                api_url: c.spec.api_url.clone(),
+            })
+            .ok_or_else(missing),
+    }
+}
+
+/// Read what the plan needs: alerts and integrations of every declared site, the corp's
+/// integrations when declared. Write-only integration fields are unknowable here.
+pub async fn observe(
+    client: &sigsci::Client,
+    desired: &DesiredState,
+) -> sigsci::Result<ObservedState> {
+    let mut observed = ObservedState::default();
+    let alert_sites: std::collections::BTreeSet<&str> =
+        desired.alerts.iter().map(|a| a.site.as_str()).collect();
+    for site in alert_sites {
+        observed.alerts.insert(
+            site.to_string(),
+            remote::observe_alerts(client, site).await?,
+        );
+    }
+    for location in desired.integration_locations() {
+        let listed = remote::observe_integrations(client, &location, |_| None).await?;
+        observed.integrations.insert(location, listed);
+    }
+    Ok(observed)
+}

@@ -1,0 +1,337 @@
+//! Wiring: one Controller per kind, Secret and connection watches that requeue dependants,
+//! and leader election around it all.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self as runtime, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{self, Context, Settings, agent_alert, connection, integration};
+use crate::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection};
+use crate::index::{self, ConnectionKey};
+use crate::lease::{Clock, LeaderElector, LeaseConfig};
+use crate::metrics::Metrics;
+
+/// Reporting controller name on Events.
+pub const CONTROLLER_NAME: &str = "sigsci-operator";
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub settings: Settings,
+    /// Watch namespaced kinds and Secrets in this namespace only (default: all namespaces).
+    pub namespace: Option<String>,
+    /// Reconciles in flight per kind.
+    pub concurrency: u16,
+    /// Leader election; `None` runs unconditionally (a single replica, or tests).
+    pub lease: Option<LeaseConfig>,
+    /// This process, on Events and in the Lease.
+    pub identity: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("lost the leader lease; stopping so a restart can compete again")]
+    LeadershipLost,
+    #[error(
+        "the {kind} CRD is not installed (kubectl apply -f charts/sigsci-operator/crds/): {source}"
+    )]
+    CrdMissing {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Run until `shutdown` is cancelled (or leadership is lost).
+pub async fn run(
+    client: kube::Client,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    preflight(&client, options.namespace.as_deref()).await?;
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.to_string(),
+        instance: Some(options.identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        reporter,
+        metrics,
+        options.settings.clone(),
+        clock.clone(),
+    ));
+    let Some(lease) = options.lease.clone() else {
+        run_controllers(ctx, &options, shutdown).await;
+        return Ok(());
+    };
+    let elector = LeaderElector::new(client, lease, clock);
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown.cancelled() => return Ok(()),
+    }
+    let stop = shutdown.child_token();
+    let controllers = run_controllers(ctx, &options, stop.clone());
+    tokio::pin!(controllers);
+    tokio::select! {
+        () = &mut controllers => {
+            if let Err(error) = elector.release().await {
+                tracing::warn!(%error, "cannot release the lease; a successor waits for it to expire");
+            }
+            Ok(())
+        }
+        () = elector.hold() => {
+            stop.cancel();
+            controllers.await;
+            Err(RunError::LeadershipLost)
+        }
+    }
+}
+
+/// Fail early, with the fix, when a CRD is missing.
+async fn preflight(client: &kube::Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let probe = ListParams::default().limit(1);
+    let missing = |kind: &'static str| move |source| RunError::CrdMissing { kind, source };
+    scoped::<SigSciConnection>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map_err(missing(connection::KIND))?;
+    Api::<ClusterSigSciConnection>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+        .map_err(missing(connection::CLUSTER_KIND))?;
+    scoped::<AgentAlert>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map_err(missing(agent_alert::KIND))?;
+    scoped::<Integration>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map_err(missing(integration::KIND))?;
+    Ok(())
+}
+
+fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Secrets, metadata only: a change (e.g. a rotated token) requeues dependants, and no Secret
+/// data is cached.
+fn secret_metadata(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Api<PartialObjectMeta<Secret>> {
+    scoped::<PartialObjectMeta<Secret>>(client, namespace)
+}
+
+fn secret_key(secret: &PartialObjectMeta<Secret>) -> Option<(String, String)> {
+    Some((secret.namespace()?, secret.name_any()))
+}
+
+async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: CancellationToken) {
+    let client = &ctx.client;
+    let namespace = options.namespace.as_deref();
+    let config = runtime::Config::default().concurrency(options.concurrency);
+    let watch = watcher::Config::default;
+
+    let connections = Controller::new(scoped::<SigSciConnection>(client, namespace), watch())
+        .with_config(config.clone());
+    let connection_store = connections.store();
+    let cluster_connections =
+        Controller::new(Api::<ClusterSigSciConnection>::all(client.clone()), watch())
+            .with_config(config.clone());
+    let cluster_store = cluster_connections.store();
+    let alerts = Controller::new(scoped::<AgentAlert>(client, namespace), watch())
+        .with_config(config.clone());
+    let alert_store = alerts.store();
+    let integrations =
+        Controller::new(scoped::<Integration>(client, namespace), watch()).with_config(config);
+    let integration_store = integrations.store();
+
+    // Which connections a Secret feeds, from the connection caches.
+    let users_of_secret = {
+        let (connection_store, cluster_store) = (connection_store.clone(), cluster_store.clone());
+        move |secret: &PartialObjectMeta<Secret>| -> Vec<ConnectionKey> {
+            secret_key(secret)
+                .map(|(namespace, name)| {
+                    index::connections_using_secret(
+                        &connection_store.state(),
+                        &cluster_store.state(),
+                        &namespace,
+                        &name,
+                    )
+                })
+                .unwrap_or_default()
+        }
+    };
+
+    let connections = connections
+        .watches(secret_metadata(client, namespace), watch(), {
+            let users_of_secret = users_of_secret.clone();
+            move |secret| {
+                users_of_secret(&secret)
+                    .into_iter()
+                    .filter_map(|key| {
+                        Some(
+                            ObjectRef::<SigSciConnection>::new(&key.name)
+                                .within(key.namespace.as_deref()?),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            }
+        })
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            connection::reconcile,
+            controller::error_policy(connection::KIND),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let cluster_connections = cluster_connections
+        .watches(secret_metadata(client, namespace), watch(), {
+            let users_of_secret = users_of_secret.clone();
+            move |secret| {
+                users_of_secret(&secret)
+                    .into_iter()
+                    .filter(|key| key.namespace.is_none())
+                    .map(|key| ObjectRef::<ClusterSigSciConnection>::new(&key.name))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            connection::reconcile_cluster,
+            controller::error_policy(connection::CLUSTER_KIND),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let alerts = alerts
+        .watches(secret_metadata(client, namespace), watch(), {
+            let (alert_store, users_of_secret) = (alert_store.clone(), users_of_secret.clone());
+            move |secret| index::alerts_using(&alert_store.state(), &users_of_secret(&secret))
+        })
+        .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
+            let alert_store = alert_store.clone();
+            move |connection| {
+                index::alerts_using(&alert_store.state(), &[namespaced_key(&connection)])
+            }
+        })
+        .watches(
+            Api::<ClusterSigSciConnection>::all(client.clone()),
+            watch(),
+            {
+                let alert_store = alert_store.clone();
+                move |connection| {
+                    index::alerts_using(
+                        &alert_store.state(),
+                        &[ConnectionKey::cluster(&connection.name_any())],
+                    )
+                }
+            },
+        )
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            agent_alert::reconcile,
+            controller::error_policy(agent_alert::KIND),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let integrations = integrations
+        .watches(secret_metadata(client, namespace), watch(), {
+            let (integration_store, users_of_secret) = (integration_store.clone(), users_of_secret);
+            move |secret| {
+                let key = secret_key(&secret);
+                let direct = key
+                    .as_ref()
+                    .map(|(namespace, name)| (namespace.as_str(), name.as_str()));
+                index::integrations_using(
+                    &integration_store.state(),
+                    &users_of_secret(&secret),
+                    direct,
+                )
+            }
+        })
+        .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
+            let integration_store = integration_store.clone();
+            move |connection| {
+                index::integrations_using(
+                    &integration_store.state(),
+                    &[namespaced_key(&connection)],
+                    None,
+                )
+            }
+        })
+        .watches(
+            Api::<ClusterSigSciConnection>::all(client.clone()),
+            watch(),
+            {
+                let integration_store = integration_store.clone();
+                move |connection| {
+                    index::integrations_using(
+                        &integration_store.state(),
+                        &[ConnectionKey::cluster(&connection.name_any())],
+                        None,
+                    )
+                }
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            integration::reconcile,
+            controller::error_policy(integration::KIND),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    tracing::info!(
+        namespace = namespace.unwrap_or("(all)"),
+        "controllers started"
+    );
+    futures::join!(connections, cluster_connections, alerts, integrations);
+    tracing::info!("controllers stopped");
+}
+
+fn namespaced_key(connection: &SigSciConnection) -> ConnectionKey {
+    ConnectionKey::namespaced(
+        &connection.namespace().unwrap_or_default(),
+        &connection.name_any(),
+    )
+}
+
+async fn log_result<K, E1, E2>(
+    result: Result<(ObjectRef<K>, runtime::Action), runtime::Error<E1, E2>>,
+) where
+    K: Resource + DeserializeOwned,
+    K::DynamicType: std::fmt::Debug,
+    E1: std::error::Error,
+    E2: std::error::Error,
+{
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        // Reconcile errors are logged by the error policy; these are watch and queue errors.
+        Err(runtime::Error::ReconcilerFailed(_, _)) => {}
+        Err(error) => tracing::warn!(%error, "controller error"),
+    }
+}

@@ -1,0 +1,361 @@
+//! Conditions and status as pure functions of the previous status and one reconcile's outcome.
+//! Unchanged conditions keep their transition time, so an unchanged outcome yields an equal
+//! status and no write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::ErrorClass;
+use crate::crd::{ConnectionStatus, SyncStatus};
+
+pub const READY: &str = "Ready";
+pub const SYNCED: &str = "Synced";
+/// Set (True) only while a permanent error blocks progress: kstatus reads it as "Failed".
+pub const STALLED: &str = "Stalled";
+
+/// Reasons of successful outcomes; failures use [`crate::Error::reason`].
+pub mod reason {
+    pub const CREATED: &str = "Created";
+    pub const UPDATED: &str = "Updated";
+    pub const IN_SYNC: &str = "InSync";
+    pub const ADOPTED: &str = "Adopted";
+    pub const AUTHENTICATED: &str = "Authenticated";
+}
+
+/// Longest condition message kept; API messages can be long.
+const MAX_MESSAGE: usize = 1024;
+
+/// What one reconcile found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded {
+        reason: &'static str,
+        message: String,
+        /// The remote object was written (created or updated).
+        wrote: bool,
+        remote_id: Option<String>,
+    },
+    Failed {
+        reason: &'static str,
+        message: String,
+        class: ErrorClass,
+    },
+}
+
+impl Outcome {
+    pub fn failed(error: &crate::Error) -> Outcome {
+        Outcome::Failed {
+            reason: error.reason(),
+            message: error.to_string(),
+            class: error.class(),
+        }
+    }
+}
+
+/// The status of an `AgentAlert` or `Integration` after `outcome`.
+pub fn next_sync_status(
+    current: Option<&SyncStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: &Time,
+) -> SyncStatus {
+    let previous = current
+        .map(|status| status.conditions.as_slice())
+        .unwrap_or_default();
+    let mut conditions = Vec::new();
+    let mut remote_id = current.and_then(|status| status.remote_id.clone());
+    let mut last_sync_time = current.and_then(|status| status.last_sync_time.clone());
+    let make = |type_: &str, status: &str, reason: &str, message: &str| {
+        condition(previous, type_, status, reason, message, generation, now)
+    };
+    match outcome {
+        Outcome::Succeeded {
+            reason,
+            message,
+            wrote,
+            remote_id: id,
+        } => {
+            let became_ready = !is_true(previous, READY);
+            conditions.push(make(READY, "True", reason, message));
+            conditions.push(make(SYNCED, "True", reason, message));
+            if id.is_some() {
+                remote_id.clone_from(id);
+            }
+            if *wrote || became_ready {
+                last_sync_time = Some(now.clone());
+            }
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            class,
+        } => {
+            match (class, find(previous, READY)) {
+                // A passing outage says nothing about the remote object: keep Ready as it was,
+                // with the generation it was established for.
+                (ErrorClass::Transient, Some(ready)) => conditions.push(ready.clone()),
+                _ => conditions.push(make(READY, "False", reason, message)),
+            }
+            conditions.push(make(SYNCED, "False", reason, message));
+            if *class == ErrorClass::Permanent {
+                conditions.push(make(STALLED, "True", reason, message));
+            }
+        }
+    }
+    SyncStatus {
+        observed_generation: generation,
+        conditions,
+        remote_id,
+        last_sync_time,
+    }
+}
+
+/// The status of a connection after `outcome`.
+pub fn next_connection_status(
+    current: Option<&ConnectionStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: &Time,
+) -> ConnectionStatus {
+    let previous = current
+        .map(|status| status.conditions.as_slice())
+        .unwrap_or_default();
+    let mut conditions = Vec::new();
+    match outcome {
+        Outcome::Succeeded {
+            reason, message, ..
+        } => {
+            conditions.push(condition(
+                previous, READY, "True", reason, message, generation, now,
+            ));
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            class,
+        } => {
+            conditions.push(condition(
+                previous, READY, "False", reason, message, generation, now,
+            ));
+            if *class == ErrorClass::Permanent {
+                conditions.push(condition(
+                    previous, STALLED, "True", reason, message, generation, now,
+                ));
+            }
+        }
+    }
+    ConnectionStatus {
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// A condition that keeps the previous transition time while its status stays the same.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: truncate(message),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+fn truncate(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}...", &message[..cut]),
+        None => message.to_string(),
+    }
+}
+
+/// The condition of `type_`, if present.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).expect("valid timestamp"))
+    }
+
+    fn created() -> Outcome {
+        Outcome::Succeeded {
+            reason: reason::CREATED,
+            message: "created".into(),
+            wrote: true,
+            remote_id: Some("r1".into()),
+        }
+    }
+
+    fn in_sync() -> Outcome {
+        Outcome::Succeeded {
+            reason: reason::IN_SYNC,
+            message: "matches".into(),
+            wrote: false,
+            remote_id: Some("r1".into()),
+        }
+    }
+
+    fn unauthorized() -> Outcome {
+        Outcome::Failed {
+            reason: "AuthenticationFailed",
+            message: "401 unauthorized".into(),
+            class: ErrorClass::Permanent,
+        }
+    }
+
+    fn outage() -> Outcome {
+        Outcome::Failed {
+            reason: "APIUnavailable",
+            message: "503".into(),
+            class: ErrorClass::Transient,
+        }
+    }
+
+    fn summary(status: &SyncStatus) -> Vec<(String, String, String)> {
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    fn triple(type_: &str, status: &str, reason: &str) -> (String, String, String) {
+        (type_.into(), status.into(), reason.into())
+    }
+
+    #[test]
+    fn success_sets_ready_synced_remote_id_and_sync_time() {
+        let status = next_sync_status(None, Some(1), &created(), &at(100));
+        assert_eq!(
+            summary(&status),
+            vec![
+                triple(READY, "True", "Created"),
+                triple(SYNCED, "True", "Created")
+            ]
+        );
+        assert_eq!(status.remote_id.as_deref(), Some("r1"));
+        assert_eq!(status.last_sync_time, Some(at(100)));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(1))
+        );
+    }
+
+    #[test]
+    fn unchanged_outcome_gives_an_equal_status() {
+        let first = next_sync_status(None, Some(2), &in_sync(), &at(100));
+        let second = next_sync_status(Some(&first), Some(2), &in_sync(), &at(500));
+        assert_eq!(first, second, "nothing but the clock moved: no write");
+    }
+
+    #[test]
+    fn permanent_failure_stalls_and_keeps_the_remote_id() {
+        let ready = next_sync_status(None, Some(1), &created(), &at(100));
+        let failed = next_sync_status(Some(&ready), Some(1), &unauthorized(), &at(200));
+        assert_eq!(
+            summary(&failed),
+            vec![
+                triple(READY, "False", "AuthenticationFailed"),
+                triple(SYNCED, "False", "AuthenticationFailed"),
+                triple(STALLED, "True", "AuthenticationFailed")
+            ]
+        );
+        assert_eq!(failed.remote_id.as_deref(), Some("r1"));
+        assert_eq!(
+            find(&failed.conditions, READY).map(|c| c.last_transition_time.clone()),
+            Some(at(200))
+        );
+        assert_eq!(failed.last_sync_time, Some(at(100)));
+
+        let recovered = next_sync_status(Some(&failed), Some(1), &in_sync(), &at(300));
+        assert_eq!(
+            summary(&recovered),
+            vec![
+                triple(READY, "True", "InSync"),
+                triple(SYNCED, "True", "InSync")
+            ]
+        );
+        assert_eq!(
+            recovered.last_sync_time,
+            Some(at(300)),
+            "becoming ready again counts as a sync"
+        );
+    }
+
+    #[test]
+    fn transient_failure_keeps_ready_as_it_was() {
+        let ready = next_sync_status(None, Some(1), &created(), &at(100));
+        let failed = next_sync_status(Some(&ready), Some(1), &outage(), &at(200));
+        assert_eq!(
+            summary(&failed),
+            vec![
+                triple(READY, "True", "Created"),
+                triple(SYNCED, "False", "APIUnavailable")
+            ]
+        );
+        let fresh = next_sync_status(None, Some(1), &outage(), &at(200));
+        assert_eq!(summary(&fresh)[0], triple(READY, "False", "APIUnavailable"));
+    }
+
+    #[test]
+    fn connection_status() {
+        let failed = next_connection_status(None, Some(3), &unauthorized(), &at(10));
+        let types: Vec<_> = failed
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(types, vec![(READY, "False"), (STALLED, "True")]);
+        let ok = Outcome::Succeeded {
+            reason: reason::AUTHENTICATED,
+            message: "ok".into(),
+            wrote: false,
+            remote_id: None,
+        };
+        let ready = next_connection_status(Some(&failed), Some(3), &ok, &at(20));
+        assert_eq!(ready.conditions.len(), 1);
+        assert_eq!(ready.conditions[0].last_transition_time, at(20));
+        assert_eq!(
+            next_connection_status(Some(&ready), Some(3), &ok, &at(99)),
+            ready
+        );
+    }
+
+    #[test]
+    fn long_messages_are_truncated() {
+        let outcome = Outcome::Failed {
+            reason: "APIError",
+            message: "x".repeat(5000),
+            class: ErrorClass::Permanent,
+        };
+        let status = next_sync_status(None, None, &outcome, &at(1));
+        assert_eq!(status.conditions[0].message.len(), MAX_MESSAGE + 3);
+    }
+}

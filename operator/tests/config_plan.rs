@@ -1,0 +1,224 @@
+//! `sigsci-kit config plan|apply` without a cluster: the operator's manifests read from a
+//! directory, diffed against the simulator with the shared plan, applied, and converged.
+
+use std::path::Path;
+
+use sigsci_config::{PlanOptions, Summary, plan, render_plan};
+use sigsci_operator::manifests::{self, ConnectionGroup, ManifestError, SecretLookup};
+use sigsci_operator::remote;
+use sigsci_sim::{RunningSim, SimConfig};
+
+fn manifests_for(sim: &RunningSim) -> String {
+    format!(
+        r#"
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciConnection
+metadata:
+  name: prod
+spec:
+  corp: testcorp
+  apiURL: {url}
+  credentialsSecretRef:
+    name: sigsci-credentials
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata:
+  name: low-traffic
+spec:
+  connectionRef: {{name: prod}}
+  site: site-1
+  metric: averageRPS
+  operator: lessThan
+  threshold: 25
+  interval: 10
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: slack-hook
+stringData:
+  url: https://hooks.slack.test/T1/B1/very-secret
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata:
+  name: slack
+spec:
+  connectionRef: {{name: prod}}
+  site: site-1
+  type: slack
+  urlFrom:
+    secretKeyRef: {{name: slack-hook, key: url}}
+  events: [flag, agentAlert]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: not-ours
+"#,
+        url = sim.base_url
+    )
+}
+
+async fn start_sim() -> RunningSim {
+    sigsci_sim::start(
+        SimConfig::default(),
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+fn client(group: &ConnectionGroup) -> sigsci::Client {
+    sigsci::Client::builder(
+        &group.target.api_url,
+        &group.target.corp,
+        sigsci::Credentials::token("sim@example.com", "sim-token"),
+    )
+    .build()
+    .expect("client")
+}
+
+fn load(dir: &Path) -> Result<Vec<ConnectionGroup>, ManifestError> {
+    let loaded = manifests::load_dir(dir, "gitops")?;
+    manifests::desired_by_connection(&loaded, &SecretLookup::new(&loaded.secrets, |_| None))
+}
+
+async fn plan_of(group: &ConnectionGroup, prune: bool) -> Vec<sigsci_config::Change> {
+    let observed = manifests::observe(&client(group), &group.desired)
+        .await
+        .expect("observe");
+    plan(&group.desired, &observed, PlanOptions { prune })
+}
+
+#[tokio::test]
+async fn plan_shows_the_field_diff_and_apply_converges() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("site-1")).expect("subdir");
+    std::fs::write(dir.path().join("site-1/all.yaml"), manifests_for(&sim)).expect("write");
+
+    let groups = load(dir.path()).expect("manifests load");
+    assert_eq!(groups.len(), 1);
+    let group = &groups[0];
+    assert_eq!(group.target.connection, "SigSciConnection gitops/prod");
+
+    let changes = plan_of(group, false).await;
+    let text = render_plan(&changes);
+    for expected in [
+        "  # AgentAlert gitops/low-traffic: site site-1 alert requests_total (id ",
+        ") will be updated in place\n  ~ site site-1 alert requests_total {\n      ~ threshold: 10 -> 25\n      ~ interval:  5 -> 10\n      ~ enabled:   false -> true\n    }\n",
+        "  # Integration gitops/slack: site site-1 slack integration will be created\n",
+        "      + url:    (sensitive value)\n      + events: [\"agentAlert\",\"flag\"]\n",
+        "Plan: 1 to create, 1 to change, 0 to delete.\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(!text.contains("very-secret"), "secrets never show:\n{text}");
+
+    let client = client(group);
+    for change in &changes {
+        remote::execute(&client, change).await.expect("apply");
+    }
+    let converged = plan_of(group, false).await;
+    assert_eq!(
+        render_plan(&converged),
+        "No changes. The remote configuration matches the manifests.\n"
+    );
+    let alert = client
+        .list_alerts("site-1")
+        .await
+        .expect("alerts")
+        .into_iter()
+        .find(|a| a.tag_name == "requests_total");
+    assert_eq!(
+        alert.map(|a| (a.threshold, a.interval, a.enabled)),
+        Some((25, 10, true))
+    );
+
+    // Someone adds an integration by hand: only --prune plans its deletion.
+    let stray = client
+        .create_site_integration(
+            "site-1",
+            &sigsci::IntegrationBody {
+                integration_type: "generic".into(),
+                url: "https://hooks.example.com/stray".into(),
+                events: vec!["flag".into()],
+                fields: None,
+            },
+        )
+        .await
+        .expect("stray integration");
+    assert!(plan_of(group, false).await.is_empty());
+    let pruning = plan_of(group, true).await;
+    assert_eq!(
+        Summary::of(&pruning),
+        Summary {
+            create: 0,
+            update: 0,
+            delete: 1
+        }
+    );
+    assert!(render_plan(&pruning).contains(&format!(
+        "  # site site-1 generic integration (id {}) is not declared and will be deleted (prune)",
+        stray.id
+    )));
+    sim.shutdown().await;
+}
+
+#[test]
+fn manifest_problems_name_the_object_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = "apiVersion: sigsci-kit.io/v1alpha1\n";
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        format!(
+            "{base}kind: SigSciConnection\nmetadata: {{name: prod}}\nspec: {{corp: testcorp, credentialsSecretRef: {{name: c}}}}\n---\n\
+             {base}kind: Integration\nmetadata: {{name: hook}}\nspec:\n  connectionRef: {{name: prod}}\n  site: site-1\n  type: slack\n  \
+             urlFrom: {{secretKeyRef: {{name: slack-hook, key: url}}}}\n"
+        ),
+    )
+    .expect("write");
+    let error = load(dir.path()).expect_err("secret missing").to_string();
+    assert_eq!(
+        error,
+        "Integration gitops/hook: Secret slack-hook key url not found: add the Secret manifest or set SIGSCI_KIT_SECRET_SLACK_HOOK_URL"
+    );
+
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        format!(
+            "{base}kind: AgentAlert\nmetadata: {{name: bad, namespace: ops}}\nspec:\n  connectionRef: {{name: prod}}\n  site: site-1\n  \
+             metric: averageRPS\n  operator: lessThan\n  threshold: 5\n  interval: 7\n"
+        ),
+    )
+    .expect("write");
+    std::fs::remove_file(dir.path().join("a.yaml")).expect("remove");
+    let error = load(dir.path())
+        .expect_err("connection missing")
+        .to_string();
+    assert_eq!(
+        error,
+        "AgentAlert ops/bad: SigSciConnection prod is not among the manifests"
+    );
+
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        format!("{base}kind: SigSciConnection\nmetadata: {{name: prod, namespace: ops}}\nspec: {{corp: testcorp, credentialsSecretRef: {{name: c}}}}\n"),
+    )
+    .expect("write");
+    let error = load(dir.path()).expect_err("invalid interval").to_string();
+    assert_eq!(
+        error,
+        "invalid manifests: AgentAlert ops/bad spec.interval: must be one of 5, 10 or 60 (minutes), got 7"
+    );
+
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        format!("{base}kind: AgentAlert\nmetadata: {{name: x}}\nspec: {{site: 3}}\n"),
+    )
+    .expect("write");
+    let error = load(dir.path()).expect_err("unparsable").to_string();
+    assert!(error.contains("c.yaml: document 1: "), "{error}");
+}

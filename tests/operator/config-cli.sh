@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `sigsci-kit config plan|apply` as CI would run it, against a simulator started by the CLI:
+# plan exits 2 with the pending changes, apply converges, plan then exits 0.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+cargo build --release --quiet -p sigsci-kit
+kit="$root/target/release/sigsci-kit"
+work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-config-cli.XXXXXX")
+sim_pid=""
+finish() {
+  [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap finish EXIT
+expect() { # expect FILE TEXT: FILE contains TEXT, or fail showing FILE
+  grep -qF -- "$2" "$1" || { echo "config-cli: $(basename "$1") lacks: $2" >&2; cat "$1" >&2; exit 1; }
+}
+
+"$kit" sim --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
+sim_pid=$!
+for _ in $(seq 100); do
+  [[ -s "$work/sim.out" ]] && break
+  sleep 0.1
+done
+url=$(head -n1 "$work/sim.out")
+[[ "$url" == http://127.0.0.1:* ]] || { echo "config-cli: simulator did not start: $(cat "$work/sim.err")" >&2; exit 1; }
+
+mkdir -p "$work/manifests"
+cat >"$work/manifests/alerts.yaml" <<YAML
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciConnection
+metadata: {name: prod}
+spec:
+  corp: testcorp
+  apiURL: $url
+  credentialsSecretRef: {name: sigsci-credentials}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: no-agents}
+spec:
+  connectionRef: {name: prod}
+  site: site-2
+  metric: onlineAgentCount
+  operator: equalTo
+  threshold: 0
+  interval: 5
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata: {name: oncall}
+spec:
+  connectionRef: {name: prod}
+  site: site-2
+  type: generic
+  urlFrom: {secretKeyRef: {name: oncall-hook, key: url}}
+  events: [agentAlert]
+YAML
+
+export SIGSCI_EMAIL=sim@example.com SIGSCI_API_TOKEN=sim-token
+export SIGSCI_KIT_SECRET_ONCALL_HOOK_URL=https://hooks.example.com/oncall-secret
+
+set +e
+"$kit" config plan -f "$work/manifests" >"$work/plan.out"
+status=$?
+set -e
+cat "$work/plan.out"
+[[ $status -eq 2 ]] || { echo "config-cli: plan exited $status, want 2 (changes pending)" >&2; exit 1; }
+expect "$work/plan.out" '~ enabled: false -> true'
+expect "$work/plan.out" 'Plan: 1 to create, 1 to change, 0 to delete.'
+if grep -q oncall-secret "$work/plan.out"; then
+  echo "config-cli: the plan printed a secret" >&2
+  exit 1
+fi
+
+"$kit" config apply -f "$work/manifests" >"$work/apply.out"
+expect "$work/apply.out" 'Apply complete: 1 created, 1 changed, 0 deleted.'
+
+"$kit" config plan -f "$work/manifests" >"$work/replan.out"
+expect "$work/replan.out" 'No changes.'
+echo "config-cli: plan exit 2 -> apply -> plan exit 0"
