@@ -9,7 +9,8 @@ kit="$root/target/release/sigsci-kit"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-config-cli.XXXXXX")
 sim_pid=""
 finish() {
-  [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  # The simulator dies of our SIGTERM; its status must not become the script's.
+  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap finish EXIT

@@ -12,7 +12,8 @@ kc() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-operator-bin.XXXXXX")
 pid=""
 finish() {
-  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # A SIGTERM'd operator's status must not become the script's (errexit applies inside the trap).
+  if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap finish EXIT

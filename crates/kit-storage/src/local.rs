@@ -1,0 +1,341 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use crate::{
+    ObjectMeta, ObjectStore, PutCondition, PutOutcome, Result, StorageError, StoredObject, Upload,
+};
+use crate::{content_etag, validate_key};
+
+/// A directory laid out like the S3 bucket (`key` = relative path).
+///
+/// Writes go to a hidden temp file in the target directory and are renamed into place, so readers
+/// never see a partial object. Conditional puts hold an advisory lock (`flock`) on a hidden
+/// `.<name>.lock` file beside the object, which the kernel releases if the process dies; the etag is
+/// the SHA-256 of the content. Names starting with `.` are internal and never listed.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> LocalStore {
+        LocalStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn io_error<'a>(
+    operation: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `dir/.name.suffix-PID-N`: hidden, unique per process and call.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = if suffix == "lock" {
+        String::new()
+    } else {
+        format!(
+            "-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
+    };
+    path.with_file_name(format!(".{name}.{suffix}{unique}"))
+}
+
+fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_error("create directory", parent))?;
+    }
+    Ok(())
+}
+
+fn read_object(path: &Path) -> Result<Option<StoredObject>> {
+    match fs::read(path) {
+        Ok(body) => {
+            let etag = content_etag(&body);
+            Ok(Some(StoredObject {
+                body: Bytes::from(body),
+                etag,
+            }))
+        }
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error("read", path)(error)),
+    }
+}
+
+fn write_temp(path: &Path, body: &[u8]) -> Result<PathBuf> {
+    ensure_parent(path)?;
+    let temp = sibling(path, "tmp");
+    let mut file = File::create(&temp).map_err(io_error("create", &temp))?;
+    file.write_all(body).map_err(io_error("write", &temp))?;
+    file.sync_all().map_err(io_error("sync", &temp))?;
+    Ok(temp)
+}
+
+fn put_blocking(path: &Path, body: &[u8], condition: &PutCondition) -> Result<PutOutcome> {
+    let temp = write_temp(path, body)?;
+    let outcome = commit(path, &temp, body, condition);
+    if !matches!(outcome, Ok(PutOutcome::Written { .. })) {
+        let _ = fs::remove_file(&temp);
+    }
+    outcome
+}
+
+fn commit(path: &Path, temp: &Path, body: &[u8], condition: &PutCondition) -> Result<PutOutcome> {
+    let etag = content_etag(body);
+    if *condition == PutCondition::Always {
+        fs::rename(temp, path).map_err(io_error("rename into", path))?;
+        return Ok(PutOutcome::Written { etag });
+    }
+    let lock_path = sibling(path, "lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_error("open lock", &lock_path))?;
+    lock.lock().map_err(io_error("lock", &lock_path))?;
+    let current = read_object(path)?;
+    let allowed = match (condition, &current) {
+        (PutCondition::CreateOnly, None) => true,
+        (PutCondition::IfMatch(expected), Some(current)) => &current.etag == expected,
+        _ => false,
+    };
+    if !allowed {
+        return Ok(PutOutcome::PreconditionFailed);
+    }
+    fs::rename(temp, path).map_err(io_error("rename into", path))?;
+    // The lock is released when `lock` is dropped, after the rename is visible.
+    drop(lock);
+    Ok(PutOutcome::Written { etag })
+}
+
+fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    // Walk only below the deepest directory the prefix names completely.
+    let base = match prefix.rfind('/') {
+        Some(end) => &prefix[..end],
+        None => "",
+    };
+    let mut found = Vec::new();
+    let mut pending = vec![(root.join(base), base.to_string())];
+    while let Some((dir, key_prefix)) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(io_error("list", &dir)(error)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_error("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = if key_prefix.is_empty() {
+                name
+            } else {
+                format!("{key_prefix}/{name}")
+            };
+            let file_type = entry.file_type().map_err(io_error("stat", &entry.path()))?;
+            if file_type.is_dir() {
+                if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                    pending.push((entry.path(), key));
+                }
+            } else if key.starts_with(prefix) {
+                let size = entry
+                    .metadata()
+                    .map_err(io_error("stat", &entry.path()))?
+                    .len();
+                found.push(ObjectMeta { key, size });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(found)
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|join| StorageError::Io {
+            operation: "run file operation",
+            path: PathBuf::new(),
+            source: std::io::Error::other(join.to_string()),
+        })?
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>> {
+        let path = self.path(key)?;
+        blocking(move || read_object(&path)).await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, condition: PutCondition) -> Result<PutOutcome> {
+        let path = self.path(key)?;
+        blocking(move || put_blocking(&path, &body, &condition)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        blocking(move || match fs::remove_file(&path) {
+            Err(error) if error.kind() != ErrorKind::NotFound => {
+                Err(io_error("delete", &path)(error))
+            }
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        blocking(move || list_blocking(&root, &prefix)).await
+    }
+
+    async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
+        let path = self.path(key)?;
+        let temp = sibling(&path, "tmp");
+        let file = {
+            let temp = temp.clone();
+            let path = path.clone();
+            blocking(move || {
+                ensure_parent(&path)?;
+                File::create(&temp).map_err(io_error("create", &temp))
+            })
+            .await?
+        };
+        Ok(Box::new(LocalUpload {
+            key: key.to_string(),
+            path,
+            temp,
+            writer: Some(BufWriter::with_capacity(
+                256 * 1024,
+                tokio::fs::File::from_std(file),
+            )),
+            size: 0,
+        }))
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+struct LocalUpload {
+    key: String,
+    path: PathBuf,
+    temp: PathBuf,
+    writer: Option<BufWriter<tokio::fs::File>>,
+    size: u64,
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| StorageError::UploadClosed {
+                key: self.key.clone(),
+            })?;
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(io_error("write", &self.temp))?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or_else(|| StorageError::UploadClosed {
+                key: self.key.clone(),
+            })?;
+        writer
+            .flush()
+            .await
+            .map_err(io_error("write", &self.temp))?;
+        writer
+            .get_mut()
+            .sync_all()
+            .await
+            .map_err(io_error("sync", &self.temp))?;
+        drop(writer);
+        tokio::fs::rename(&self.temp, &self.path)
+            .await
+            .map_err(io_error("rename into", &self.path))?;
+        Ok(ObjectMeta {
+            key: self.key.clone(),
+            size: self.size,
+        })
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.writer.take();
+        match tokio::fs::remove_file(&self.temp).await {
+            Err(error) if error.kind() != ErrorKind::NotFound => {
+                Err(io_error("delete", &self.temp)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // Dropped mid-way (cancelled or failed): do not leave the temp file behind.
+        if self.writer.take().is_some() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_and_lock_names_are_hidden_siblings() {
+        let path = Path::new("/d/hour=01/_manifest.json");
+        let temp = sibling(path, "tmp");
+        assert_eq!(temp.parent(), path.parent());
+        assert!(
+            temp.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("._manifest.json.tmp-"))
+        );
+        assert_eq!(
+            sibling(path, "lock"),
+            Path::new("/d/hour=01/._manifest.json.lock")
+        );
+    }
+}

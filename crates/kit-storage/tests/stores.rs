@@ -1,0 +1,280 @@
+//! One conformance suite run against every store: memory, a local directory, and S3 on moto.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kit_storage::{
+    LocalStore, MemoryStore, ObjectStore, PutCondition, PutOutcome, S3Location, S3Store,
+    SecretSource, SecretsManager, StorageError,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn moto_url() -> String {
+    std::env::var("SIGSCI_KIT_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!(
+            "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh, which starts moto and sets it"
+        )
+    })
+}
+
+fn set_test_aws_env() {
+    // SAFETY: set before any other thread reads these variables; every test sets the same values.
+    unsafe {
+        for (key, value) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var(key).is_err() {
+                std::env::set_var(key, value);
+            }
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+async fn moto_bucket(prefix: &str) -> Result<S3Store, Box<dyn std::error::Error>> {
+    set_test_aws_env();
+    let bucket = unique("kit-storage");
+    let location = S3Location::parse(&format!("s3://{bucket}/{prefix}"))?;
+    let store = S3Store::new(location, Some(&moto_url()))?;
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(moto_url())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await?;
+    Ok(store)
+}
+
+async fn conformance(store: Arc<dyn ObjectStore>) -> TestResult {
+    let key = "corp=c/site=s/dt=2024-01-01/hour=00/_manifest.json";
+    assert_eq!(store.get(key).await?, None);
+
+    let first = store
+        .put(key, Bytes::from_static(b"one"), PutCondition::CreateOnly)
+        .await?;
+    let PutOutcome::Written { etag } = first else {
+        panic!("create-only on an absent key must write")
+    };
+    assert_eq!(
+        store
+            .put(key, Bytes::from_static(b"two"), PutCondition::CreateOnly)
+            .await?,
+        PutOutcome::PreconditionFailed
+    );
+    let stored = store.get(key).await?.ok_or("written object is missing")?;
+    assert_eq!(
+        (stored.body.as_ref(), stored.etag.as_str()),
+        (&b"one"[..], etag.as_str())
+    );
+
+    let wrong = PutCondition::IfMatch("\"not-the-etag\"".to_string());
+    assert_eq!(
+        store.put(key, Bytes::from_static(b"three"), wrong).await?,
+        PutOutcome::PreconditionFailed
+    );
+    let swapped = store
+        .put(
+            key,
+            Bytes::from_static(b"four"),
+            PutCondition::IfMatch(etag.clone()),
+        )
+        .await?;
+    assert!(matches!(swapped, PutOutcome::Written { etag: ref new } if *new != etag));
+    assert_eq!(
+        store.get(key).await?.map(|o| o.body),
+        Some(Bytes::from_static(b"four"))
+    );
+    let absent = PutCondition::IfMatch(etag);
+    assert_eq!(
+        store
+            .put("corp=c/absent.json", Bytes::new(), absent)
+            .await?,
+        PutOutcome::PreconditionFailed
+    );
+
+    // Concurrent create-only writers: exactly one wins.
+    let race_key = "corp=c/site=s/lease.json";
+    let racers = (0..6).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .put(
+                    race_key,
+                    Bytes::from(format!("writer {i}")),
+                    PutCondition::CreateOnly,
+                )
+                .await
+        })
+    });
+    let mut winners = 0;
+    for racer in racers {
+        if matches!(racer.await??, PutOutcome::Written { .. }) {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+
+    // Streaming upload across more than one S3 part; nothing visible until finish.
+    let big_key = "corp=c/site=s/dt=2024-01-01/hour=00/part-00000.ndjson.gz";
+    let chunk = Bytes::from(vec![b'x'; 3 * 1024 * 1024 + 17]);
+    let mut upload = store.upload(big_key).await?;
+    for _ in 0..3 {
+        upload.write(chunk.clone()).await?;
+    }
+    assert_eq!(
+        store.get(big_key).await?,
+        None,
+        "an unfinished upload must not be visible"
+    );
+    let meta = upload.finish().await?;
+    assert_eq!(meta.size, 3 * chunk.len() as u64);
+    let body = store
+        .get(big_key)
+        .await?
+        .ok_or("uploaded object is missing")?
+        .body;
+    assert_eq!(body.len(), 3 * chunk.len());
+
+    let aborted_key = "corp=c/site=s/dt=2024-01-01/hour=00/part-00030.ndjson.gz";
+    let mut aborted = store.upload(aborted_key).await?;
+    aborted.write(chunk.clone()).await?;
+    aborted.abort().await?;
+    assert_eq!(store.get(aborted_key).await?, None);
+
+    let listed: Vec<String> = store
+        .list("corp=c/site=s/")
+        .await?
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![key.to_string(), big_key.to_string(), race_key.to_string()]
+    );
+    let hour: Vec<_> = store
+        .list("corp=c/site=s/dt=2024-01-01/hour=00/part-")
+        .await?;
+    assert_eq!(hour.len(), 1);
+    assert_eq!(hour[0].size, meta.size);
+    assert!(store.list("corp=other/").await?.is_empty());
+
+    store.delete(big_key).await?;
+    store.delete(big_key).await?;
+    assert_eq!(store.get(big_key).await?, None);
+    assert!(matches!(
+        store.get("../escape").await,
+        Err(StorageError::InvalidKey { .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_conforms() -> TestResult {
+    conformance(Arc::new(MemoryStore::new())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_store_conforms_and_hides_its_bookkeeping() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    conformance(Arc::new(LocalStore::new(dir.path()))).await?;
+    // Lock and temp files live beside the objects but are never listed.
+    let hour_dir = dir.path().join("corp=c/site=s/dt=2024-01-01/hour=00");
+    let names: Vec<String> = std::fs::read_dir(&hour_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "_manifest.json" || (n.starts_with('.') && n.ends_with(".lock"))),
+        "{names:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_conforms_on_moto() -> TestResult {
+    conformance(Arc::new(moto_bucket("exports/feed").await?)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_missing_bucket_is_a_clear_error() -> TestResult {
+    set_test_aws_env();
+    let store = kit_storage::open("s3://no-such-bucket-here/feed", Some(&moto_url()))?;
+    let error = store
+        .get("corp=c/site=s/_ledger.json")
+        .await
+        .err()
+        .ok_or("reading from a missing bucket must fail")?;
+    assert!(
+        matches!(error, StorageError::BucketMissing { ref bucket } if bucket == "no-such-bucket-here"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("no-such-bucket-here"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_manager_reads_credentials_on_moto() -> TestResult {
+    set_test_aws_env();
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(moto_url())
+        .build();
+    let admin = aws_sdk_secretsmanager::Client::from_conf(config);
+    let good = unique("sigsci/feed");
+    let bad = unique("sigsci/bad");
+    admin
+        .create_secret()
+        .name(&good)
+        .secret_string(r#"{"email":"soc@example.com","token":"tok"}"#)
+        .send()
+        .await?;
+    admin
+        .create_secret()
+        .name(&bad)
+        .secret_string("not json")
+        .send()
+        .await?;
+
+    let secrets = SecretsManager::new(Some(&moto_url()));
+    let credentials = secrets.api_credentials(&good).await?;
+    assert_eq!(credentials.email, "soc@example.com");
+    assert!(matches!(
+        secrets.api_credentials(&bad).await,
+        Err(StorageError::SecretMalformed { .. })
+    ));
+    let missing = secrets
+        .api_credentials("sigsci/absent")
+        .await
+        .err()
+        .ok_or("a missing secret must fail")?;
+    assert!(
+        matches!(missing, StorageError::SecretUnreadable { .. })
+            && missing.to_string().contains("sigsci/absent"),
+        "{missing}"
+    );
+    Ok(())
+}

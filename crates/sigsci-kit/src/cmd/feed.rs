@@ -1,0 +1,382 @@
+//! `sigsci-kit feed export|backfill|status|verify`: the feed exporter's library behind flags.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use feed_export::window::{Hour, keys, parse_time};
+use feed_export::{
+    ExportRequest, ExportSettings, Exporter, HourSummary, Progress, RunReport, SharedClock,
+    SiteSelection, system_clock,
+};
+use kit_storage::ObjectStore;
+
+use crate::api_args::ApiArgs;
+
+#[derive(Args, Debug)]
+pub struct FeedArgs {
+    #[command(subcommand)]
+    command: FeedCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum FeedCommand {
+    /// Export every incomplete hour still in the API's retention (or --from/--until).
+    Export(ExportArgs),
+    /// Export the hours that --from/--until touch.
+    Backfill(ExportArgs),
+    /// Complete / pending / lost hours per site, from the ledger and manifests.
+    Status(StatusArgs),
+    /// Re-read an hour's parts and check them against its manifest.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct Destination {
+    /// Output: a directory, or s3://bucket/prefix.
+    #[arg(long, env = "SIGSCI_FEED_OUT", default_value = "./sigsci-data")]
+    out: String,
+    /// S3-compatible endpoint URL (e.g. MinIO, moto) instead of AWS.
+    #[arg(long, env = "SIGSCI_FEED_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+}
+
+impl Destination {
+    fn open(&self) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        kit_storage::open(&self.out, self.s3_endpoint.as_deref())
+            .with_context(|| format!("--out {:?}", self.out))
+    }
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    destination: Destination,
+    /// Site short name (repeatable); default every site of the corp.
+    #[arg(long = "site")]
+    sites: Vec<String>,
+    /// Start of the range: RFC3339 or epoch seconds, on a whole minute.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (exclusive): RFC3339 or epoch seconds, on a whole minute.
+    #[arg(long)]
+    until: Option<String>,
+    /// gzip level of the parts (0-9).
+    #[arg(long, default_value_t = feed_export::run::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
+    /// Seconds an hour's lease lasts without renewal; a crashed run's hours are free after this.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i64).range(10..))]
+    lease_ttl: i64,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    destination: Destination,
+    /// Site short name (repeatable); default every site of the corp (asks the API).
+    #[arg(long = "site")]
+    sites: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Corp short name.
+    #[arg(long, env = "SIGSCI_CORP")]
+    corp: String,
+    #[command(flatten)]
+    destination: Destination,
+    #[arg(long)]
+    site: String,
+    /// Any time inside the hour (RFC3339 or epoch seconds).
+    #[arg(long)]
+    hour: String,
+}
+
+pub async fn run(args: FeedArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        FeedCommand::Export(args) => export(args, false).await,
+        FeedCommand::Backfill(args) => export(args, true).await,
+        FeedCommand::Status(args) => status(args).await,
+        FeedCommand::Verify(args) => verify(args).await,
+    }
+}
+
+fn selection(sites: &[String]) -> SiteSelection {
+    if sites.is_empty() {
+        SiteSelection::All
+    } else {
+        SiteSelection::Only(sites.to_vec())
+    }
+}
+
+async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCode> {
+    let range = match (&args.from, &args.until) {
+        (Some(from), Some(until)) => {
+            Some((parse_time("--from", from)?, parse_time("--until", until)?))
+        }
+        (None, None) if require_range => bail!("backfill needs --from and --until"),
+        (None, None) => None,
+        _ => bail!("give both --from and --until, or neither"),
+    };
+    let store = args.destination.open()?;
+    let client = args.api.client()?;
+    let mut settings = ExportSettings::default();
+    settings.pipeline.gzip_level = args.gzip_level;
+    settings.lease_ttl_secs = args.lease_ttl;
+    let mut exporter = Exporter::new(client, store, system_clock()).with_settings(settings);
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(ProgressBar::default()));
+    if let Some(bar) = &bar {
+        exporter = exporter.with_progress(bar.clone());
+    }
+    let report = exporter
+        .run(
+            &ExportRequest {
+                sites: selection(&args.sites),
+                range,
+            },
+            None,
+        )
+        .await?;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    print_report(&report);
+    let errors = report.errors();
+    if !errors.is_empty() {
+        bail!(
+            "{} site(s) did not finish: {}",
+            errors.len(),
+            errors.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &RunReport) {
+    for site in &report.sites {
+        for hour in &site.exported {
+            println!("{}", hour_line(hour));
+        }
+        for hour in &site.lost {
+            println!(
+                "{} {hour}  LOST (left the API's retention before it was exported)",
+                site.site
+            );
+        }
+        for hour in &site.busy {
+            println!(
+                "{} {hour}  busy (another exporter holds its lease)",
+                site.site
+            );
+        }
+    }
+    let pending: usize = report.sites.iter().map(|s| s.pending.len()).sum();
+    println!(
+        "run {}: exported {} hours ({} records), lost {}, pending {pending}{}",
+        report.run_id,
+        report.hours_exported(),
+        report.sites.iter().map(|s| s.records()).sum::<u64>(),
+        report.hours_lost(),
+        if report.stopped_for_deadline {
+            " (stopped at the deadline)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn hour_line(hour: &HourSummary) -> String {
+    format!(
+        "{} {}  {:>9} records  {:>3} parts  {:>10.1} KiB  {:>5} pages  {:>3} retries  {:>5.1}s",
+        hour.site,
+        hour.hour,
+        hour.records,
+        hour.parts,
+        hour.bytes as f64 / 1024.0,
+        hour.pages,
+        hour.retries,
+        hour.seconds
+    )
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = args.destination.open()?;
+    let corp = args.api.corp()?.to_string();
+    let sites = if args.sites.is_empty() {
+        args.api
+            .client()?
+            .list_sites()
+            .await
+            .context("listing the corp's sites (or pass --site)")?
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    } else {
+        args.sites.clone()
+    };
+    let now = system_clock().now();
+    println!(
+        "{:<24} {:>8} {:>8} {:>5}",
+        "site", "complete", "pending", "lost"
+    );
+    for site in sites {
+        let status = feed_export::status::site_status(store.as_ref(), &corp, &site, now).await?;
+        println!(
+            "{:<24} {:>8} {:>8} {:>5}",
+            site,
+            status.complete.len(),
+            status.pending.len(),
+            status.lost.len()
+        );
+        for hour in &status.lost {
+            println!("  lost    {hour}");
+        }
+        for hour in &status.pending {
+            println!("  pending {hour}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let store = args.destination.open()?;
+    let hour = Hour::containing(parse_time("--hour", &args.hour).or_else(|_| {
+        // An hour like 2024-05-01T10:00Z or one with seconds is fine here: any instant inside it.
+        chrono::DateTime::parse_from_rfc3339(&args.hour)
+            .map(|t| t.timestamp() - t.timestamp() % 60)
+            .context("--hour is neither RFC3339 nor epoch seconds")
+    })?);
+    let result =
+        feed_export::verify::verify_hour(store.as_ref(), &args.corp, &args.site, hour).await?;
+    println!(
+        "{} {} {}: {} parts, {} records (manifest {})",
+        args.corp, args.site, hour, result.parts, result.records, result.manifest_records
+    );
+    if result.ok() {
+        println!("OK: counts and sha256 match the manifest, no duplicates, no stray parts");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for problem in &result.problems {
+            println!("problem: {problem}");
+        }
+        bail!(
+            "{} {hour}: {} problem(s) found",
+            args.site,
+            result.problems.len()
+        )
+    }
+}
+
+/// A one-line progress bar on stderr.
+#[derive(Default)]
+struct ProgressBar {
+    planned: AtomicUsize,
+    done: AtomicUsize,
+    records: AtomicU64,
+}
+
+impl ProgressBar {
+    fn draw(&self) {
+        let (done, planned) = (
+            self.done.load(Ordering::Relaxed),
+            self.planned.load(Ordering::Relaxed).max(1),
+        );
+        let width = 30;
+        let filled = (done * width / planned).min(width);
+        let mut stderr = std::io::stderr();
+        let _ = write!(
+            stderr,
+            "\r[{}{}] {done}/{planned} hours, {} records",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.records.load(Ordering::Relaxed)
+        );
+        let _ = stderr.flush();
+    }
+
+    fn finish(&self) {
+        self.draw();
+        eprintln!();
+    }
+}
+
+impl Progress for ProgressBar {
+    fn planned(&self, _site: &str, hours: usize) {
+        self.planned.fetch_add(hours, Ordering::Relaxed);
+        self.draw();
+    }
+    fn records(&self, _site: &str, count: u64) {
+        self.records.fetch_add(count, Ordering::Relaxed);
+        self.draw();
+    }
+    fn hour_done(&self, _summary: &HourSummary) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.draw();
+    }
+    fn hour_skipped(&self, _site: &str, _hour: Hour) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.draw();
+    }
+}
+
+/// For `demo`: exports the last `hours` complete hours of every site into `out` (a directory) with
+/// a progress bar, then prints each hour's manifest summary. `clock` gives "now" (the simulator's).
+pub async fn demo_export(
+    client: sigsci::Client,
+    clock: SharedClock,
+    out: &Path,
+    hours: i64,
+) -> anyhow::Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(kit_storage::LocalStore::new(out));
+    let newest = Hour::newest_ready(clock.now());
+    let range = (
+        newest.start() - (hours.max(1) - 1) * feed_export::window::HOUR,
+        newest.end(),
+    );
+    let corp = client.corp().to_string();
+    let bar = Arc::new(ProgressBar::default());
+    let exporter = Exporter::new(client, store.clone(), clock).with_progress(bar.clone());
+    let report = exporter
+        .run(
+            &ExportRequest {
+                sites: SiteSelection::All,
+                range: Some(range),
+            },
+            None,
+        )
+        .await?;
+    bar.finish();
+    if !report.errors().is_empty() {
+        bail!("feed export: {}", report.errors().join("; "));
+    }
+    println!("feed export into {}:", out.display());
+    for site in &report.sites {
+        let mut hour = Hour(range.0);
+        while hour.start() < range.1 {
+            let key = keys::manifest(&corp, &site.site, hour);
+            if let Some(object) = store.get(&key).await? {
+                let manifest = feed_export::Manifest::parse(&key, &object.body)?;
+                println!(
+                    "  {key}  {:>7} records  {} parts  {:>8.1} KiB  {} pages  {} retries",
+                    manifest.records,
+                    manifest.parts.len(),
+                    manifest.compressed_bytes() as f64 / 1024.0,
+                    manifest.api.pages,
+                    manifest.api.retries
+                );
+            }
+            hour = hour.next();
+        }
+    }
+    Ok(())
+}

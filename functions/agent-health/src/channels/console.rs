@@ -1,0 +1,39 @@
+//! Console channel: the notification as plain text on standard output (demo and CLI runs).
+
+use super::{Notification, Status};
+
+pub fn text(corp: &str, channel: &str, items: &[Notification]) -> String {
+    let mut out = format!("── agent health · corp {corp} · channel {channel} ──\n");
+    for item in items {
+        out.push_str(&item.headline());
+        out.push('\n');
+        if item.status == Status::Firing {
+            out.push_str(&format!(
+                "    since {}\n",
+                item.since.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        if let Some(url) = &item.ack_url {
+            out.push_str(&format!("    acknowledge: {url}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::fixtures::{firing, resolved};
+
+    #[test]
+    fn prints_each_item_with_its_ack_link() {
+        let text = text("testcorp", "console", &[firing("www"), resolved("api")]);
+        assert!(text.contains("[FIRING] testcorp/www · No agents online: 0 of 3 agents online\n"));
+        assert!(text.contains(
+            "    acknowledge: https://ack.example.com/ack?check=www%2Fno_agents_online&sig=x\n"
+        ));
+        assert!(
+            text.contains("[RESOLVED] testcorp/api · No agents online: recovered (was: 0 of 3")
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Resolves the secret references of the rules (`env:NAME`, `secretsmanager:NAME`). Values are JSON
+//! objects holding the wanted field, or the bare value. Nothing here ever puts a secret in an error.
+
+use std::sync::Arc;
+
+use kit_storage::{SecretSource, StorageError};
+use secrecy::SecretString;
+
+use crate::rules::{ChannelKind, SecretRef};
+
+/// The field a channel type reads from its secret.
+pub fn channel_field(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Slack => "webhook_url",
+        ChannelKind::Pagerduty => "routing_key",
+        ChannelKind::Opsgenie => "api_key",
+        ChannelKind::Webhook => "signing_key",
+        ChannelKind::Console => "",
+    }
+}
+
+/// The field of the acknowledgement link signing key.
+pub const ACK_KEY_FIELD: &str = "key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {reference}: the environment variable is not set or empty")]
+    EnvMissing { reference: SecretRef },
+    #[error("secret {reference}: Secrets Manager is not available here")]
+    NoSecretsManager { reference: SecretRef },
+    #[error("secret {reference}: {reason}")]
+    Malformed {
+        reference: SecretRef,
+        reason: String,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Clone, Default)]
+pub struct SecretResolver {
+    secrets_manager: Option<Arc<dyn SecretSource>>,
+}
+
+impl SecretResolver {
+    /// `secrets_manager` serves `secretsmanager:` references; without it they fail with a clear error.
+    pub fn new(secrets_manager: Option<Arc<dyn SecretSource>>) -> SecretResolver {
+        SecretResolver { secrets_manager }
+    }
+
+    pub async fn resolve(
+        &self,
+        reference: &SecretRef,
+        field: &str,
+    ) -> Result<SecretString, SecretError> {
+        let value = match reference {
+            SecretRef::Env(name) => {
+                let text = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+                let text = text.ok_or_else(|| SecretError::EnvMissing {
+                    reference: reference.clone(),
+                })?;
+                if text.trim_start().starts_with('{') {
+                    // The parse error could quote the secret; report only the position.
+                    serde_json::from_str(&text).map_err(|error| SecretError::Malformed {
+                        reference: reference.clone(),
+                        reason: format!(
+                            "not valid JSON (line {}, column {})",
+                            error.line(),
+                            error.column()
+                        ),
+                    })?
+                } else {
+                    serde_json::Value::String(text)
+                }
+            }
+            SecretRef::SecretsManager(name) => {
+                let source =
+                    self.secrets_manager
+                        .as_ref()
+                        .ok_or_else(|| SecretError::NoSecretsManager {
+                            reference: reference.clone(),
+                        })?;
+                source.json(name).await?
+            }
+        };
+        let text = match &value {
+            serde_json::Value::String(text) => Some(text.as_str()),
+            serde_json::Value::Object(object) => object.get(field).and_then(|v| v.as_str()),
+            _ => None,
+        };
+        let text = text
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .ok_or_else(|| SecretError::Malformed {
+                reference: reference.clone(),
+                reason: format!(
+                    "expected a string or a JSON object with a non-empty string field {field:?}"
+                ),
+            })?;
+        Ok(SecretString::from(text.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kit_storage::StaticSecrets;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_objects_and_bare_strings_from_secrets_manager() {
+        let source = StaticSecrets::new()
+            .with("pd", r#"{"routing_key": "R1"}"#)
+            .with("bare", r#""R2""#)
+            .with("wrong", r#"{"other": "x"}"#);
+        let resolver = SecretResolver::new(Some(Arc::new(source)));
+        let pd = resolver
+            .resolve(&SecretRef::SecretsManager("pd".into()), "routing_key")
+            .await
+            .unwrap();
+        assert_eq!(pd.expose_secret(), "R1");
+        let bare = resolver
+            .resolve(&SecretRef::SecretsManager("bare".into()), "routing_key")
+            .await
+            .unwrap();
+        assert_eq!(bare.expose_secret(), "R2");
+        let error = resolver
+            .resolve(&SecretRef::SecretsManager("wrong".into()), "routing_key")
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("\"routing_key\""), "{error}");
+        let error = SecretResolver::default()
+            .resolve(&SecretRef::SecretsManager("pd".into()), "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SecretError::NoSecretsManager { .. }));
+    }
+
+    #[tokio::test]
+    async fn env_secrets_missing_or_malformed_never_echo_the_value() {
+        let resolver = SecretResolver::default();
+        let error = resolver
+            .resolve(
+                &SecretRef::Env("AGENT_HEALTH_TEST_SURELY_UNSET".into()),
+                "x",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SecretError::EnvMissing { .. }));
+        assert!(
+            error
+                .to_string()
+                .contains("env:AGENT_HEALTH_TEST_SURELY_UNSET")
+        );
+    }
+}

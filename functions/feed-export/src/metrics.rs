@@ -1,0 +1,95 @@
+//! CloudWatch Embedded Metric Format: one JSON line per site, printed to stdout by the Lambda.
+
+use serde_json::json;
+
+use crate::report::{RunReport, SiteReport};
+
+pub const NAMESPACE: &str = "SigsciKit/FeedExport";
+
+/// The EMF line for one site of a run.
+pub fn emf_line(report: &RunReport, site: &SiteReport, timestamp_ms: i64) -> String {
+    let lag = site
+        .newest_complete_until
+        .map(|until| (report.now - until).max(0));
+    let mut metrics = vec![
+        json!({"Name": "Records", "Unit": "Count"}),
+        json!({"Name": "Bytes", "Unit": "Bytes"}),
+        json!({"Name": "Pages", "Unit": "Count"}),
+        json!({"Name": "Retries", "Unit": "Count"}),
+        json!({"Name": "HoursExported", "Unit": "Count"}),
+        json!({"Name": "HoursLost", "Unit": "Count"}),
+    ];
+    if lag.is_some() {
+        metrics.push(json!({"Name": "LagSeconds", "Unit": "Seconds"}));
+    }
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Corp", "Site"]], "Metrics": metrics}],
+        },
+        "Corp": report.corp,
+        "Site": site.site,
+        "RunId": report.run_id,
+        "Records": site.records(),
+        "Bytes": site.bytes(),
+        "Pages": site.pages(),
+        "Retries": site.retries(),
+        "HoursExported": site.exported.len(),
+        "HoursLost": site.lost.len(),
+    });
+    if let (Some(lag), Some(object)) = (lag, line.as_object_mut()) {
+        object.insert("LagSeconds".to_string(), json!(lag));
+    }
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::HourSummary;
+
+    #[test]
+    fn emf_lines_carry_the_metrics_and_their_values() {
+        let site = SiteReport {
+            site: "www".into(),
+            exported: vec![HourSummary {
+                site: "www".into(),
+                hour: "h".into(),
+                records: 5,
+                parts: 1,
+                bytes: 70,
+                pages: 2,
+                retries: 1,
+                restarts: 0,
+                seconds: 0.1,
+            }],
+            lost: vec!["x".into()],
+            newest_complete_until: Some(1000),
+            ..SiteReport::default()
+        };
+        let report = RunReport {
+            run_id: "r".into(),
+            corp: "acme".into(),
+            now: 1400,
+            sites: vec![],
+            stopped_for_deadline: false,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line(&report, &site, 5)).unwrap_or_default();
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .map(Vec::len),
+            Some(7)
+        );
+        assert_eq!(
+            (
+                line["Records"].as_u64(),
+                line["HoursLost"].as_u64(),
+                line["LagSeconds"].as_i64()
+            ),
+            (Some(5), Some(1), Some(400))
+        );
+    }
+}

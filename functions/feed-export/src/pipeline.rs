@@ -1,0 +1,385 @@
+//! One sub-window, streamed: feed pages → bounded channel → gzip (a blocking thread) → bounded
+//! channel → streaming upload. Memory is a few pages and one upload part, whatever the window's size.
+//! Nothing is visible until the upload finishes; any failure aborts it, so a restarted window
+//! rewrites its part from scratch and never leaves half a window behind.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures::StreamExt;
+use kit_storage::{ObjectStore, StorageError, Upload};
+use sha2::{Digest, Sha256};
+use sigsci::{Client, FeedPage, FeedQuery};
+use tokio::sync::mpsc;
+
+use crate::dedup::IdSet;
+use crate::manifest::{ApiStats, PartInfo};
+use crate::progress::Progress;
+use crate::window::SubWindow;
+
+/// Pages waiting for the compressor (plus one being fetched ahead by the client).
+const PAGE_QUEUE: usize = 1;
+/// Compressed chunks waiting for the uploader.
+const CHUNK_QUEUE: usize = 2;
+/// Compressed bytes collected before they are handed to the uploader.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// NDJSON bytes collected before they are handed to the compressor (fewer, larger deflate calls).
+const LINE_BUFFER_BYTES: usize = 128 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct PipelineSettings {
+    pub gzip_level: u32,
+    pub page_limit: u32,
+    /// A window estimated (from its first page) to hold more records than this is split first, so
+    /// that its id set stays small.
+    pub max_window_records: i64,
+}
+
+/// A finished window.
+#[derive(Debug)]
+pub enum WindowOutcome {
+    /// `None` when the window had no records (no part is written).
+    Done {
+        part: Option<PartInfo>,
+        stats: ApiStats,
+        min: Option<DateTime<Utc>>,
+        max: Option<DateTime<Utc>>,
+    },
+    /// Too big for one id set: fetch these smaller windows instead.
+    Split(Vec<SubWindow>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WindowFailure {
+    #[error(transparent)]
+    Api(sigsci::Error),
+    #[error(transparent)]
+    Storage(StorageError),
+    #[error("{0}")]
+    Pipeline(String),
+}
+
+impl WindowFailure {
+    /// Worth restarting the window: transient API/storage errors and expired cursors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            WindowFailure::Api(error) => {
+                error.is_transient() || matches!(error, sigsci::Error::CursorExpired { .. })
+            }
+            WindowFailure::Storage(error) => error.is_transient(),
+            WindowFailure::Pipeline(_) => true,
+        }
+    }
+}
+
+/// Where a window's part goes and what it is called.
+pub struct PartTarget {
+    pub store: Arc<dyn ObjectStore>,
+    /// The hour's key prefix (ends with `/`).
+    pub prefix: String,
+    pub name: String,
+}
+
+/// What the compressor produced.
+struct Encoded {
+    records: u64,
+    bytes: u64,
+    sha256: String,
+    duplicates: u64,
+    out_of_window: u64,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+pub async fn export_window(
+    client: &Client,
+    site: &str,
+    window: SubWindow,
+    may_split: bool,
+    target: &PartTarget,
+    settings: &PipelineSettings,
+    progress: &dyn Progress,
+) -> Result<WindowOutcome, WindowFailure> {
+    let (page_tx, page_rx) = mpsc::channel::<FeedPage>(PAGE_QUEUE);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
+    let level = settings.gzip_level;
+    let encoder = tokio::task::spawn_blocking(move || encode(page_rx, chunk_tx, window, level));
+
+    let mut stats = ApiStats::default();
+    let fetch = fetch_pages(
+        client, site, window, may_split, settings, page_tx, &mut stats, progress,
+    );
+    let key = format!("{}{}", target.prefix, target.name);
+    let upload = upload_chunks(target.store.as_ref(), &key, chunk_rx);
+    let (fetched, uploaded) = tokio::join!(fetch, upload);
+    let encoded = encoder
+        .await
+        .map_err(|e| WindowFailure::Pipeline(format!("compressor stopped: {e}")));
+
+    // The root cause first: a failed upload also makes the other stages stop.
+    let upload = uploaded.map_err(WindowFailure::Storage)?;
+    let abort = |upload: Option<Box<dyn Upload>>| async move {
+        if let Some(upload) = upload
+            && let Err(error) = upload.abort().await
+        {
+            tracing::warn!(error = %error, "could not abort a discarded part upload");
+        }
+    };
+    let split = match fetched {
+        Ok(split) => split,
+        Err(error) => {
+            abort(upload).await;
+            return Err(error);
+        }
+    };
+    if let Some(pieces) = split {
+        abort(upload).await;
+        return Ok(WindowOutcome::Split(pieces));
+    }
+    let encoded = match encoded.and_then(|result| result.map_err(WindowFailure::Pipeline)) {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            abort(upload).await;
+            return Err(error);
+        }
+    };
+    stats.duplicates = encoded.duplicates;
+    stats.out_of_window = encoded.out_of_window;
+    let at = |t: Option<i64>| t.and_then(|t| DateTime::from_timestamp(t, 0));
+    let (min, max) = (at(encoded.min), at(encoded.max));
+    let Some(upload) = upload else {
+        return Ok(WindowOutcome::Done {
+            part: None,
+            stats,
+            min,
+            max,
+        });
+    };
+    let meta = upload.finish().await.map_err(WindowFailure::Storage)?;
+    if meta.size != encoded.bytes {
+        return Err(WindowFailure::Pipeline(format!(
+            "{key}: stored {} bytes but compressed {}",
+            meta.size, encoded.bytes
+        )));
+    }
+    let part = PartInfo {
+        name: target.name.clone(),
+        from: window.from,
+        until: window.until,
+        records: encoded.records,
+        bytes: encoded.bytes,
+        sha256: encoded.sha256,
+    };
+    Ok(WindowOutcome::Done {
+        part: Some(part),
+        stats,
+        min,
+        max,
+    })
+}
+
+/// Streams the window's pages to the compressor. `Some(pieces)` = abandoned to be split.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_pages(
+    client: &Client,
+    site: &str,
+    window: SubWindow,
+    may_split: bool,
+    settings: &PipelineSettings,
+    page_tx: mpsc::Sender<FeedPage>,
+    stats: &mut ApiStats,
+    progress: &dyn Progress,
+) -> Result<Option<Vec<SubWindow>>, WindowFailure> {
+    let query = FeedQuery {
+        from: window.from,
+        until: window.until,
+        tags: Vec::new(),
+        limit: settings.page_limit,
+    };
+    let mut pages = client.feed(site, query);
+    let mut first = true;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(WindowFailure::Api)?;
+        if first
+            && may_split
+            && let Some(pieces) = split_estimate(&page, window, settings)
+        {
+            tracing::debug!(site, %window, pieces = pieces.len(), "window too large for one id set, splitting");
+            return Ok(Some(pieces));
+        }
+        first = false;
+        stats.pages += 1;
+        stats.retries += u64::from(page.attempts.saturating_sub(1));
+        progress.records(site, page.records.len() as u64);
+        page_tx
+            .send(page)
+            .await
+            .map_err(|_| WindowFailure::Pipeline("the compressor stopped early".into()))?;
+    }
+    Ok(None)
+}
+
+/// From a full first page, estimates the window's records (pages come in time order, records
+/// shuffled within a page) and splits it if the estimate is well over the limit. A wrong estimate
+/// only costs memory or a page, never correctness.
+fn split_estimate(
+    page: &FeedPage,
+    window: SubWindow,
+    settings: &PipelineSettings,
+) -> Option<Vec<SubWindow>> {
+    if page.records.len() < settings.page_limit as usize || window.minutes() < 2 {
+        return None;
+    }
+    let newest = page.records.iter().map(|r| r.timestamp.timestamp()).max()?;
+    let covered = (newest - window.from + 1).max(1);
+    let estimate = page.records.len() as i64 * (window.until - window.from) / covered;
+    let limit = settings.max_window_records.max(1);
+    if estimate <= limit + limit / 4 {
+        return None;
+    }
+    Some(window.split((estimate + limit - 1) / limit))
+}
+
+async fn upload_chunks(
+    store: &dyn ObjectStore,
+    key: &str,
+    mut chunks: mpsc::Receiver<Bytes>,
+) -> Result<Option<Box<dyn Upload>>, StorageError> {
+    let mut upload: Option<Box<dyn Upload>> = None;
+    while let Some(chunk) = chunks.recv().await {
+        let writer = match &mut upload {
+            Some(writer) => writer,
+            // Created on the first chunk, so an empty window creates nothing.
+            None => upload.insert(store.upload(key).await?),
+        };
+        writer.write(chunk).await?;
+    }
+    Ok(upload)
+}
+
+/// The compressor thread: filters, de-duplicates and gzips records as NDJSON lines.
+fn encode(
+    mut pages: mpsc::Receiver<FeedPage>,
+    chunks: mpsc::Sender<Bytes>,
+    window: SubWindow,
+    level: u32,
+) -> Result<Encoded, String> {
+    let mut ids = IdSet::default();
+    let mut gzip = GzEncoder::new(Vec::with_capacity(CHUNK_BYTES * 2), Compression::new(level));
+    let mut lines: Vec<u8> = Vec::with_capacity(LINE_BUFFER_BYTES + 64 * 1024);
+    let mut hasher = Sha256::new();
+    let mut out = Encoded {
+        records: 0,
+        bytes: 0,
+        sha256: String::new(),
+        duplicates: 0,
+        out_of_window: 0,
+        min: None,
+        max: None,
+    };
+    let emit = |gzip: &mut GzEncoder<Vec<u8>>,
+                hasher: &mut Sha256,
+                bytes: &mut u64,
+                last: Option<Vec<u8>>|
+     -> Result<(), String> {
+        let chunk = match last {
+            Some(rest) => rest,
+            None => std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_BYTES * 2)),
+        };
+        hasher.update(&chunk);
+        *bytes += chunk.len() as u64;
+        chunks
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| "the uploader stopped early".to_string())
+    };
+    while let Some(page) = pages.blocking_recv() {
+        for record in &page.records {
+            let timestamp = record.timestamp.timestamp();
+            if !window.contains(timestamp) {
+                out.out_of_window += 1;
+                continue;
+            }
+            if !ids.insert(&record.id) {
+                out.duplicates += 1;
+                continue;
+            }
+            append_line(&mut lines, record.raw.get());
+            out.records += 1;
+            out.min = Some(out.min.map_or(timestamp, |m| m.min(timestamp)));
+            out.max = Some(out.max.map_or(timestamp, |m| m.max(timestamp)));
+            if lines.len() >= LINE_BUFFER_BYTES {
+                gzip.write_all(&lines).map_err(|e| e.to_string())?;
+                lines.clear();
+            }
+        }
+        if gzip.get_ref().len() >= CHUNK_BYTES {
+            emit(&mut gzip, &mut hasher, &mut out.bytes, None)?;
+        }
+    }
+    gzip.write_all(&lines).map_err(|e| e.to_string())?;
+    let rest = gzip.finish().map_err(|e| e.to_string())?;
+    if out.records > 0 {
+        emit(
+            &mut GzEncoder::new(Vec::new(), Compression::none()),
+            &mut hasher,
+            &mut out.bytes,
+            Some(rest),
+        )?;
+    }
+    out.sha256 = hex::encode(hasher.finalize());
+    Ok(out)
+}
+
+/// One record per line, byte for byte; a record the API sent pretty-printed is compacted first
+/// (a raw newline can only be whitespace between tokens).
+fn append_line(lines: &mut Vec<u8>, raw: &str) {
+    if memchr::memchr2(b'\n', b'\r', raw.as_bytes()).is_some() {
+        compact_json_into(lines, raw);
+    } else {
+        lines.extend_from_slice(raw.as_bytes());
+    }
+    lines.push(b'\n');
+}
+
+/// Copies JSON text without the whitespace outside strings.
+fn compact_json_into(out: &mut Vec<u8>, raw: &str) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in raw.as_bytes() {
+        if in_string {
+            out.push(byte);
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_verbatim_unless_they_contain_newlines() {
+        let mut out = Vec::new();
+        append_line(&mut out, r#"{"id":"a", "uri":"/x y"}"#);
+        append_line(
+            &mut out,
+            "{\n  \"id\": \"b\",\n  \"v\": \"keep \\\" \\n  this\"\n}",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "{\"id\":\"a\", \"uri\":\"/x y\"}\n{\"id\":\"b\",\"v\":\"keep \\\" \\n  this\"}\n"
+        );
+    }
+}

@@ -1,0 +1,523 @@
+//! The exporter against the simulator (in-process), a local directory and S3 on moto.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use feed_export::ledger;
+use feed_export::window::{HOUR, Hour, keys};
+use feed_export::{ExportError, ExportRequest, Exporter, SiteSelection};
+use kit_storage::{LocalStore, MemoryStore, ObjectStore, PutCondition, StorageError};
+use sigsci_sim::{ClockUpdate, Faults};
+
+fn backfill(sites: &[&str], hours: &[Hour]) -> ExportRequest {
+    let from = hours.first().map(|h| h.start()).unwrap_or_default();
+    let until = hours.last().map(|h| h.end()).unwrap_or_default();
+    ExportRequest {
+        sites: SiteSelection::Only(sites.iter().map(|s| s.to_string()).collect()),
+        range: Some((from, until)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_under_faults_across_sites_and_hours() -> TestResult {
+    let sim = sim(3, 5.0).await;
+    sim.state.set_faults(Faults {
+        rate_limit_429: 0.10,
+        rate_limit_400: 0.10,
+        server_error: 0.05,
+        html_502: 0.03,
+        reset: 0.03,
+        malformed: 0.03,
+        page_latency_ms: 20,
+        cursor_ttl_secs: 1,
+        ..Faults::default()
+    })?;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let hours = last_hours(&sim, 2);
+    let mut settings = settings();
+    // Small windows (several per hour) so the cursor TTL and restarts come into play.
+    settings.pipeline.max_window_records = 3_000;
+    settings.pipeline.page_limit = 500;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let report = exporter
+        .run(&backfill(&["site-1", "site-2", "site-3"], &hours), None)
+        .await?;
+    assert!(report.errors().is_empty(), "{:?}", report.errors());
+    assert_eq!(report.hours_exported(), 6);
+    let restarts: u64 = report
+        .sites
+        .iter()
+        .flat_map(|s| &s.exported)
+        .map(|h| h.restarts)
+        .sum();
+    let retries: u64 = report
+        .sites
+        .iter()
+        .flat_map(|s| &s.exported)
+        .map(|h| h.retries)
+        .sum();
+    assert!(
+        retries > 0,
+        "faults were on, so some pages must have been retried"
+    );
+    eprintln!("retries {retries}, restarts {restarts}");
+    for site in ["site-1", "site-2", "site-3"] {
+        for hour in &hours {
+            assert_exact(&sim, store.as_ref(), site, *hour).await;
+        }
+    }
+    let log = sim.state.call_log();
+    assert!(
+        log.feed.max_concurrent_per_site.values().all(|n| *n <= 2),
+        "{:?}",
+        log.feed
+    );
+    assert!(log.feed.max_concurrent_corp <= 5, "{:?}", log.feed);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_site_splits_its_hour_and_keeps_memory_bounded() -> TestResult {
+    let sim = sim(1, 20.0).await;
+    let store = Arc::new(MemoryStore::new());
+    let hour = last_hours(&sim, 1)[0];
+    let mut settings = settings();
+    settings.pipeline.max_window_records = 10_000;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let report = exporter.run(&backfill(&["site-1"], &[hour]), None).await?;
+    let summary = &report.sites[0].exported[0];
+    // ~72k records at ≤ 10k per window: the two half-hour windows were split by estimate.
+    assert!(
+        summary.parts >= 7,
+        "expected the hour in ≥ 7 parts, got {}",
+        summary.parts
+    );
+    assert_exact(&sim, store.as_ref(), "site-1", hour).await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_after_a_crash_overwrites_partial_parts_and_removes_strays() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let hour = last_hours(&sim, 1)[0];
+    // What a crashed run with other window boundaries leaves: a truncated part, a stray part, and
+    // a lease that was never released.
+    let prefix = keys::hour_prefix(CORP, "site-1", hour);
+    store
+        .put(
+            &format!("{prefix}part-00000.ndjson.gz"),
+            Bytes::from_static(b"garbage"),
+            PutCondition::Always,
+        )
+        .await?;
+    store
+        .put(
+            &format!("{prefix}part-00045.ndjson.gz"),
+            Bytes::from_static(b"stray"),
+            PutCondition::Always,
+        )
+        .await?;
+    let stale = serde_json::json!({"owner": "crashed-run", "acquired_at": sim.state.now() - 900, "expires_at": sim.state.now() - 300});
+    store
+        .put(
+            &keys::lease(CORP, "site-1", hour),
+            Bytes::from(stale.to_string()),
+            PutCondition::CreateOnly,
+        )
+        .await?;
+
+    let exporter =
+        Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+    let report = exporter.run(&backfill(&["site-1"], &[hour]), None).await?;
+    assert_eq!(report.hours_exported(), 1, "{report:?}");
+    assert_exact(&sim, store.as_ref(), "site-1", hour).await;
+    assert!(
+        store
+            .get(&format!("{prefix}part-00045.ndjson.gz"))
+            .await?
+            .is_none()
+    );
+    assert!(
+        store
+            .get(&keys::lease(CORP, "site-1", hour))
+            .await?
+            .is_none(),
+        "the lease is removed once the hour is complete"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerunning_complete_hours_reads_only_the_ledger_and_writes_nothing() -> TestResult {
+    let sim = sim(2, 1.0).await;
+    let memory: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let request = ExportRequest {
+        sites: SiteSelection::All,
+        range: None,
+    };
+    let first = Exporter::new(client(&sim), memory.clone(), clock(&sim)).with_settings(settings());
+    let report = first.run(&request, None).await?;
+    // At hh:07:30 the API serves 23 whole hours (from ≥ now − 24 h 5 min, until ≤ now − 5 min).
+    assert_eq!(
+        report.hours_exported(),
+        2 * 23,
+        "a new ledger starts with every hour in retention"
+    );
+    let before = snapshot(memory.as_ref()).await;
+
+    let counting = CountingStore::new(memory.clone());
+    let again =
+        Exporter::new(client(&sim), counting.clone(), clock(&sim)).with_settings(settings());
+    let report = again.run(&request, None).await?;
+    assert_eq!(report.hours_exported(), 0);
+    assert_eq!(
+        counting.counts(),
+        (4, 0),
+        "two ledger reads per site (plan + report) and no writes"
+    );
+    assert_eq!(snapshot(memory.as_ref()).await, before);
+
+    // An explicit backfill of complete hours writes nothing either.
+    let hours = last_hours(&sim, 3);
+    let report = again.run(&backfill(&["site-1"], &hours), None).await?;
+    assert_eq!(report.hours_exported(), 0);
+    assert_eq!(counting.counts().1, 0);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_after_clock_jumps_exports_in_order_and_records_lost_hours() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let request = ExportRequest {
+        sites: SiteSelection::All,
+        range: None,
+    };
+    let run = || Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+    assert_eq!(run().run(&request, None).await?.hours_exported(), 23);
+
+    sim.state.update_clock(&ClockUpdate {
+        advance_secs: Some(6 * HOUR),
+        ..ClockUpdate::default()
+    })?;
+    let report = run().run(&request, None).await?;
+    let exported: Vec<String> = report.sites[0]
+        .exported
+        .iter()
+        .map(|h| h.hour.clone())
+        .collect();
+    let expected: Vec<String> = last_hours(&sim, 6).iter().map(Hour::to_string).collect();
+    assert_eq!(exported, expected, "the six new hours, oldest first");
+    assert!(report.sites[0].lost.is_empty());
+    for hour in last_hours(&sim, 6) {
+        assert_exact(&sim, store.as_ref(), "site-1", hour).await;
+    }
+
+    let newest_before = Hour::newest_ready(sim.state.now());
+    sim.state.update_clock(&ClockUpdate {
+        advance_secs: Some(30 * HOUR),
+        ..ClockUpdate::default()
+    })?;
+    let now = sim.state.now();
+    let report = run().run(&request, None).await?;
+    let site = &report.sites[0];
+    let oldest = Hour::oldest_retained(now);
+    let expected_lost: Vec<String> = Hour::range(newest_before.next(), oldest)
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!(
+        site.lost, expected_lost,
+        "hours that left retention are reported lost"
+    );
+    assert_eq!(
+        expected_lost.len(),
+        7,
+        "30 hours later, 23 are still served"
+    );
+    assert_eq!(site.exported.len(), 23);
+    assert_eq!(
+        site.newest_complete_until,
+        Some(Hour::newest_ready(now).end())
+    );
+    let (stored, _) = ledger::load(store.as_ref(), CORP, "site-1")
+        .await?
+        .ok_or("no ledger")?;
+    assert_eq!(
+        stored
+            .lost_hours()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>(),
+        expected_lost
+    );
+    let line = feed_export::metrics::emf_line(&report, site, 0);
+    assert!(
+        line.contains("\"HoursLost\":7") && line.contains("\"HoursExported\":23"),
+        "{line}"
+    );
+    let status = feed_export::status::site_status(store.as_ref(), CORP, "site-1", now).await?;
+    assert_eq!(
+        (
+            status.complete.len(),
+            status.pending.len(),
+            status.lost.len()
+        ),
+        (23, 0, 7)
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_exporters_at_once_write_each_hour_once() -> TestResult {
+    let sim = sim(2, 5.0).await;
+    sim.state.set_faults(Faults {
+        page_latency_ms: 10,
+        ..Faults::default()
+    })?;
+    let dir = tempfile::tempdir()?;
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let hours = last_hours(&sim, 3);
+    overlap(&sim, local, &hours).await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn overlap(
+    sim: &sigsci_sim::RunningSim,
+    store: Arc<dyn ObjectStore>,
+    hours: &[Hour],
+) -> TestResult {
+    let request = backfill(&["site-1", "site-2"], hours);
+    let a = Exporter::new(client(sim), store.clone(), clock(sim)).with_settings(settings());
+    let b = Exporter::new(client(sim), store.clone(), clock(sim)).with_settings(settings());
+    let (ra, rb) = tokio::join!(a.run(&request, None), b.run(&request, None));
+    let (ra, rb) = (ra?, rb?);
+    for site in ["site-1", "site-2"] {
+        for hour in hours {
+            assert_exact(sim, store.as_ref(), site, *hour).await;
+            let manifest = store
+                .get(&keys::manifest(CORP, site, *hour))
+                .await?
+                .ok_or("manifest missing")?;
+            let manifest = feed_export::Manifest::parse("m", &manifest.body)?;
+            assert!(manifest.run_id == a.run_id() || manifest.run_id == b.run_id());
+        }
+    }
+    let written = ra.hours_exported() + rb.hours_exported();
+    assert_eq!(
+        written,
+        2 * hours.len(),
+        "each hour exported by exactly one run: a {ra:?} b {rb:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_on_moto_exact_and_overlapping_exporters() -> TestResult {
+    let bucket = moto_bucket().await;
+    let sim = sim(2, 5.0).await;
+    sim.state.set_faults(Faults {
+        page_latency_ms: 10,
+        ..Faults::default()
+    })?;
+    let store = kit_storage::open(&format!("s3://{bucket}/feeds/sigsci"), Some(&moto_url()))?;
+    overlap(&sim, store.clone(), &last_hours(&sim, 2)).await?;
+    let listed = store.list("").await?;
+    assert!(
+        listed
+            .iter()
+            .all(|m| m.key.starts_with("corp=testcorp/site=")),
+        "{listed:?}"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_fails_clearly_and_changes_nothing() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store = CountingStore::new(Arc::new(MemoryStore::new()));
+    let exporter = Exporter::new(
+        client_with_token(&sim, "wrong-token"),
+        store.clone(),
+        clock(&sim),
+    );
+    let error = exporter
+        .run(
+            &ExportRequest {
+                sites: SiteSelection::All,
+                range: None,
+            },
+            None,
+        )
+        .await
+        .err()
+        .ok_or("must fail")?;
+    assert!(
+        matches!(&error, ExportError::Api { source, .. } if source.status() == Some(401)),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+    assert_eq!(store.counts(), (0, 0), "nothing read or written");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_site_and_missing_bucket_are_clear_errors() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let exporter = Exporter::new(client(&sim), Arc::new(MemoryStore::new()), clock(&sim));
+    let request = ExportRequest {
+        sites: SiteSelection::Only(vec!["nope".into()]),
+        range: None,
+    };
+    let error = exporter
+        .run(&request, None)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("\"nope\"") && error.contains("site-1"),
+        "{error}"
+    );
+
+    aws_test_env();
+    let missing = kit_storage::open("s3://no-such-feed-bucket/x", Some(&moto_url()))?;
+    let exporter = Exporter::new(client(&sim), missing, clock(&sim));
+    let error = exporter
+        .run(
+            &ExportRequest {
+                sites: SiteSelection::All,
+                range: None,
+            },
+            None,
+        )
+        .await
+        .err()
+        .ok_or("must fail")?;
+    assert!(
+        matches!(&error, ExportError::Storage(StorageError::BucketMissing { bucket }) if bucket == "no-such-feed-bucket"),
+        "{error}"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_pages_are_retried_and_never_half_committed() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    let hours = last_hours(&sim, 2);
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    // Every page truncated: the hour cannot be fetched, so nothing of it may become visible.
+    sim.state.set_faults(Faults {
+        malformed: 1.0,
+        ..Faults::default()
+    })?;
+    let mut settings = settings();
+    settings.max_window_attempts = 2;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let report = exporter
+        .run(&backfill(&["site-1"], &hours[..1]), None)
+        .await?;
+    assert_eq!(report.hours_exported(), 0);
+    assert!(
+        report.errors().iter().any(|e| e.contains("failed 2 times")),
+        "{:?}",
+        report.errors()
+    );
+    let prefix = keys::hour_prefix(CORP, "site-1", hours[0]);
+    let left: Vec<_> = store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|m| m.key)
+        .filter(|k| !k.ends_with("_lease.json"))
+        .collect();
+    assert!(left.is_empty(), "nothing committed: {left:?}");
+
+    // With some malformed pages, the windows are retried and the result is exact.
+    sim.state.set_faults(Faults {
+        malformed: 0.3,
+        ..Faults::default()
+    })?;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim))
+        .with_settings(settings_with_retries());
+    let report = exporter.run(&backfill(&["site-1"], &hours), None).await?;
+    assert_eq!(report.hours_exported(), 2, "{:?}", report.errors());
+    for hour in &hours {
+        assert_exact(&sim, store.as_ref(), "site-1", *hour).await;
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+fn settings_with_retries() -> feed_export::ExportSettings {
+    feed_export::ExportSettings {
+        max_window_attempts: 20,
+        ..settings()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_before_the_deadline_and_leaves_the_rest() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    sim.state.set_faults(Faults {
+        page_latency_ms: 200,
+        ..Faults::default()
+    })?;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let mut settings = settings();
+    settings.deadline_margin = Duration::from_millis(500);
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let hours = last_hours(&sim, 4);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let report = exporter
+        .run(&backfill(&["site-1"], &hours), Some(deadline))
+        .await?;
+    assert!(report.stopped_for_deadline);
+    assert!(
+        tokio::time::Instant::now() <= deadline,
+        "returned after the deadline"
+    );
+    let site = &report.sites[0];
+    assert_eq!(site.exported.len() + site.pending.len(), 4, "{site:?}");
+    assert!(!site.pending.is_empty());
+    // What was not finished is not visible, and its lease is free for the next run.
+    for hour in &hours {
+        if site.pending.contains(&hour.to_string()) {
+            assert!(
+                store
+                    .get(&keys::manifest(CORP, "site-1", *hour))
+                    .await?
+                    .is_none()
+            );
+            assert!(
+                exported_ids(store.as_ref(), "site-1", *hour)
+                    .await
+                    .is_empty()
+            );
+        }
+    }
+    sim.state.set_faults(Faults::default())?;
+    let next =
+        Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(self::settings());
+    let report = next.run(&backfill(&["site-1"], &hours), None).await?;
+    assert_eq!(report.sites[0].exported.len(), site.pending.len());
+    for hour in &hours {
+        assert_exact(&sim, store.as_ref(), "site-1", *hour).await;
+    }
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+"""`sigsci-kit feed` end to end: a real simulator process, the CLI as a process (killed mid-hour
+and rerun), and the Lambda bootstrap under `cargo lambda watch` with S3 and Secrets Manager on moto."""
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "target" / "release" / "sigsci-kit"
+CORP = "testcorp"
+SITES = ["site-1", "site-2"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds):
+    """Waits until something listens on the port (an HTTP probe would itself invoke the function)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def wait_http(url, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@pytest.fixture()
+def sim():
+    port = free_port()
+    proc = subprocess.Popen([str(CLI), "sim", "--listen", f"127.0.0.1:{port}", "--sites", "2", "--rps", "8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/__sim/clock")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def api_env(sim_url):
+    return dict(os.environ, SIGSCI_API_URL=sim_url, SIGSCI_CORP=CORP, SIGSCI_EMAIL="sim@example.com",
+                SIGSCI_API_TOKEN="sim-token", RUST_LOG="warn")
+
+
+def last_hours(sim_url, count):
+    now = requests.get(sim_url + "/__sim/clock").json()["now"]
+    newest = (now - 300) // 3600 * 3600 - 3600
+    return [newest - 3600 * i for i in reversed(range(count))]
+
+
+def hour_dir(out, site, start):
+    t = time.gmtime(start)
+    return Path(out) / f"corp={CORP}" / f"site={site}" / time.strftime("dt=%Y-%m-%d", t) / time.strftime("hour=%H", t)
+
+
+def partition_ids(directory):
+    """Every id in the partition, as a scan of all part files (Athena-style) reads them."""
+    ids = []
+    for part in sorted(Path(directory).glob("part-*.ndjson.gz")):
+        with gzip.open(part, "rt") as f:
+            ids.extend(json.loads(line)["id"] for line in f)
+    return ids
+
+
+def truth(sim_url, site, start):
+    reply = requests.get(sim_url + "/__sim/truth", params={"corp": CORP, "site": site, "from": start, "until": start + 3600})
+    return sorted(reply.json()["ids"])
+
+
+def feed(sim_url, *args, check=True):
+    return subprocess.run([str(CLI), "feed", *args], env=api_env(sim_url), capture_output=True, text=True, check=check, timeout=600)
+
+
+def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
+    out = tmp_path / "feed"
+    hours = last_hours(sim, 2)
+    window = ["--from", str(hours[0]), "--until", str(hours[-1] + 3600)]
+    sites = [a for s in SITES for a in ("--site", s)]
+    # Slow pages so the kill lands mid-hour.
+    requests.put(sim + "/__sim/faults", json={"page_latency_ms": 150}).raise_for_status()
+    proc = subprocess.Popen([str(CLI), "feed", "export", *sites, "--out", str(out), "--lease-ttl", "10", *window],
+                            env=api_env(sim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("**/part-*.ndjson.gz")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(out.glob("**/part-*.ndjson.gz")), "the exporter wrote no part before the kill"
+    manifests = list(out.glob("**/_manifest.json"))
+    assert len(manifests) < len(SITES) * len(hours), "the kill must land before every hour is complete"
+
+    requests.put(sim + "/__sim/faults", json={}).raise_for_status()
+    time.sleep(11)  # the killed run's leases expire
+    rerun = feed(sim, "export", *sites, "--out", str(out), "--lease-ttl", "10", *window)
+    assert "busy" not in rerun.stdout, rerun.stdout
+    for site in SITES:
+        for start in hours:
+            directory = hour_dir(out, site, start)
+            ids = partition_ids(directory)
+            assert len(ids) == len(set(ids)), f"{directory}: duplicates"
+            assert sorted(ids) == truth(sim, site, start), f"{directory}: not the truth"
+            assert (directory / "_manifest.json").exists()
+            verify = feed(sim, "verify", "--out", str(out), "--site", site, "--hour", str(start))
+            assert "OK" in verify.stdout, verify.stdout
+    # Rerunning complete hours writes nothing.
+    before = {p: p.stat().st_mtime_ns for p in out.glob("**/*")}
+    again = feed(sim, "export", *sites, "--out", str(out), *window)
+    assert "exported 0 hours" in again.stdout, again.stdout
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("**/*")}
+
+
+def test_verify_detects_tampering_and_status_reports(sim, tmp_path):
+    out = tmp_path / "feed"
+    start = last_hours(sim, 1)[0]
+    feed(sim, "backfill", "--site", "site-1", "--out", str(out), "--from", str(start), "--until", str(start + 3600))
+    status = feed(sim, "status", "--site", "site-1", "--out", str(out))
+    assert status.stdout.splitlines()[1].split()[:2] == ["site-1", "1"], status.stdout
+    part = sorted(hour_dir(out, "site-1", start).glob("part-*.ndjson.gz"))[0]
+    part.write_bytes(gzip.compress(b'{"id":"x","timestamp":"2000-01-01T00:00:00Z"}\n'))
+    verify = feed(sim, "verify", "--out", str(out), "--site", "site-1", "--hour", str(start), check=False)
+    assert verify.returncode == 1 and "sha256" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_bad_input_is_one_clear_error(sim, tmp_path):
+    out = tmp_path / "feed"
+    bad = subprocess.run([str(CLI), "feed", "export", "--out", str(out)], env=dict(api_env(sim), SIGSCI_API_TOKEN="wrong"),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "401" in bad.stderr, bad.stderr
+    assert not out.exists(), "nothing written"
+    moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh"
+    missing = feed(sim, "export", "--out", "s3://no-such-feed-bucket/x", "--s3-endpoint", moto, check=False)
+    assert missing.returncode == 1 and "no-such-feed-bucket" in missing.stderr, missing.stderr
+
+
+def test_lambda_bootstrap_under_cargo_lambda_watch(sim):
+    moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh"
+    aws = dict(endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    bucket = f"feed-lambda-{os.getpid()}"
+    boto3.client("s3", **aws).create_bucket(Bucket=bucket)
+    secret = f"sigsci/feed-{os.getpid()}"
+    boto3.client("secretsmanager", **aws).create_secret(Name=secret, SecretString=json.dumps({"email": "sim@example.com", "token": "sim-token"}))
+
+    port = free_port()
+    cargo_lambda = [str(ROOT / "target" / "venv" / "bin" / "cargo-lambda"), "lambda"]
+    env_vars = ",".join([f"SIGSCI_CORP={CORP}", f"SIGSCI_API_URL={sim}", f"SIGSCI_SECRET_NAME={secret}",
+                         f"FEED_DESTINATION=s3://{bucket}/feeds", f"FEED_S3_ENDPOINT={moto}", "SIGSCI_SITES=site-1",
+                         "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=us-east-1",
+                         f"AWS_ENDPOINT_URL_SECRETS_MANAGER={moto}"])
+    watch = subprocess.Popen([*cargo_lambda, "watch", "--release", "--timeout", "600", "--bin", "bootstrap", "--invoke-address", "127.0.0.1",
+                              "--invoke-port", str(port), "--env-vars", env_vars],
+                             cwd=ROOT / "functions" / "feed-export", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        wait_port(port, seconds=600)
+        start = last_hours(sim, 1)[0]
+        payload = json.dumps({"sites": ["site-1"], "from": start, "until": start + 3600})
+        invoke = subprocess.run([*cargo_lambda, "invoke", "bootstrap", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
+                                 "--data-ascii", payload], capture_output=True, text=True, timeout=600)
+        assert invoke.returncode == 0, invoke.stdout + invoke.stderr
+        reply = json.loads(invoke.stdout)
+        assert reply["hours_exported"] == 1, json.dumps(reply)
+        s3 = boto3.client("s3", **aws)
+        t = time.gmtime(start)
+        prefix = f"feeds/corp={CORP}/site=site-1/" + time.strftime("dt=%Y-%m-%d/hour=%H/", t)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        assert prefix + "_manifest.json" in keys, keys
+        ids = []
+        for key in keys:
+            if key.rsplit("/", 1)[1].startswith("part-"):
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                ids.extend(json.loads(line)["id"] for line in gzip.decompress(body).splitlines())
+        assert sorted(ids) == truth(sim, "site-1", start)
+    finally:
+        os.killpg(watch.pid, signal.SIGTERM)
+        watch.wait(30)
