@@ -196,4 +196,8 @@ def test_lambda_bootstrap_under_cargo_lambda_watch(sim):
         assert sorted(ids) == truth(sim, "site-1", start)
     finally:
         os.killpg(watch.pid, signal.SIGTERM)
-        watch.wait(30)
+        try:
+            watch.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(watch.pid, signal.SIGKILL)
+            watch.wait(10)
