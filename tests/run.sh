@@ -68,7 +68,7 @@ if [[ -x tests/k8s/start.sh ]]; then
 fi
 
 # --- suites -----------------------------------------------------------------------------------
-step "cargo test" cargo test --release --workspace --quiet
+step "cargo test" cargo test --release --workspace --no-fail-fast --quiet
 [[ -x tests/k8s/smoke.sh ]] && step "kubernetes test bed smoke" tests/k8s/smoke.sh
 for suite in tests/*/run.sh; do
   step "suite ${suite%/run.sh}" "$suite"
