@@ -4,7 +4,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-cargo build --release --quiet -p sigsci-kit
+source tests/lib/cargo.sh
+workspace_build
 kit="$root/target/release/sigsci-kit"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-config-cli.XXXXXX")
 sim_pid=""

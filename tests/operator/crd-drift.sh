@@ -6,7 +6,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 fresh=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-crds.XXXXXX")
 trap 'rm -rf "$fresh"' EXIT
-cargo run --release --quiet -p sigsci-operator --bin crdgen -- "$fresh" >/dev/null
+source tests/lib/cargo.sh
+workspace_build
+target/release/crdgen "$fresh" >/dev/null
 if ! diff -ru charts/sigsci-operator/crds "$fresh"; then
   echo "crd-drift: charts/sigsci-operator/crds/ is stale; regenerate with:" >&2
   echo "  cargo run --release -p sigsci-operator --bin crdgen" >&2

@@ -129,7 +129,7 @@ struct RuntimeLog {
 }
 
 async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<()> {
-    let binary = env!("CARGO_BIN_EXE_bootstrap");
+    let binary = env!("CARGO_BIN_EXE_agent-health");
     let size = std::fs::metadata(binary)?.len();
     let stripped = stripped_size(binary);
     let log = Arc::new(Mutex::new(RuntimeLog::default()));

@@ -1,7 +1,7 @@
 //! The operator end to end: the real kube-apiserver (chart installed, operator acting as the
 //! chart's ServiceAccount) and the simulator as the Signal Sciences API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Fault injection via `oneshot`, and the reset fault over real TCP with reqwest.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The request feed via `oneshot`: validation, paging against ground truth, cursors, filters,
 //! concurrency limits and determinism.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,7 +2,6 @@
 //! installed for real (CRDs and RBAC), an in-process operator that acts as the chart's
 //! ServiceAccount (impersonation, so only the chart's ClusterRole authorizes it), and the
 //! simulator in-process.
-#![allow(dead_code)] // each suite uses its own subset
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests: a frozen-clock simulator and a `oneshot` caller.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};

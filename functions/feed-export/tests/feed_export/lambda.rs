@@ -1,6 +1,6 @@
 //! The Lambda handler in-process: Secrets Manager and S3 on moto, the API on the simulator.
 
-mod common;
+use crate::common;
 
 use common::*;
 use feed_export::lambda::{LambdaConfig, handle};

@@ -1,6 +1,5 @@
 //! Shared set-up: the simulator in-process, a client with quick retries, a clock that reads the
 //! simulator's clock, and helpers that read back what was exported.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,6 @@
 //! Auth, corps/sites, agents, alerts, integrations, timeseries and the control API, via `oneshot`.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{NOW, api, call, frozen_state, router};

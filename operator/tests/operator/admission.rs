@@ -1,7 +1,7 @@
 //! The CRDs' schemas and CEL rules on the real API server: what the Signal Sciences API would
 //! reject is rejected at admission, with a message naming the field and the fix.
 
-mod common;
+use crate::common;
 
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};

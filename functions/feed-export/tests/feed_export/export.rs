@@ -1,6 +1,6 @@
 //! The exporter against the simulator (in-process), a local directory and S3 on moto.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

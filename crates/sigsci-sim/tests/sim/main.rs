@@ -1,0 +1,7 @@
+//! Simulator tests (one binary, one module per area).
+
+mod common;
+
+mod api;
+mod faults;
+mod feed;

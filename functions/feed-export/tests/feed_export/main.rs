@@ -1,0 +1,6 @@
+//! Feed export tests (one binary, one module per area).
+
+mod common;
+
+mod export;
+mod lambda;

@@ -1,0 +1,7 @@
+//! Operator tests against the real kube-apiserver and the simulator (one binary, one module per area).
+
+mod common;
+
+mod admission;
+mod config_plan;
+mod reconcile;

@@ -1,0 +1,15 @@
+# Sourced by tests/run.sh and by every suite that needs Rust binaries: one set of cargo settings and
+# one build command for the whole test run, so no crate is compiled twice in different flavours.
+# - Workspace crates compile through clippy-driver (rustc plus the clippy lints), so one pass both
+#   lints and generates code; `cargo clippy` would type-check the whole dependency graph again.
+# - -D warnings: a rustc or clippy warning fails the build, as `cargo clippy -- -D warnings` would.
+# - Always the whole workspace with all targets: `cargo build -p X` resolves a different feature set
+#   and recompiles shared dependencies (the CI log showed minutes of that).
+export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER:-$(rustc --print sysroot)/bin/clippy-driver}"
+export RUSTFLAGS="${RUSTFLAGS:--D warnings}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# workspace_build: every binary, test and bench of the workspace in release; a no-op when fresh.
+workspace_build() {
+  cargo build --release --workspace --all-targets --quiet --manifest-path "$(dirname "${BASH_SOURCE[0]}")/../../Cargo.toml"
+}
