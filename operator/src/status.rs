@@ -42,6 +42,49 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A sync that succeeded, worded for the condition and the event: what happened to `subject`
+    /// (`change` is what was applied, if anything; `adopted`: the link to the remote object is new).
+    pub fn synced(
+        subject: &str,
+        change: Option<&sigsci_config::Change>,
+        adopted: bool,
+        remote_id: Option<String>,
+    ) -> Outcome {
+        use sigsci_config::Verb;
+        let id = remote_id.as_deref().unwrap_or_default();
+        let (reason, message, wrote) = match change.map(|change| (change.verb(), change)) {
+            Some((Verb::Create, _)) => (
+                reason::CREATED,
+                format!("created {subject} (id {id})"),
+                true,
+            ),
+            Some((Verb::Update, change)) => (
+                reason::UPDATED,
+                format!(
+                    "updated {} of {subject} (id {id})",
+                    change.updated_fields().join(", ")
+                ),
+                true,
+            ),
+            _ if adopted => (
+                reason::ADOPTED,
+                format!("adopted {subject} (id {id}); it matches the spec"),
+                false,
+            ),
+            _ => (
+                reason::IN_SYNC,
+                format!("{subject} (id {id}) matches the spec"),
+                false,
+            ),
+        };
+        Outcome::Succeeded {
+            reason,
+            message,
+            wrote,
+            remote_id,
+        }
+    }
+
     pub fn failed(error: &crate::Error) -> Outcome {
         Outcome::Failed {
             reason: error.reason(),

@@ -65,6 +65,22 @@ impl Change {
         }
     }
 
+    /// Names of the fields an update changes (empty for a create or delete).
+    pub fn updated_fields(&self) -> Vec<&'static str> {
+        let diffs = match self {
+            Change::Alert(AlertChange {
+                op: Op::Update { diffs, .. },
+                ..
+            })
+            | Change::Integration(IntegrationChange {
+                op: Op::Update { diffs, .. },
+                ..
+            }) => diffs.as_slice(),
+            _ => &[],
+        };
+        diffs.iter().map(|diff| diff.field).collect()
+    }
+
     pub fn address(&self) -> Option<&Address> {
         match self {
             Change::Alert(change) => Some(&change.address),

@@ -100,7 +100,11 @@ impl Error {
     }
 
     /// A 2xx body that did not decode into what the call expects.
-    pub(crate) fn undecodable(status: StatusCode, body: &[u8], cause: &serde_json::Error) -> Error {
+    pub(crate) fn undecodable(
+        status: StatusCode,
+        body: &[u8],
+        cause: impl std::fmt::Display,
+    ) -> Error {
         Error::BadResponse {
             status: status.as_u16(),
             snippet: format!("{cause}; body starts: {}", snippet(body)),

@@ -8,13 +8,13 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use sigsci_config::alert::find_alert;
-use sigsci_config::{AlertChange, AlertDeletionPolicy, Change, Op, plan_alert, plan_alert_removal};
+use sigsci_config::{AlertDeletionPolicy, Change, plan_alert, plan_alert_removal};
 
 use super::{Context, publish, record_sync, recorded_remote_id, succeeded};
 use crate::connect::connect;
 use crate::crd::AgentAlert;
 use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
-use crate::status::{Outcome, reason};
+use crate::status::Outcome;
 use crate::{Error, Result, remote};
 
 pub const KIND: &str = "AgentAlert";
@@ -52,7 +52,12 @@ async fn apply(
 ) -> Result<Action> {
     let result = sync(alert, namespace, ctx).await;
     let outcome = match &result {
-        Ok(synced) => succeeded_outcome(alert, synced),
+        Ok(synced) => Outcome::synced(
+            &subject(alert),
+            synced.change.as_ref(),
+            synced.adopted,
+            synced.remote_id.clone(),
+        ),
         Err(error) => Outcome::failed(error),
     };
     let annotation = result
@@ -107,49 +112,13 @@ async fn sync(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Sync
     }
 }
 
-fn succeeded_outcome(alert: &AgentAlert, synced: &Synced) -> Outcome {
-    let subject = format!(
+/// How events and conditions name the remote object.
+fn subject(alert: &AgentAlert) -> String {
+    format!(
         "site {} alert {}",
         alert.spec.site,
         alert.spec.metric.tag_name()
-    );
-    let id = synced.remote_id.clone().unwrap_or_default();
-    let (reason, message, wrote) = match &synced.change {
-        Some(Change::Alert(AlertChange {
-            op: Op::Create(_), ..
-        })) => (
-            reason::CREATED,
-            format!("created {subject} (id {id})"),
-            true,
-        ),
-        Some(Change::Alert(AlertChange {
-            op: Op::Update { diffs, .. },
-            ..
-        })) => {
-            let fields: Vec<&str> = diffs.iter().map(|diff| diff.field).collect();
-            (
-                reason::UPDATED,
-                format!("updated {} of {subject} (id {id})", fields.join(", ")),
-                true,
-            )
-        }
-        _ if synced.adopted => (
-            reason::ADOPTED,
-            format!("adopted {subject} (id {id}); it matches the spec"),
-            false,
-        ),
-        _ => (
-            reason::IN_SYNC,
-            format!("{subject} (id {id}) matches the spec"),
-            false,
-        ),
-    };
-    Outcome::Succeeded {
-        reason,
-        message,
-        wrote,
-        remote_id: synced.remote_id.clone(),
-    }
+    )
 }
 
 async fn cleanup(
@@ -159,11 +128,7 @@ async fn cleanup(
     ctx: &Context,
 ) -> Result<Action> {
     let policy = alert.spec.deletion_policy;
-    let subject = format!(
-        "site {} alert {}",
-        alert.spec.site,
-        alert.spec.metric.tag_name()
-    );
+    let subject = subject(alert);
     let result = remove(alert, namespace, ctx, policy).await;
     let regarding = alert.object_ref(&());
     match result {

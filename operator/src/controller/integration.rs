@@ -9,15 +9,13 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use sigsci_config::integration::find_integration;
-use sigsci_config::{
-    Change, IntegrationChange, IntegrationDeletionPolicy, Op, Sensitive, plan_integration_removal,
-};
+use sigsci_config::{Change, IntegrationDeletionPolicy, Sensitive, plan_integration_removal};
 
 use super::{Context, publish, record_sync, recorded_remote_id, succeeded};
 use crate::connect::{connect, secret_value};
 use crate::crd::Integration;
 use crate::crd::common::{FIELDS_DIGEST_ANNOTATION, FINALIZER, REMOTE_ID_ANNOTATION};
-use crate::status::{Outcome, reason};
+use crate::status::Outcome;
 use crate::{Error, Result, remote};
 
 pub const KIND: &str = "Integration";
@@ -64,7 +62,15 @@ async fn apply(
                 ],
                 None => vec![],
             };
-            (succeeded_outcome(integration, synced), annotations)
+            (
+                Outcome::synced(
+                    &subject(integration),
+                    synced.change.as_ref(),
+                    synced.adopted,
+                    synced.remote_id.clone(),
+                ),
+                annotations,
+            )
         }
         Err(error) => (Outcome::failed(error), vec![]),
     };
@@ -154,49 +160,13 @@ async fn sync(integration: &Integration, namespace: &str, ctx: &Context) -> Resu
     }
 }
 
-fn succeeded_outcome(integration: &Integration, synced: &Synced) -> Outcome {
-    let subject = format!(
+/// How events and conditions name the remote object.
+fn subject(integration: &Integration) -> String {
+    format!(
         "{} {} integration",
         integration.spec.location(),
         integration.spec.kind
-    );
-    let id = synced.remote_id.clone().unwrap_or_default();
-    let (reason, message, wrote) = match &synced.change {
-        Some(Change::Integration(IntegrationChange {
-            op: Op::Create(_), ..
-        })) => (
-            reason::CREATED,
-            format!("created {subject} (id {id})"),
-            true,
-        ),
-        Some(Change::Integration(IntegrationChange {
-            op: Op::Update { diffs, .. },
-            ..
-        })) => {
-            let fields: Vec<&str> = diffs.iter().map(|diff| diff.field).collect();
-            (
-                reason::UPDATED,
-                format!("updated {} of {subject} (id {id})", fields.join(", ")),
-                true,
-            )
-        }
-        _ if synced.adopted => (
-            reason::ADOPTED,
-            format!("adopted {subject} (id {id}); it matches the spec"),
-            false,
-        ),
-        _ => (
-            reason::IN_SYNC,
-            format!("{subject} (id {id}) matches the spec"),
-            false,
-        ),
-    };
-    Outcome::Succeeded {
-        reason,
-        message,
-        wrote,
-        remote_id: synced.remote_id.clone(),
-    }
+    )
 }
 
 async fn cleanup(
@@ -206,11 +176,7 @@ async fn cleanup(
     ctx: &Context,
 ) -> Result<Action> {
     let policy = integration.spec.deletion_policy;
-    let subject = format!(
-        "{} {} integration",
-        integration.spec.location(),
-        integration.spec.kind
-    );
+    let subject = subject(integration);
     let regarding = integration.object_ref(&());
     match remove(integration, namespace, ctx, policy).await {
         Ok(done) => {

@@ -258,10 +258,6 @@ impl RunningOperator {
         self.shutdown.cancel();
         self.task.await.expect("operator task")
     }
-
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
 }
 
 /// The operator, in-process, as the chart's ServiceAccount, watching `namespace` only.

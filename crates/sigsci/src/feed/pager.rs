@@ -92,7 +92,7 @@ impl Pager {
                 Peek::Next(uri) => Some(self.start_ahead(uri)),
                 Peek::Last | Peek::Unknown => None,
             };
-            let ((records, next), attempts) = match parse_page(&fetched.reply) {
+            let ((records, next), attempts) = match parse_page(fetched.reply) {
                 Ok(parsed) => (parsed, fetched.attempts),
                 Err(error) => {
                     ahead = None;
@@ -150,9 +150,7 @@ impl Pager {
     ) -> Result<(ParsedPage, u32)> {
         tracing::debug!(error = %error, "feed page unusable, fetching it again");
         let attempts = AtomicU32::new(spent);
-        let parsed = self
-            .request(&position, |reply| parse_page(&reply), &attempts)
-            .await?;
+        let parsed = self.request(&position, parse_page, &attempts).await?;
         Ok((parsed, attempts.load(Ordering::Relaxed)))
     }
 
