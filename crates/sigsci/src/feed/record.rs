@@ -204,10 +204,7 @@ fn plain_string(json: &str, at: usize) -> Option<(&str, usize)> {
     if *bytes.get(at)? != b'"' {
         return None;
     }
-    let len = bytes
-        .get(at + 1..)?
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\')?;
+    let len = memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
     let end = at + 1 + len;
     (bytes[end] == b'"').then(|| (&json[at + 1..end], end + 1))
 }
@@ -252,10 +249,10 @@ fn skip_value(bytes: &[u8], mut at: usize) -> Option<usize> {
 fn skip_string(bytes: &[u8], mut at: usize) -> Option<usize> {
     at += 1;
     loop {
-        match *bytes.get(at)? {
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        match bytes[at] {
             b'"' => return Some(at + 1),
-            b'\\' => at += 2,
-            _ => at += 1,
+            _ => at += 2,
         }
     }
 }
