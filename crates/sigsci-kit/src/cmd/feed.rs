@@ -134,7 +134,7 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
     let mut exporter = Exporter::new(client, store, system_clock()).with_settings(settings);
     let bar = std::io::stderr()
         .is_terminal()
-        .then(|| Arc::new(ProgressBar::default()));
+        .then(|| Arc::new(ProgressBar::for_stderr()));
     if let Some(bar) = &bar {
         exporter = exporter.with_progress(bar.clone());
     }
@@ -277,55 +277,75 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A one-line progress bar on stderr.
-#[derive(Default)]
+/// Progress on stderr: a bar redrawn in place on a terminal; elsewhere (CI logs, pipes) one line
+/// per finished hour instead of a stream of carriage returns.
 struct ProgressBar {
+    redraw_in_place: bool,
     planned: AtomicUsize,
     done: AtomicUsize,
     records: AtomicU64,
 }
 
 impl ProgressBar {
-    fn draw(&self) {
+    fn for_stderr() -> ProgressBar {
+        ProgressBar {
+            redraw_in_place: std::io::stderr().is_terminal(),
+            planned: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            records: AtomicU64::new(0),
+        }
+    }
+
+    fn line(&self) -> String {
         let (done, planned) = (
             self.done.load(Ordering::Relaxed),
             self.planned.load(Ordering::Relaxed).max(1),
         );
         let width = 30;
         let filled = (done * width / planned).min(width);
-        let mut stderr = std::io::stderr();
-        let _ = write!(
-            stderr,
-            "\r[{}{}] {done}/{planned} hours, {} records",
+        format!(
+            "[{}{}] {done}/{planned} hours, {} records",
             "#".repeat(filled),
             " ".repeat(width - filled),
             self.records.load(Ordering::Relaxed)
-        );
-        let _ = stderr.flush();
+        )
+    }
+
+    /// `milestone`: an hour finished (the only updates printed when not redrawing in place).
+    fn draw(&self, milestone: bool) {
+        let mut stderr = std::io::stderr();
+        if self.redraw_in_place {
+            let _ = write!(stderr, "\r{}", self.line());
+            let _ = stderr.flush();
+        } else if milestone {
+            let _ = writeln!(stderr, "{}", self.line());
+        }
     }
 
     fn finish(&self) {
-        self.draw();
-        eprintln!();
+        if self.redraw_in_place {
+            self.draw(false);
+            eprintln!();
+        }
     }
 }
 
 impl Progress for ProgressBar {
     fn planned(&self, _site: &str, hours: usize) {
         self.planned.fetch_add(hours, Ordering::Relaxed);
-        self.draw();
+        self.draw(false);
     }
     fn records(&self, _site: &str, count: u64) {
         self.records.fetch_add(count, Ordering::Relaxed);
-        self.draw();
+        self.draw(false);
     }
     fn hour_done(&self, _summary: &HourSummary) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        self.draw();
+        self.draw(true);
     }
     fn hour_skipped(&self, _site: &str, _hour: Hour) {
         self.done.fetch_add(1, Ordering::Relaxed);
-        self.draw();
+        self.draw(true);
     }
 }
 
@@ -344,7 +364,7 @@ pub async fn demo_export(
         newest.end(),
     );
     let corp = client.corp().to_string();
-    let bar = Arc::new(ProgressBar::default());
+    let bar = Arc::new(ProgressBar::for_stderr());
     let exporter = Exporter::new(client, store.clone(), clock).with_progress(bar.clone());
     let report = exporter
         .run(
