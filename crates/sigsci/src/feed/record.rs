@@ -22,7 +22,8 @@ pub struct FeedRecord {
 }
 
 /// A record's JSON text, kept as a slice of the page body it arrived in: one buffer per page
-/// instead of an allocation and a copy per record (the exporter's hottest path).
+/// instead of an allocation and a copy per record (the exporter's hottest path). Keeping one record
+/// keeps its whole page; copy the text out (`get().to_owned()`) to hold records for long.
 #[derive(Clone)]
 pub struct RawRecord {
     page: Arc<String>,
