@@ -14,15 +14,22 @@ step() { # step NAME COMMAND... : runs one check, records the outcome, keeps goi
   local name=$1; shift
   echo
   echo "=== $name"
-  local started=$SECONDS
-  if "$@"; then
+  local started=$SECONDS status=0
+  "$@" || status=$?
+  if ((status == 0)); then
     passed+=("$name")
     echo "=== $name: ok ($((SECONDS - started)) s)"
   else
     failed+=("$name")
-    echo "=== $name: FAILED ($((SECONDS - started)) s)"
+    local why=""
+    ((status == 124)) && why=", timed out"
+    echo "=== $name: FAILED (exit $status$why, $((SECONDS - started)) s)"
   fi
 }
+
+# A hung suite must cost one suite, not the whole CI budget; the slowest takes about 8 minutes.
+suite_limit=1200
+limited() { timeout --kill-after=30 "$suite_limit" "$@"; }
 
 must() { # like step, but later steps cannot run without it
   step "$@"
@@ -84,9 +91,9 @@ if [[ -x tests/k8s/start.sh ]]; then
 fi
 
 # --- suites -----------------------------------------------------------------------------------
-step "cargo test" cargo test --release --workspace --no-fail-fast --quiet
-[[ -x tests/k8s/smoke.sh ]] && step "kubernetes test bed smoke" tests/k8s/smoke.sh
+step "cargo test" limited cargo test --release --workspace --no-fail-fast --quiet
+[[ -x tests/k8s/smoke.sh ]] && step "kubernetes test bed smoke" limited tests/k8s/smoke.sh
 for suite in tests/*/run.sh; do
-  step "suite ${suite%/run.sh}" "$suite"
+  step "suite ${suite%/run.sh}" limited "$suite"
 done
 summary

@@ -61,6 +61,14 @@ struct Args {
         default_value = "sigsci-operator"
     )]
     lease_name: String,
+    /// After SIGTERM, how long in-flight reconciles may run before the operator hands back its
+    /// Lease and exits anyway (keep under the pod's terminationGracePeriodSeconds).
+    #[arg(
+        long,
+        env = "SIGSCI_OPERATOR_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    shutdown_grace_seconds: u64,
     /// This instance in the Lease and on Events (default: pod or host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -104,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             retry_period: Duration::from_secs(2),
         }),
         identity,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };
     run(client, options, metrics, system_clock(), shutdown).await?;
     Ok(())

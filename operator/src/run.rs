@@ -2,6 +2,7 @@
 //! and leader election around it all.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -36,6 +37,9 @@ pub struct RunOptions {
     pub lease: Option<LeaseConfig>,
     /// This process, on Events and in the Lease.
     pub identity: String,
+    /// After a shutdown request, how long in-flight reconciles may take before they are
+    /// abandoned (keep it under the pod's termination grace period, so the Lease is handed back).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +78,10 @@ pub async fn run(
         options.settings.clone(),
         clock.clone(),
     ));
+    let grace = options.shutdown_grace;
     let Some(lease) = options.lease.clone() else {
-        run_controllers(ctx, &options, shutdown).await;
+        let controllers = run_controllers(ctx, &options, shutdown.clone());
+        until_stopped(controllers, &shutdown, grace).await;
         return Ok(());
     };
     let elector = LeaderElector::new(client, lease, clock);
@@ -84,7 +90,7 @@ pub async fn run(
         () = shutdown.cancelled() => return Ok(()),
     }
     let stop = shutdown.child_token();
-    let controllers = run_controllers(ctx, &options, stop.clone());
+    let controllers = until_stopped(run_controllers(ctx, &options, stop.clone()), &stop, grace);
     tokio::pin!(controllers);
     tokio::select! {
         () = &mut controllers => {
@@ -98,6 +104,27 @@ pub async fn run(
             controllers.await;
             Err(RunError::LeadershipLost)
         }
+    }
+}
+
+/// Runs `controllers` to completion, but once `stop` fires gives them only `grace` to finish:
+/// a reconcile stuck on an unreachable API must not keep the process (and its Lease) until
+/// the kubelet kills it.
+async fn until_stopped(
+    controllers: impl Future<Output = ()>,
+    stop: &CancellationToken,
+    grace: Duration,
+) {
+    tokio::pin!(controllers);
+    tokio::select! {
+        () = &mut controllers => return,
+        () = stop.cancelled() => {}
+    }
+    if tokio::time::timeout(grace, controllers).await.is_err() {
+        tracing::warn!(
+            grace_seconds = grace.as_secs_f64(),
+            "controllers did not stop within the shutdown grace period; abandoning in-flight reconciles"
+        );
     }
 }
 
@@ -333,5 +360,38 @@ async fn log_result<K, E1, E2>(
         // Reconcile errors are logged by the error policy; these are watch and queue errors.
         Err(runtime::Error::ReconcilerFailed(_, _)) => {}
         Err(error) => tracing::warn!(%error, "controller error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn stuck_controllers_are_abandoned_after_the_grace_period() {
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let started = tokio::time::Instant::now();
+        until_stopped(std::future::pending(), &stop, Duration::from_secs(10)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn controllers_that_stop_in_time_are_awaited() {
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let started = tokio::time::Instant::now();
+        let controllers = tokio::time::sleep(Duration::from_secs(3));
+        until_stopped(controllers, &stop, Duration::from_secs(10)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_stop_no_grace_period_applies() {
+        let stop = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        let controllers = tokio::time::sleep(Duration::from_secs(600));
+        until_stopped(controllers, &stop, Duration::from_secs(10)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(600));
     }
 }

@@ -7,7 +7,8 @@ kit="$root/target/release/sigsci-kit"
 [[ -x "$kit" ]] || { echo "build first: cargo build --release -p sigsci-kit" >&2; exit 1; }
 work=$(mktemp -d)
 sim_pid=
-cleanup() { [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
+source "$root/tests/lib/process.sh"
+cleanup() { [[ -n "$sim_pid" ]] && { terminate_within 10 "$sim_pid" || true; }; rm -rf "$work"; }
 trap cleanup EXIT
 
 passed=0

@@ -9,7 +9,11 @@ export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER:-$(rustc --print sysro
 export RUSTFLAGS="${RUSTFLAGS:--D warnings}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# workspace_build: every binary, test and bench of the workspace in release; a no-op when fresh.
+# workspace_build: every binary, test and bench of the workspace in release. Once it has
+# succeeded in a shell, that shell's children (the suites under tests/run.sh) skip it: nothing
+# changes the sources during a run, and a second cargo call could only wait on a lock, silently.
 workspace_build() {
-  cargo build --release --workspace --all-targets --quiet --manifest-path "$(dirname "${BASH_SOURCE[0]}")/../../Cargo.toml"
+  [[ -n "${SIGSCI_KIT_TEST_WORKSPACE_BUILT-}" ]] && return 0
+  cargo build --release --workspace --all-targets --quiet --manifest-path "$(dirname "${BASH_SOURCE[0]}")/../../Cargo.toml" &&
+    export SIGSCI_KIT_TEST_WORKSPACE_BUILT=1
 }

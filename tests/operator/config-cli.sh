@@ -5,13 +5,14 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 source tests/lib/cargo.sh
+source tests/lib/process.sh
 workspace_build
 kit="$root/target/release/sigsci-kit"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-config-cli.XXXXXX")
 sim_pid=""
 finish() {
   # The simulator dies of our SIGTERM; its status must not become the script's.
-  if [[ -n "$sim_pid" ]]; then kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; fi
+  if [[ -n "$sim_pid" ]]; then terminate_within 10 "$sim_pid" || true; fi
   rm -rf "$work"
 }
 trap finish EXIT

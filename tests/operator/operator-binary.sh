@@ -7,14 +7,16 @@ cd "$root"
 kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh}
 kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh}
 source tests/lib/cargo.sh
+source tests/lib/process.sh
 workspace_build
-kc() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
+say() { echo "operator-binary: $*"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-operator-bin.XXXXXX")
 pid=""
 finish() {
   # A SIGTERM'd operator's status must not become the script's (errexit applies inside the trap).
-  if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
+  if [[ -n "$pid" ]]; then terminate_within 5 "$pid" || true; fi
   rm -rf "$work"
 }
 trap finish EXIT
@@ -22,29 +24,37 @@ trap finish EXIT
 kc apply --server-side -f charts/sigsci-operator/crds/ >/dev/null
 kc create namespace sigsci-system --dry-run=client -o yaml | kc apply -f - >/dev/null
 lease="sigsci-operator-binary-$$"
-port=$((20000 + RANDOM % 20000))
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 KUBECONFIG="$kubeconfig" POD_NAMESPACE=sigsci-system POD_NAME=binary-smoke \
   target/release/sigsci-operator --metrics-addr "127.0.0.1:$port" --lease-name "$lease" \
   >"$work/stdout" 2>"$work/log" &
 pid=$!
+say "started (pid $pid), waiting for it to take Lease $lease"
 
 for _ in $(seq 100); do
   holder=$(kc -n sigsci-system get lease "$lease" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
   [[ "$holder" == binary-smoke ]] && break
   sleep 0.2
 done
-[[ "$holder" == binary-smoke ]] || { echo "operator-binary: lease not taken; log:" >&2; cat "$work/log" >&2; exit 1; }
+[[ "$holder" == binary-smoke ]] || { say "lease not taken; log:" >&2; cat "$work/log" >&2; exit 1; }
 
-[[ "$(curl -fsS "http://127.0.0.1:$port/health")" == ok ]]
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^# EOF'
+[[ "$(curl -fsS --max-time 10 "http://127.0.0.1:$port/health")" == ok ]]
+curl -fsS --max-time 10 "http://127.0.0.1:$port/metrics" | grep -q '^# EOF'
 # Every log line is a JSON object.
-head -n1 "$work/log" | grep -q '^{".*}$' || { echo "operator-binary: not JSON: $(head -n1 "$work/log")" >&2; exit 1; }
+head -n1 "$work/log" | grep -q '^{".*}$' || { say "not JSON: $(head -n1 "$work/log")" >&2; exit 1; }
 
-kill -TERM "$pid"
-wait "$pid"
+# The operator's own grace period is 10 s; it must be gone well before a kubelet's 30 s.
+say "lease taken, endpoints answer; sending SIGTERM"
+status=0
+terminate_within 25 "$pid" || status=$?
 pid=""
+if ((status != 0)); then
+  say "exit status $status after SIGTERM (137: still running after 25 s); log:" >&2
+  cat "$work/log" >&2
+  exit 1
+fi
 holder=$(kc -n sigsci-system get lease "$lease" -o jsonpath='{.spec.holderIdentity}')
-[[ -z "$holder" ]] || { echo "operator-binary: lease still held by $holder after SIGTERM" >&2; exit 1; }
+[[ -z "$holder" ]] || { say "lease still held by $holder after SIGTERM" >&2; exit 1; }
 kc -n sigsci-system delete lease "$lease" >/dev/null
-echo "operator-binary: lease taken, /health and /metrics served, JSON logs, lease released on SIGTERM"
+say "lease taken, /health and /metrics served, JSON logs, lease released on SIGTERM"

@@ -274,6 +274,7 @@ pub async fn start_operator(
         concurrency: 4,
         lease,
         identity: identity.to_string(),
+        shutdown_grace: Duration::from_secs(10),
     };
     let task = tokio::spawn(run(
         operator_client().await,
