@@ -11,6 +11,8 @@ mod local;
 mod memory;
 mod s3;
 mod secrets;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kit_storage::testing::{create_bucket, create_secret, moto_url, set_test_aws_env, unique};
 use kit_storage::{
     LocalStore, MemoryStore, ObjectStore, PutCondition, PutOutcome, S3Location, S3Store,
     SecretSource, SecretsManager, StorageError,
@@ -10,57 +11,10 @@ use kit_storage::{
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn moto_url() -> String {
-    std::env::var("SIGSCI_KIT_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh, which starts moto and sets it"
-        )
-    })
-}
-
-fn set_test_aws_env() {
-    // SAFETY: set before any other thread reads these variables; every test sets the same values.
-    unsafe {
-        for (key, value) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            if std::env::var(key).is_err() {
-                std::env::set_var(key, value);
-            }
-        }
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
 async fn moto_bucket(prefix: &str) -> Result<S3Store, Box<dyn std::error::Error>> {
-    set_test_aws_env();
-    let bucket = unique("kit-storage");
+    let bucket = create_bucket("kit-storage").await;
     let location = S3Location::parse(&format!("s3://{bucket}/{prefix}"))?;
-    let store = S3Store::new(location, Some(&moto_url()))?;
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(moto_url())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await?;
-    Ok(store)
+    Ok(S3Store::new(location, Some(&moto_url()))?)
 }
 
 async fn conformance(store: Arc<dyn ObjectStore>) -> TestResult {
@@ -234,30 +188,10 @@ async fn s3_missing_bucket_is_a_clear_error() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_reads_credentials_on_moto() -> TestResult {
-    set_test_aws_env();
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(moto_url())
-        .build();
-    let admin = aws_sdk_secretsmanager::Client::from_conf(config);
     let good = unique("sigsci/feed");
     let bad = unique("sigsci/bad");
-    admin
-        .create_secret()
-        .name(&good)
-        .secret_string(r#"{"email":"soc@example.com","token":"tok"}"#)
-        .send()
-        .await?;
-    admin
-        .create_secret()
-        .name(&bad)
-        .secret_string("not json")
-        .send()
-        .await?;
+    create_secret(&good, r#"{"email":"soc@example.com","token":"tok"}"#).await;
+    create_secret(&bad, "not json").await;
 
     let secrets = SecretsManager::new(Some(&moto_url()));
     let credentials = secrets.api_credentials(&good).await?;

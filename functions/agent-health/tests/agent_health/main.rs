@@ -565,8 +565,8 @@ async fn webhook_signature_verifies_with_the_documented_algorithm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_handler_reads_rules_from_s3_and_refuses_bad_rules_before_evaluating() {
     let h = Harness::start("").await;
-    let bucket = create_bucket().await;
-    put_secret(
+    let bucket = create_bucket("agent-health").await;
+    create_secret(
         &format!("{}/api", h.secrets_prefix),
         r#"{"email": "sim@example.com", "token": "sim-token"}"#,
     )

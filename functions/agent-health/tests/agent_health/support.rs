@@ -33,81 +33,9 @@ pub const ACK_KEY: &str = "ack-signing-key-for-tests";
 pub const WEBHOOK_KEY: &str = "webhook-signing-key-for-tests";
 pub const ROUTING_KEY: &str = "pd-routing-key-for-tests";
 
-pub fn moto_url() -> String {
-    std::env::var("SIGSCI_KIT_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh, which starts moto and sets it"
-        )
-    })
-}
-
-pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{name}-{}-{nanos}-{count}", std::process::id())
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn aws_credentials() -> aws_sdk_s3::config::Credentials {
-    aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test")
-}
-
-pub fn set_test_aws_env() {
-    // SAFETY: every test sets the same values before building any AWS client.
-    unsafe {
-        for (key, value) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            if std::env::var(key).is_err() {
-                std::env::set_var(key, value);
-            }
-        }
-    }
-}
-
-pub fn s3_client() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credentials())
-        .endpoint_url(moto_url())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-pub async fn create_bucket() -> String {
-    let bucket = unique("agent-health");
-    s3_client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket on moto");
-    bucket
-}
-
-pub async fn put_secret(name: &str, value: &str) {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credentials())
-        .endpoint_url(moto_url())
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
-        .create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create secret on moto");
-}
+pub use kit_storage::testing::{
+    create_bucket, create_secret, moto_url, s3_client, set_test_aws_env, unique,
+};
 
 /// One request a receiver got.
 #[derive(Clone, Debug)]
@@ -285,27 +213,27 @@ impl Harness {
             Receiver::start(200).await,
         );
         let secrets_prefix = unique("ah");
-        put_secret(
+        create_secret(
             &format!("{secrets_prefix}/slack"),
             &json!({"webhook_url": format!("{}/services/T000/B000/XXXX", slack.url)}).to_string(),
         )
         .await;
-        put_secret(
+        create_secret(
             &format!("{secrets_prefix}/pagerduty"),
             &json!({"routing_key": ROUTING_KEY}).to_string(),
         )
         .await;
-        put_secret(
+        create_secret(
             &format!("{secrets_prefix}/opsgenie"),
             &json!({"api_key": "genie-key"}).to_string(),
         )
         .await;
-        put_secret(
+        create_secret(
             &format!("{secrets_prefix}/webhook"),
             &json!({"signing_key": WEBHOOK_KEY}).to_string(),
         )
         .await;
-        put_secret(
+        create_secret(
             &format!("{secrets_prefix}/ack"),
             &json!({"key": ACK_KEY}).to_string(),
         )
@@ -329,7 +257,7 @@ impl Harness {
         );
         let rules = Rules::parse(&rules_text, "harness rules").unwrap_or_else(|e| panic!("{e}"));
 
-        let bucket = create_bucket().await;
+        let bucket = create_bucket("agent-health").await;
         let s3: Arc<dyn ObjectStore> = Arc::new(
             S3Store::new(
                 S3Location::parse(&format!("s3://{bucket}/state")).unwrap(),

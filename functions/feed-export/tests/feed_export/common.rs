@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use feed_export::window::{HOUR, Hour, keys};
 use feed_export::{ExportSettings, SharedClock};
+pub use kit_storage::testing::{create_bucket, create_secret, moto_url, set_test_aws_env, unique};
 use kit_storage::{ObjectMeta, ObjectStore, PutCondition, PutOutcome, StoredObject, Upload};
 use secrecy::SecretString;
 use sigsci::{Client, CredentialSecret, Credentials, RetryPolicy};
@@ -206,57 +207,4 @@ pub async fn snapshot(store: &dyn ObjectStore) -> BTreeMap<String, u64> {
         .into_iter()
         .map(|m| (m.key, m.size))
         .collect()
-}
-
-pub fn moto_url() -> String {
-    std::env::var("SIGSCI_KIT_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh, which starts moto and sets it"
-        )
-    })
-}
-
-pub fn aws_test_env() {
-    // SAFETY: every test sets the same values before creating AWS clients.
-    unsafe {
-        for (key, value) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            if std::env::var(key).is_err() {
-                std::env::set_var(key, value);
-            }
-        }
-    }
-}
-
-pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-/// A fresh bucket on moto; returns its name.
-pub async fn moto_bucket() -> String {
-    aws_test_env();
-    let bucket = unique("feed");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(moto_url())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket on moto: {e:?}"));
-    bucket
 }

@@ -325,7 +325,7 @@ async fn overlap(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_on_moto_exact_and_overlapping_exporters() -> TestResult {
-    let bucket = moto_bucket().await;
+    let bucket = create_bucket("feed").await;
     let sim = sim(2, 5.0).await;
     sim.state.set_faults(Faults {
         page_latency_ms: 10,
@@ -393,7 +393,7 @@ async fn unknown_site_and_missing_bucket_are_clear_errors() -> TestResult {
         "{error}"
     );
 
-    aws_test_env();
+    set_test_aws_env();
     let missing = kit_storage::open("s3://no-such-feed-bucket/x", Some(&moto_url()))?;
     let exporter = Exporter::new(client(&sim), missing, clock(&sim));
     let error = exporter

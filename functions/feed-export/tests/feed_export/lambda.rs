@@ -8,25 +8,6 @@ use feed_export::window::keys;
 use feed_export::{ExportError, metrics};
 use kit_storage::{SecretSource, SecretsManager, StaticSecrets};
 
-async fn moto_secret(name: &str, value: &str) {
-    aws_test_env();
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(moto_url())
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
-        .create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create secret on moto: {e:?}"));
-}
-
 fn config(sim: &sigsci_sim::RunningSim, bucket: &str, secret: &str) -> LambdaConfig {
     let vars = [
         ("SIGSCI_CORP", CORP.to_string()),
@@ -47,9 +28,9 @@ fn config(sim: &sigsci_sim::RunningSim, bucket: &str, secret: &str) -> LambdaCon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_and_manual_invocations_export_to_s3() -> TestResult {
     let sim = sim(3, 2.0).await;
-    let bucket = moto_bucket().await;
+    let bucket = create_bucket("feed").await;
     let secret = unique("sigsci/feed");
-    moto_secret(
+    create_secret(
         &secret,
         r#"{"email": "sim@example.com", "token": "sim-token"}"#,
     )
@@ -111,7 +92,7 @@ async fn scheduled_and_manual_invocations_export_to_s3() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_secrets_fail_clearly_and_write_nothing() -> TestResult {
     let sim = sim(1, 1.0).await;
-    let bucket = moto_bucket().await;
+    let bucket = create_bucket("feed").await;
     let config = config(&sim, &bucket, "sigsci/feed");
     let store = kit_storage::open(&config.destination, config.s3_endpoint.as_deref())?;
     let event = serde_json::json!({});
