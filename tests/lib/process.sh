@@ -12,7 +12,7 @@ terminate_within() {
     trap 'kill $! 2>/dev/null; exit 0' TERM
     wait $!
     kill -KILL "$pid" 2>/dev/null
-  ) &
+  ) </dev/null >/dev/null 2>&1 & # a stray sleep must not hold the run's output open
   watchdog=$!
   wait "$pid" || status=$?
   kill -TERM "$watchdog" 2>/dev/null || true
