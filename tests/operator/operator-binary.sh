@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The built `sigsci-operator` binary against the test bed: it takes the leader Lease, serves
-# /health and /metrics, logs JSON lines, and on SIGTERM stops and hands the Lease back.
+# /health and /metrics, logs JSON lines, reconciles (a connection to a simulator becomes Ready),
+# and on SIGTERM stops and hands the Lease back.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -14,9 +15,11 @@ say() { echo "operator-binary: $*"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-operator-bin.XXXXXX")
 pid=""
+sim_pid=""
 finish() {
-  # A SIGTERM'd operator's status must not become the script's (errexit applies inside the trap).
+  # A SIGTERM'd process's status must not become the script's (errexit applies inside the trap).
   if [[ -n "$pid" ]]; then terminate_within 5 "$pid" || true; fi
+  if [[ -n "$sim_pid" ]]; then terminate_within 5 "$sim_pid" || true; fi
   rm -rf "$work"
 }
 trap finish EXIT
@@ -44,6 +47,34 @@ curl -fsS --max-time 10 "http://127.0.0.1:$port/metrics" | grep -q '^# EOF'
 # Every log line is a JSON object.
 head -n1 "$work/log" | grep -q '^{".*}$' || { say "not JSON: $(head -n1 "$work/log")" >&2; exit 1; }
 
+# It reconciles: a connection to a running simulator becomes Ready.
+target/release/sigsci-kit sim --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
+sim_pid=$!
+for _ in $(seq 100); do [[ -s "$work/sim.out" ]] && break; sleep 0.1; done
+url=$(head -n1 "$work/sim.out")
+[[ "$url" == http://127.0.0.1:* ]] || { say "simulator did not start: $(cat "$work/sim.err")" >&2; exit 1; }
+namespace="operator-binary-$$"
+kc create namespace "$namespace" >/dev/null
+kc -n "$namespace" create secret generic sim-credentials \
+  --from-literal=email=sim@example.com --from-literal=token=sim-token >/dev/null
+kc -n "$namespace" apply -f - >/dev/null <<YAML
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciConnection
+metadata: {name: sim}
+spec:
+  corp: testcorp
+  apiURL: $url
+  credentialsSecretRef: {name: sim-credentials}
+YAML
+ready=""
+for _ in $(seq 150); do
+  ready=$(kc -n "$namespace" get sigsciconnection sim -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+  [[ "$ready" == True ]] && break
+  sleep 0.2
+done
+[[ "$ready" == True ]] || { say "connection not Ready (${ready:-no status}); log:" >&2; cat "$work/log" >&2; exit 1; }
+say "a SigSciConnection to the simulator became Ready"
+
 # The operator's own grace period is 10 s; it must be gone well before a kubelet's 30 s.
 say "lease taken, endpoints answer; sending SIGTERM"
 status=0
@@ -57,4 +88,5 @@ fi
 holder=$(kc -n sigsci-system get lease "$lease" -o jsonpath='{.spec.holderIdentity}')
 [[ -z "$holder" ]] || { say "lease still held by $holder after SIGTERM" >&2; exit 1; }
 kc -n sigsci-system delete lease "$lease" >/dev/null
-say "lease taken, /health and /metrics served, JSON logs, lease released on SIGTERM"
+kc delete namespace "$namespace" --wait=false >/dev/null
+say "lease taken, /health and /metrics served, JSON logs, reconciled, lease released on SIGTERM"
