@@ -26,11 +26,8 @@ check() { # check NAME EXPECTED_EXIT STDERR_PATTERN COMMAND...
   fi
 }
 
-"$kit" sim --listen 127.0.0.1:0 --sites 2 >"$work/sim.out" 2>"$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 1 100); do [[ -s "$work/sim.out" ]] && break; sleep 0.1; done
-url=$(head -n1 "$work/sim.out")
-[[ "$url" == http://127.0.0.1:* ]] || { echo "simulator did not print its URL"; cat "$work/sim.err"; exit 1; }
+start_simulator "$kit" "$work" --sites 2
+url=$sim_url
 
 # Environment only, with the names pysigsci users already have.
 check "env credentials list sites" 0 '^site-1' \

@@ -19,3 +19,19 @@ terminate_within() {
   wait "$watchdog" 2>/dev/null || true
   return "$status"
 }
+
+# start_simulator KIT WORK [ARGS...]: `KIT sim` on a free loopback port, in the background, its
+# output in WORK/sim.out and WORK/sim.err. Sets sim_pid, and sim_url once it prints its URL;
+# fails showing its stderr if that takes over 10 s.
+start_simulator() {
+  local kit=$1 work=$2
+  shift 2
+  "$kit" sim --listen 127.0.0.1:0 "$@" >"$work/sim.out" 2>"$work/sim.err" &
+  sim_pid=$!
+  for _ in $(seq 100); do
+    [[ -s "$work/sim.out" ]] && break
+    sleep 0.1
+  done
+  sim_url=$(head -n1 "$work/sim.out")
+  [[ "$sim_url" == http://127.0.0.1:* ]] || { echo "simulator did not start: $(cat "$work/sim.err")" >&2; return 1; }
+}

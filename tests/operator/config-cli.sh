@@ -20,14 +20,8 @@ expect() { # expect FILE TEXT: FILE contains TEXT, or fail showing FILE
   grep -qF -- "$2" "$1" || { echo "config-cli: $(basename "$1") lacks: $2" >&2; cat "$1" >&2; exit 1; }
 }
 
-"$kit" sim --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 100); do
-  [[ -s "$work/sim.out" ]] && break
-  sleep 0.1
-done
-url=$(head -n1 "$work/sim.out")
-[[ "$url" == http://127.0.0.1:* ]] || { echo "config-cli: simulator did not start: $(cat "$work/sim.err")" >&2; exit 1; }
+start_simulator "$kit" "$work"
+url=$sim_url
 
 mkdir -p "$work/manifests"
 cat >"$work/manifests/alerts.yaml" <<YAML

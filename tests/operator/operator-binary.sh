@@ -48,11 +48,8 @@ curl -fsS --max-time 10 "http://127.0.0.1:$port/metrics" | grep -q '^# EOF'
 head -n1 "$work/log" | grep -q '^{".*}$' || { say "not JSON: $(head -n1 "$work/log")" >&2; exit 1; }
 
 # It reconciles: a connection to a running simulator becomes Ready.
-target/release/sigsci-kit sim --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
-sim_pid=$!
-for _ in $(seq 100); do [[ -s "$work/sim.out" ]] && break; sleep 0.1; done
-url=$(head -n1 "$work/sim.out")
-[[ "$url" == http://127.0.0.1:* ]] || { say "simulator did not start: $(cat "$work/sim.err")" >&2; exit 1; }
+start_simulator target/release/sigsci-kit "$work"
+url=$sim_url
 namespace="operator-binary-$$"
 kc create namespace "$namespace" >/dev/null
 kc -n "$namespace" create secret generic sim-credentials \
