@@ -1,9 +1,30 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, starts the real services, runs every suite.
 # Fresh machine: ./tests/run.sh   (Python packages go to target/venv, Go-built binaries to target/k8s-bin)
+# Some suites only: ./tests/run.sh SUITE...  (plus the build and the services they need), with SUITE one of
+#   cargo (cargo test), k8s-smoke, and the directories with a run.sh: cli conformance feed health operator
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+all_suites=(cargo k8s-smoke)
+for suite in tests/*/run.sh; do
+  all_suites+=("$(basename "$(dirname "$suite")")")
+done
+selected=("$@")
+((${#selected[@]})) || selected=("${all_suites[@]}")
+for suite in "${selected[@]}"; do
+  if [[ " ${all_suites[*]} " != *" $suite "* ]]; then
+    echo "unknown suite $suite; the suites are: ${all_suites[*]}" >&2
+    exit 2
+  fi
+done
+wants() { [[ " ${selected[*]} " == *" $1 "* ]]; }
+# What the suites need besides the build: moto for S3 and Secrets Manager, the Kubernetes test bed.
+services=()
+{ wants cargo || wants feed; } && services+=(moto)
+{ wants cargo || wants k8s-smoke || wants operator; } && services+=(k8s)
+needs() { [[ " ${services[*]-} " == *" $1 "* ]]; }
 # shellcheck source=tests/lib/cargo.sh
 source tests/lib/cargo.sh
 state=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-kit-tests.XXXXXX")
@@ -38,8 +59,7 @@ must() { # like step, but later steps cannot run without it
 
 cleanup() {
   [[ -n "${k8s_build_pid-}" ]] && kill -- "-$k8s_build_pid" 2>/dev/null
-  [[ -x tests/k8s/stop.sh && -d "$state/k8s" ]] && tests/k8s/stop.sh "$state/k8s" >/dev/null 2>&1
-  tests/lib/moto.sh stop "$state" >/dev/null 2>&1
+  tests/services.sh down "$state" >/dev/null 2>&1
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -57,12 +77,12 @@ summary() {
 # --- install what the suites need -------------------------------------------------------------
 must "python venv (target/venv)" tests/lib/venv.sh
 for deps in tests/*/install-deps.sh; do
-  [[ -x "$deps" ]] && must "system packages ($deps)" "$deps"
+  wants "$(basename "$(dirname "$deps")")" && must "system packages ($deps)" "$deps"
 done
 # The Go build of the Kubernetes test bed (a quarter of an hour cold) runs beside the Rust build:
 # each leaves a core idle often enough (serial crates, links) for the other to use it.
 k8s_build_pid=""
-if [[ -x tests/k8s/build.sh ]]; then
+if needs k8s; then
   # Own process group, so an aborted run stops the go processes too.
   setsid tests/k8s/build.sh >"$state/k8s-build.log" 2>&1 &
   k8s_build_pid=$!
@@ -81,19 +101,16 @@ must "cargo build with clippy lints (-D warnings)" workspace_build
 [[ -n "$k8s_build_pid" ]] && must "kube-apiserver, etcd, helm (target/k8s-bin)" k8s_build_wait
 
 # --- services ---------------------------------------------------------------------------------
-must "moto server" tests/lib/moto.sh start "$state"
-# shellcheck disable=SC1091
-source "$state/moto.env"
-if [[ -x tests/k8s/start.sh ]]; then
-  must "kube-apiserver + etcd" tests/k8s/start.sh "$state/k8s"
+if ((${#services[@]})); then
+  must "services (${services[*]})" tests/services.sh up "$state" "${services[@]}"
   # shellcheck disable=SC1091
-  source "$state/k8s/env"
+  source "$state/env"
 fi
 
 # --- suites -----------------------------------------------------------------------------------
-step "cargo test" limited cargo test --release --workspace --no-fail-fast --quiet
-[[ -x tests/k8s/smoke.sh ]] && step "kubernetes test bed smoke" limited tests/k8s/smoke.sh
+wants cargo && step "cargo test" limited cargo test --release --workspace --no-fail-fast --quiet
+wants k8s-smoke && step "kubernetes test bed smoke" limited tests/k8s/smoke.sh
 for suite in tests/*/run.sh; do
-  step "suite ${suite%/run.sh}" limited "$suite"
+  wants "$(basename "$(dirname "$suite")")" && step "suite ${suite%/run.sh}" limited "$suite"
 done
 summary

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pysigsci conformance suite: the public pysigsci CLI, unchanged, against `sigsci-kit sim`.
 # Expects the venv at target/venv (tests/requirements.txt installed) and a built
-# target/release/sigsci-kit; tests/run.sh provides both.
+# target/release/sigsci-kit; `tests/run.sh conformance` provides both.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,7 +9,7 @@ python="$root/target/venv/bin/python"
 binary="$root/target/release/sigsci-kit"
 
 if [[ ! -x "$python" ]]; then
-    echo "conformance: $python not found; create the venv from tests/requirements.txt (tests/run.sh does)" >&2
+    echo "conformance: $python not found; create the venv from tests/requirements.txt (`tests/run.sh conformance` does)" >&2
     exit 1
 fi
 if [[ ! -x "$binary" ]]; then

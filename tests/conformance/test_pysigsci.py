@@ -108,7 +108,7 @@ def _drain(stream):
 @pytest.fixture(scope="session")
 def sim():
     if not SIM_BINARY.is_file():
-        pytest.fail(f"{SIM_BINARY} is missing: run `cargo build --release -p sigsci-kit` (tests/run.sh does)")
+        pytest.fail(f"{SIM_BINARY} is missing: run `tests/run.sh conformance`, which builds it")
     # The simulator's log goes to a file so a full pipe can never block it; shown if startup fails.
     stderr = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Feed export suite: the CLI killed mid-hour and rerun, verify/status, bad input, the Lambda
 # bootstrap under `cargo lambda watch` + `invoke`, and one `cargo lambda build --release`.
-# Needs moto (SIGSCI_KIT_TEST_MOTO_URL, set by tests/run.sh) and target/venv.
+# Needs moto (SIGSCI_KIT_TEST_MOTO_URL) and target/venv: `tests/run.sh feed` provides both, or
+# `tests/services.sh up DIR moto` and `source DIR/env`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 venv="$root/target/venv"
-: "${SIGSCI_KIT_TEST_MOTO_URL:?run tests/run.sh, which starts moto and sets SIGSCI_KIT_TEST_MOTO_URL}"
+: "${SIGSCI_KIT_TEST_MOTO_URL:?run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env}"
 export PATH="$venv/bin:$PATH"
 
 source tests/lib/cargo.sh

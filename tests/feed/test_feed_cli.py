@@ -150,14 +150,14 @@ def test_bad_input_is_one_clear_error(sim, tmp_path):
     assert bad.returncode == 1 and "401" in bad.stderr, bad.stderr
     assert not out.exists(), "nothing written"
     moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
-    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh"
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
     missing = feed(sim, "export", "--out", "s3://no-such-feed-bucket/x", "--s3-endpoint", moto, check=False)
     assert missing.returncode == 1 and "no-such-feed-bucket" in missing.stderr, missing.stderr
 
 
 def test_lambda_bootstrap_under_cargo_lambda_watch(sim, tmp_path):
     moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
-    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh"
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
     aws = dict(endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     bucket = f"feed-lambda-{os.getpid()}"
     boto3.client("s3", **aws).create_bucket(Bucket=bucket)
@@ -174,10 +174,10 @@ def test_lambda_bootstrap_under_cargo_lambda_watch(sim, tmp_path):
     function = None
     try:
         wait_port(port, seconds=60)
-        function_env = {**os.environ, "SIGSCI_CORP": CORP, "SIGSCI_API_URL": sim, "SIGSCI_SECRET_NAME": secret,
-                        "FEED_DESTINATION": f"s3://{bucket}/feeds", "FEED_S3_ENDPOINT": moto, "SIGSCI_SITES": "site-1",
+        function_env = {**os.environ, "SIGSCI_CORP": CORP, "SIGSCI_API_URL": sim, "SIGSCI_KIT_CREDENTIALS_SECRET": secret,
+                        "SIGSCI_KIT_FEED_LOCATION": f"s3://{bucket}/feeds", "SIGSCI_KIT_SITES": "site-1",
                         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
+                        "AWS_ENDPOINT_URL": moto,
                         "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
                         "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
         function_log = tmp_path / "function.log"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Agent health through the sigsci-kit CLI and a real headless Chromium (see test_ack_browser.py).
-# Needs the venv and tests/health/install-deps.sh (tests/run.sh runs both).
+# Needs the venv and tests/health/install-deps.sh (`tests/run.sh health` runs both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/lib/cargo.sh"

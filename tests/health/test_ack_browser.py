@@ -70,7 +70,7 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     if not BINARY.exists():
-        pytest.fail(f"{BINARY} is missing: build it with cargo build --release -p sigsci-kit (tests/run.sh does)")
+        pytest.fail(f"{BINARY} is missing: run tests/run.sh health, which builds it")
     work = tmp_path_factory.mktemp("agent-health")
     processes = []
 

@@ -2,11 +2,12 @@
 # one build command for the whole test run, so no crate is compiled twice in different flavours.
 # - Workspace crates compile through clippy-driver (rustc plus the clippy lints), so one pass both
 #   lints and generates code; `cargo clippy` would type-check the whole dependency graph again.
-# - -D warnings: a rustc or clippy warning fails the build, as `cargo clippy -- -D warnings` would.
+# - No RUSTFLAGS: `warnings = "deny"` in [workspace.lints] fails the build on a rustc or clippy warning
+#   in a workspace crate, as `cargo clippy -- -D warnings` would, while dependencies keep the
+#   fingerprints `cargo run --release` gives them (the demo and the tests share one dependency build).
 # - Always the whole workspace with all targets: `cargo build -p X` resolves a different feature set
 #   and recompiles shared dependencies (the CI log showed minutes of that).
 export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER:-$(rustc --print sysroot)/bin/clippy-driver}"
-export RUSTFLAGS="${RUSTFLAGS:--D warnings}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # workspace_build: every binary, test and bench of the workspace in release. Once it has

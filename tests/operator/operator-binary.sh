@@ -5,8 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh}
+kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
 source tests/lib/cargo.sh
 source tests/lib/process.sh
 workspace_build

@@ -12,7 +12,7 @@ const KEY: &str = "testing";
 pub fn moto_url() -> String {
     std::env::var("SIGSCI_KIT_TEST_MOTO_URL").unwrap_or_else(|_| {
         panic!(
-            "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh, which starts moto and sets it"
+            "SIGSCI_KIT_TEST_MOTO_URL is not set: `tests/services.sh up DIR moto`, then `source DIR/env` (tests/run.sh does both)"
         )
     })
 }

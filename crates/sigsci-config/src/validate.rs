@@ -42,10 +42,7 @@ impl fmt::Display for Problems {
 pub(crate) fn check_site_name(problems: &mut Problems, field: &str, value: &str) {
     if value.is_empty() {
         problems.push(field, "must not be empty");
-    } else if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
-    {
+    } else if !sigsci::is_short_name(value) {
         problems.push(
             field,
             format!("{value:?} must match [0-9a-z_.-]+ (a site short name)"),

@@ -6,16 +6,22 @@ use clap::Args;
 use secrecy::SecretString;
 use sigsci::{Client, CredentialSecret, Credentials};
 
-pub const DEFAULT_API_URL: &str = "https://dashboard.signalsciences.net";
-
 #[derive(Args, Clone, Debug)]
 pub struct ApiArgs {
     /// API base URL (without /api/v0).
-    #[arg(long, env = "SIGSCI_API_URL", default_value = DEFAULT_API_URL)]
+    #[arg(long, env = "SIGSCI_API_URL", default_value = sigsci::DEFAULT_API_URL)]
     pub api_url: String,
     /// Corp short name.
     #[arg(long, env = "SIGSCI_CORP")]
     pub corp: Option<String>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+}
+
+// Who logs in; `config` takes only these, as its manifests name the corp and API URL. (A `///`
+// comment here would become the `about` of every command that flattens this.)
+#[derive(Args, Clone, Debug)]
+pub struct CredentialArgs {
     /// User e-mail for the API.
     #[arg(long, env = "SIGSCI_EMAIL")]
     pub email: Option<String>,
@@ -27,14 +33,8 @@ pub struct ApiArgs {
     pub password: Option<SecretString>,
 }
 
-impl ApiArgs {
-    pub fn corp(&self) -> anyhow::Result<&str> {
-        self.corp
-            .as_deref()
-            .context("no corp given: pass --corp or set SIGSCI_CORP")
-    }
-
-    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+impl CredentialArgs {
+    pub fn to_credentials(&self) -> anyhow::Result<Credentials> {
         let email = self
             .email
             .clone()
@@ -52,10 +52,18 @@ impl ApiArgs {
         };
         Ok(Credentials { email, secret })
     }
+}
+
+impl ApiArgs {
+    pub fn corp(&self) -> anyhow::Result<&str> {
+        self.corp
+            .as_deref()
+            .context("no corp given: pass --corp or set SIGSCI_CORP")
+    }
 
     pub fn client(&self) -> anyhow::Result<Client> {
         let url = url_checked(&self.api_url)?;
-        Client::builder(url, self.corp()?, self.credentials()?)
+        Client::builder(url, self.corp()?, self.credentials.to_credentials()?)
             .build()
             .context("cannot build the API client")
     }

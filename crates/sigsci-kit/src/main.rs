@@ -2,6 +2,8 @@
 
 mod api_args;
 mod cmd;
+mod health_status;
+mod progress_bar;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -5,11 +5,11 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::alerts::rfc3339;
 use crate::error::SimError;
 use crate::extract::SitePath;
 use crate::rng::{SplitMix, hash_str, mix};
 use crate::state::SimState;
+use crate::util::rfc3339;
 
 /// Seconds covered by `agent.current_requests` (agents report every 30 s).
 const REPORT_INTERVAL_SECS: f64 = 30.0;

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -13,6 +12,7 @@ use crate::error::SimError;
 use crate::extract::{JsonBody, SitePath};
 use crate::feed::vocab::SIGNALS;
 use crate::state::SimState;
+use crate::util::rfc3339;
 
 /// An alert as the API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,12 +38,6 @@ pub(crate) struct Alert {
 
 pub(crate) const METRIC_TAGS: [&str; 2] = ["requests_total", "agent_scoreboards"];
 const METRIC_OPERATORS: [&str; 4] = ["lessThan", "greaterThan", "equalTo", "notEqualTo"];
-
-pub(crate) fn rfc3339(epoch: i64) -> String {
-    DateTime::<Utc>::from_timestamp(epoch, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 fn site_id(config: &SimConfig, site: &str) -> String {
     format!(

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::state::lock;
+use crate::util::lock;
 
 /// Source of wall-clock epoch seconds; injectable so tests need not depend on real time.
 pub type WallClock = fn() -> i64;

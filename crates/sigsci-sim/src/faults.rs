@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::rng::{SplitMix, mix};
-use crate::state::{SimState, lock};
+use crate::state::SimState;
+use crate::util::lock;
 
 /// The fault set (`PUT /__sim/faults`). Probabilities are per API call, in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

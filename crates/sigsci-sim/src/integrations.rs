@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::alerts::rfc3339;
 use crate::error::SimError;
 use crate::extract::{CorpPath, JsonBody, SitePath};
 use crate::state::{SimState, Store};
+use crate::util::rfc3339;
 
 const SITE_TYPES: [&str; 11] = [
     "mailingList",

@@ -19,6 +19,7 @@ mod rng;
 mod server;
 mod state;
 mod timeseries;
+mod util;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;

@@ -1,7 +1,7 @@
 //! Shared simulator state: configuration, clock, mutable stores, faults and counters.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -17,11 +17,7 @@ use crate::feed::concurrency::FeedSlots;
 use crate::feed::generate::{SignalFilter, SiteTraffic};
 use crate::integrations::Integration;
 use crate::rng::{SplitMix, mix};
-
-/// Locks a mutex; a panic while holding it cannot leave our plain-data stores inconsistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::util::lock;
 
 /// One seeded site.
 #[derive(Debug)]

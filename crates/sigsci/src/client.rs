@@ -85,16 +85,12 @@ impl ClientBuilder {
             || base.fragment().is_some()
         {
             return Err(Error::config(format!(
-                "base URL {:?} must be a plain http(s) URL such as https://dashboard.signalsciences.net",
-                self.base_url
+                "base URL {:?} must be a plain http(s) URL such as {}",
+                self.base_url,
+                crate::DEFAULT_API_URL
             )));
         }
-        if self.corp.is_empty()
-            || !self
-                .corp
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
-        {
+        if !crate::is_short_name(&self.corp) {
             return Err(Error::config(format!(
                 "corp name {:?} must match [0-9a-z_.-]+",
                 self.corp

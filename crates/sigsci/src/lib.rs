@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod limiter;
 pub mod models;
+mod names;
 mod resources;
 mod retry;
 
@@ -22,4 +23,5 @@ pub use feed::{FeedPage, FeedPages, FeedQuery, FeedRecord, MAX_PAGE_SIZE};
 pub use models::{
     Agent, Alert, AlertBody, Corp, Integration, IntegrationBody, IntegrationUpdate, Site,
 };
+pub use names::{DEFAULT_API_URL, SHORT_NAME_CHARACTERS, SHORT_NAME_PATTERN, is_short_name};
 pub use retry::{RetryPolicy, retry_delay};

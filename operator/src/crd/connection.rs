@@ -8,10 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::common::ConnectionStatus;
 
 /// The real API; tests point `apiURL` at the simulator instead.
-pub const DEFAULT_API_URL: &str = "https://dashboard.signalsciences.net";
-
 fn default_api_url() -> String {
-    DEFAULT_API_URL.to_string()
+    sigsci::DEFAULT_API_URL.to_string()
 }
 
 fn default_email_key() -> String {

@@ -39,8 +39,8 @@ pub fn kubeconfig_path() -> PathBuf {
     match std::env::var_os("SIGSCI_KIT_TEST_KUBECONFIG") {
         Some(path) => PathBuf::from(path),
         None => panic!(
-            "SIGSCI_KIT_TEST_KUBECONFIG is not set: these tests need the real kube-apiserver; run tests/run.sh \
-             (or tests/k8s/start.sh DIR && source DIR/env)"
+            "SIGSCI_KIT_TEST_KUBECONFIG is not set: these tests need the real kube-apiserver; \
+             `tests/services.sh up DIR k8s`, then `source DIR/env` (tests/run.sh does both)"
         ),
     }
 }
@@ -80,7 +80,7 @@ pub async fn install_chart() {
         .get_or_init(|| async {
             let kubeconfig = kubeconfig_path();
             let helm = std::env::var("SIGSCI_KIT_TEST_HELM")
-                .unwrap_or_else(|_| panic!("SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh (it exports the test bed's helm)"));
+                .unwrap_or_else(|_| panic!("SIGSCI_KIT_TEST_HELM is not set: `tests/services.sh up DIR k8s`, then `source DIR/env` (tests/run.sh does both)"));
             let chart = repo_root().join("charts/sigsci-operator");
             let output = tokio::task::spawn_blocking(move || {
                 std::process::Command::new(helm)

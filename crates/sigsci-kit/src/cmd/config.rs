@@ -6,12 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use secrecy::SecretString;
 use sigsci_config::{Change, PlanOptions, Summary, Verb, plan, render_plan};
 use sigsci_operator::manifests::{self, ConnectionGroup, SecretLookup};
 use sigsci_operator::remote;
 
-use crate::api_args::ApiArgs;
+use crate::api_args::{ApiArgs, CredentialArgs};
 
 /// Exit code of `config plan` when the remote differs from the manifests.
 const CHANGES_PENDING: u8 = 2;
@@ -30,7 +29,11 @@ pub enum ConfigAction {
     Apply(ManifestArgs),
 }
 
+// The shared e-mail flag, with config's note on where corp and API URL come from.
 #[derive(Args, Debug)]
+#[command(mut_arg("email", |email| email.help(
+    "API user e-mail (the connection manifests name corp and API URL; credentials come from here)"
+)))]
 pub struct ManifestArgs {
     /// Directory of manifests (searched recursively for *.yaml and *.yml): SigSciConnection,
     /// ClusterSigSciConnection, AgentAlert, Integration, and Secrets their urlFrom/valueFrom read.
@@ -43,15 +46,8 @@ pub struct ManifestArgs {
     /// manifests declare integrations.
     #[arg(long)]
     pub prune: bool,
-    /// API user e-mail (the connection manifests name corp and API URL; credentials come from here).
-    #[arg(long, env = "SIGSCI_EMAIL")]
-    pub email: Option<String>,
-    /// API access token (SIGSCI_TOKEN is accepted too).
-    #[arg(long, env = "SIGSCI_API_TOKEN", hide_env_values = true)]
-    pub token: Option<SecretString>,
-    /// Password for the legacy session login, used when no token is given.
-    #[arg(long, env = "SIGSCI_PASSWORD", hide_env_values = true)]
-    pub password: Option<SecretString>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -117,9 +113,7 @@ fn client_for(args: &ManifestArgs, group: &ConnectionGroup) -> anyhow::Result<si
     let api = ApiArgs {
         api_url: group.target.api_url.clone(),
         corp: Some(group.target.corp.clone()),
-        email: args.email.clone(),
-        token: args.token.clone(),
-        password: args.password.clone(),
+        credentials: args.credentials.clone(),
     };
     api.client()
         .with_context(|| format!("cannot connect for {}", group.target.connection))

@@ -1,21 +1,19 @@
 //! `sigsci-kit feed export|backfill|status|verify`: the feed exporter's library behind flags.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use feed_export::window::{Hour, keys, parse_time};
+use feed_export::window::{Hour, parse_time};
 use feed_export::{
-    ExportRequest, ExportSettings, Exporter, HourSummary, Progress, RunReport, SharedClock,
-    SiteSelection, system_clock,
+    ExportRequest, ExportSettings, Exporter, HourSummary, RunReport, SiteSelection, system_clock,
 };
 use kit_storage::ObjectStore;
 
 use crate::api_args::ApiArgs;
+use crate::progress_bar::ProgressBar;
 
 #[derive(Args, Debug)]
 pub struct FeedArgs {
@@ -40,8 +38,9 @@ struct Destination {
     /// Output: a directory, or s3://bucket/prefix.
     #[arg(long, env = "SIGSCI_FEED_OUT", default_value = "./sigsci-data")]
     out: String,
-    /// S3-compatible endpoint URL (e.g. MinIO, moto) instead of AWS.
-    #[arg(long, env = "SIGSCI_FEED_S3_ENDPOINT")]
+    /// S3-compatible endpoint URL (e.g. MinIO, moto) instead of AWS; without it the AWS SDK's
+    /// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL apply.
+    #[arg(long)]
     s3_endpoint: Option<String>,
 }
 
@@ -68,7 +67,7 @@ struct ExportArgs {
     #[arg(long)]
     until: Option<String>,
     /// gzip level of the parts (0-9).
-    #[arg(long, default_value_t = feed_export::run::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, default_value_t = feed_export::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
     /// Seconds an hour's lease lasts without renewal; a crashed run's hours are free after this.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i64).range(10..))]
@@ -275,128 +274,4 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             result.problems.len()
         )
     }
-}
-
-/// Progress on stderr: a bar redrawn in place on a terminal; elsewhere (CI logs, pipes) one line
-/// per finished hour instead of a stream of carriage returns.
-struct ProgressBar {
-    redraw_in_place: bool,
-    planned: AtomicUsize,
-    done: AtomicUsize,
-    records: AtomicU64,
-}
-
-impl ProgressBar {
-    fn for_stderr() -> ProgressBar {
-        ProgressBar {
-            redraw_in_place: std::io::stderr().is_terminal(),
-            planned: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            records: AtomicU64::new(0),
-        }
-    }
-
-    fn line(&self) -> String {
-        let (done, planned) = (
-            self.done.load(Ordering::Relaxed),
-            self.planned.load(Ordering::Relaxed).max(1),
-        );
-        let width = 30;
-        let filled = (done * width / planned).min(width);
-        format!(
-            "[{}{}] {done}/{planned} hours, {} records",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            self.records.load(Ordering::Relaxed)
-        )
-    }
-
-    /// `milestone`: an hour finished (the only updates printed when not redrawing in place).
-    fn draw(&self, milestone: bool) {
-        let mut stderr = std::io::stderr();
-        if self.redraw_in_place {
-            let _ = write!(stderr, "\r{}", self.line());
-            let _ = stderr.flush();
-        } else if milestone {
-            let _ = writeln!(stderr, "{}", self.line());
-        }
-    }
-
-    fn finish(&self) {
-        if self.redraw_in_place {
-            self.draw(false);
-            eprintln!();
-        }
-    }
-}
-
-impl Progress for ProgressBar {
-    fn planned(&self, _site: &str, hours: usize) {
-        self.planned.fetch_add(hours, Ordering::Relaxed);
-        self.draw(false);
-    }
-    fn records(&self, _site: &str, count: u64) {
-        self.records.fetch_add(count, Ordering::Relaxed);
-        self.draw(false);
-    }
-    fn hour_done(&self, _summary: &HourSummary) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        self.draw(true);
-    }
-    fn hour_skipped(&self, _site: &str, _hour: Hour) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        self.draw(true);
-    }
-}
-
-/// For `demo`: exports the last `hours` complete hours of every site into `out` (a directory) with
-/// a progress bar, then prints each hour's manifest summary. `clock` gives "now" (the simulator's).
-pub async fn demo_export(
-    client: sigsci::Client,
-    clock: SharedClock,
-    out: &Path,
-    hours: i64,
-) -> anyhow::Result<()> {
-    let store: Arc<dyn ObjectStore> = Arc::new(kit_storage::LocalStore::new(out));
-    let newest = Hour::newest_ready(clock.now());
-    let range = (
-        newest.start() - (hours.max(1) - 1) * feed_export::window::HOUR,
-        newest.end(),
-    );
-    let corp = client.corp().to_string();
-    let bar = Arc::new(ProgressBar::for_stderr());
-    let exporter = Exporter::new(client, store.clone(), clock).with_progress(bar.clone());
-    let report = exporter
-        .run(
-            &ExportRequest {
-                sites: SiteSelection::All,
-                range: Some(range),
-            },
-            None,
-        )
-        .await?;
-    bar.finish();
-    if !report.errors().is_empty() {
-        bail!("feed export: {}", report.errors().join("; "));
-    }
-    println!("feed export into {}:", out.display());
-    for site in &report.sites {
-        let mut hour = Hour(range.0);
-        while hour.start() < range.1 {
-            let key = keys::manifest(&corp, &site.site, hour);
-            if let Some(object) = store.get(&key).await? {
-                let manifest = feed_export::Manifest::parse(&key, &object.body)?;
-                println!(
-                    "  {key}  {:>7} records  {} parts  {:>8.1} KiB  {} pages  {} retries",
-                    manifest.records,
-                    manifest.parts.len(),
-                    manifest.compressed_bytes() as f64 / 1024.0,
-                    manifest.api.pages,
-                    manifest.api.retries
-                );
-            }
-            hour = hour.next();
-        }
-    }
-    Ok(())
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use crate::error::SimError;
-use crate::state::{SimState, lock};
+use crate::state::SimState;
+use crate::util::lock;
 
 pub(crate) const MAX_PER_SITE: usize = 2;
 pub(crate) const MAX_PER_CORP: usize = 5;

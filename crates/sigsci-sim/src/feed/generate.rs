@@ -2,15 +2,13 @@
 //! record `i` of minute `m` is a pure function of `(seed, site, m, i)`, so any window can be served
 //! or counted without storing anything.
 
-use std::borrow::Cow;
-
 use chrono::DateTime;
-use serde::Serialize;
 
-use super::vocab::{
-    ACCEPTS, BROWSER_AGENTS, CACHE_CONTROLS, COUNTRIES, DATACENTER_HOSTS, ISP_DOMAINS, LANGUAGES,
-    METHODS, OK_CODES, PATHS, SEARCH_WORDS, SIGNALS, Signal, TLS_CIPHERS, TOOL_AGENTS, UTM_SOURCES,
+use super::record::{
+    HeaderValues, Peer, Record, RequestLine, Response, Target, request_headers, response_headers,
+    tags,
 };
+use super::vocab::{SIGNALS, Signal};
 use crate::rng::{SplitMix, hash_str, mix, unit};
 
 const SALT_COUNT: u64 = 0x0063_6f75_6e74;
@@ -38,7 +36,7 @@ impl SignalSet {
             .fold(0, |m, i| m | (1 << i))
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.iter().any(|s| s.name == name)
     }
 }
@@ -87,44 +85,6 @@ pub(crate) fn minute_prefix(minute: i64) -> String {
         .to_string()
 }
 
-/// The JSON shape of a record (field order as in the API reference).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Record<'a> {
-    id: &'a str,
-    server_hostname: &'a str,
-    server_name: &'a str,
-    #[serde(rename = "remoteIP")]
-    remote_ip: &'a str,
-    remote_hostname: &'a str,
-    remote_country_code: &'a str,
-    user_agent: &'a str,
-    timestamp: &'a str,
-    method: &'a str,
-    protocol: &'a str,
-    scheme: &'a str,
-    tls_protocol: &'a str,
-    tls_cipher: &'a str,
-    path: &'a str,
-    uri: &'a str,
-    response_code: u16,
-    agent_response_code: u16,
-    response_size: u64,
-    response_millis: u64,
-    headers_in: &'a [[&'a str; 2]],
-    headers_out: &'a [[&'a str; 2]],
-    tags: &'a [Tag<'a>],
-}
-
-#[derive(Serialize)]
-struct Tag<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    location: &'a str,
-    value: &'a str,
-    detector: &'a str,
-}
-
 /// A signal index, by weight.
 fn pick_signal(rng: &mut SplitMix) -> u8 {
     let total: u32 = SIGNALS.iter().map(|s| s.weight).sum();
@@ -136,10 +96,6 @@ fn pick_signal(rng: &mut SplitMix) -> u8 {
         ticket -= signal.weight;
     }
     (SIGNALS.len() - 1) as u8
-}
-
-fn encode_query_value(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 impl SiteTraffic {
@@ -270,291 +226,39 @@ impl SiteTraffic {
         let id = Self::id_from(key, ts);
         let timestamp = format!("{prefix}{:02}Z", ts - minute * 60);
         let signals = Self::signals_of_key(key);
+        // The parts share this stream: their draws must stay in this order.
         let mut rng = SplitMix::new(key ^ SALT_BODY);
-
         let server_hostname = rng.pick(&self.server_hostnames).as_str();
         let server_name = rng.pick(&self.server_names).as_str();
-
-        let (country, _, first_octets) = *rng.pick_by_weight(&COUNTRIES, |c| c.1);
-        let octets = [
-            u64::from(*rng.pick(first_octets)),
-            rng.range(0, 255),
-            rng.range(0, 255),
-            rng.range(1, 254),
-        ];
-        let remote_ip = if rng.chance(0.08) {
-            format!(
-                "2a02:{:x}:{:x}::{:x}",
-                rng.range(0x100, 0xfff),
-                rng.range(1, 0xffff),
-                rng.range(1, 0xff)
-            )
-        } else {
-            format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3])
-        };
-        let remote_hostname = if signals.has("DATACENTER") {
-            format!(
-                "ec2-{}-{}-{}-{}.{}",
-                octets[0],
-                octets[1],
-                octets[2],
-                octets[3],
-                rng.pick(&DATACENTER_HOSTS)
-            )
-        } else if rng.chance(0.4) {
-            format!(
-                "{}-{}-{}-{}.{}",
-                octets[3],
-                octets[2],
-                octets[1],
-                octets[0],
-                rng.pick(&ISP_DOMAINS)
-            )
-        } else {
-            String::new()
-        };
-
-        let scanner = signals
-            .iter()
-            .find(|s| s.name == "USERAGENT")
-            .map(|s| *rng.pick(s.values));
-        let (user_agent, browser) = if signals.has("NOUA") {
-            ("", false)
-        } else if let Some(scanner) = scanner {
-            (scanner, false)
-        } else if rng.chance(0.75) {
-            (*rng.weighted(&BROWSER_AGENTS), true)
-        } else {
-            (*rng.pick(&TOOL_AGENTS), false)
-        };
-
-        let posts = ["CMDEXE", "CODEINJECTION", "site.login-attempt"]
-            .iter()
-            .any(|n| signals.has(n));
-        let method = if posts {
-            "POST"
-        } else {
-            *rng.weighted(&METHODS)
-        };
-        let https = rng.chance(0.92);
-        let scheme = if https { "https" } else { "http" };
-        let protocol = if rng.chance(0.4) {
-            "HTTP/2.0"
-        } else {
-            "HTTP/1.1"
-        };
-        let (tls_protocol, tls_cipher) = if https {
-            let (p, c, _) = *rng.pick_by_weight(&TLS_CIPHERS, |t| t.2);
-            (p, c)
-        } else {
-            ("", "")
-        };
-
-        // Path, query and tag values follow the primary attack, like real flagged requests.
-        let mut tag_values: Vec<Cow<'static, str>> = Vec::with_capacity(3);
-        let mut path: Cow<'static, str> = {
-            let template = *rng.weighted(&PATHS);
-            if template.contains("{n}") {
-                Cow::Owned(template.replace("{n}", &rng.range(1, 99_999).to_string()))
-            } else {
-                Cow::Borrowed(template)
-            }
-        };
-        let mut query = String::new();
-        for signal in signals.iter() {
-            let value = match (signal.name, scanner) {
-                ("USERAGENT", Some(scanner)) => scanner,
-                _ => *rng.pick(signal.values),
-            };
-            let tag_value: Cow<'static, str> = match signal.name {
-                "SQLI" => {
-                    query = format!("id={}&sort=desc", encode_query_value(value));
-                    Cow::Owned(format!("id={value}"))
-                }
-                "XSS" => {
-                    query = format!("q={}", encode_query_value(value));
-                    Cow::Owned(format!("q={value}"))
-                }
-                "AWS-SSRF" => {
-                    query = format!("url={}", encode_query_value(value));
-                    Cow::Owned(format!("url={value}"))
-                }
-                "DOUBLEENCODING" => {
-                    query = format!("file={value}");
-                    Cow::Owned(format!("file={value}"))
-                }
-                "TRAVERSAL" => {
-                    path = Cow::Owned(format!("/static/{value}"));
-                    Cow::Borrowed(value)
-                }
-                "BACKDOOR" | "ABNORMALPATH" => {
-                    path = Cow::Borrowed(value);
-                    Cow::Borrowed(value)
-                }
-                "site.login-attempt" => {
-                    path = Cow::Borrowed("/login");
-                    Cow::Borrowed(value)
-                }
-                _ => Cow::Borrowed(value),
-            };
-            tag_values.push(tag_value);
-        }
-        if query.is_empty() && rng.chance(0.55) {
-            query = match rng.below(5) {
-                0 => format!(
-                    "q={}&page={}",
-                    encode_query_value(rng.pick::<&str>(&SEARCH_WORDS)),
-                    rng.range(1, 20)
-                ),
-                1 => format!(
-                    "utm_source={}&utm_medium=email&utm_campaign=spring-sale",
-                    rng.pick(&UTM_SOURCES)
-                ),
-                2 => format!("id={}", rng.range(1, 999_999)),
-                3 => format!("sort=price&order=asc&page={}", rng.range(1, 40)),
-                _ => "lang=en&currency=USD".to_owned(),
-            };
-        }
-        let uri = if query.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}?{query}")
-        };
-
-        let blocked = signals.has("BLOCKED");
-        let response_code: u16 = if blocked {
-            406
-        } else if signals.has("HTTP404") {
-            404
-        } else if signals.has("HTTP403") {
-            403
-        } else if signals.has("HTTP500") {
-            500
-        } else if let Some(s) = signals.iter().find(|s| s.name == "HTTP4XX") {
-            rng.pick(s.values).parse().unwrap_or(400)
-        } else {
-            *rng.weighted(&OK_CODES)
-        };
-        let agent_response_code = if blocked { 406 } else { 200 };
-        let response_size: u64 = match response_code {
-            204 | 304 => 0,
-            _ if method == "HEAD" => 0,
-            404 | 406 | 403 => rng.range(150, 1_600),
-            _ => 200 + (rng.unit().powi(2) * 250_000.0) as u64,
-        };
-        let response_millis = 1 + (rng.unit().powi(3) * 3_000.0) as u64;
-
-        let content_length = response_size.to_string();
-        let x_forwarded_for = remote_ip.clone();
-        let referer = match rng.below(5) {
-            0 => format!("https://{server_name}/"),
-            1 => "https://www.google.com/".to_owned(),
-            _ => String::new(),
-        };
-        let cookie = if browser && rng.chance(0.3) {
-            format!(
-                "_ga=GA1.2.{}.{}; session_id={:012x}",
-                rng.range(100_000_000, 999_999_999),
-                ts - 86_400 * 3,
-                rng.next_u64() >> 16
-            )
-        } else {
-            String::new()
-        };
-        let request_body_length = rng.range(20, 2_000).to_string();
-        let request_id = format!("{:016x}", rng.next_u64());
-
-        let mut headers_in: Vec<[&str; 2]> = Vec::with_capacity(16);
-        headers_in.push(["Host", server_name]);
-        if !user_agent.is_empty() {
-            headers_in.push(["User-Agent", user_agent]);
-        }
-        headers_in.push([
-            "Accept",
-            if browser {
-                ACCEPTS[0]
-            } else {
-                *rng.pick(&ACCEPTS)
-            },
-        ]);
-        if browser {
-            headers_in.push(["Accept-Language", *rng.pick(&LANGUAGES)]);
-        }
-        headers_in.push(["Accept-Encoding", "gzip, deflate, br"]);
-        if protocol == "HTTP/1.1" {
-            let connection = if signals.has("BHH") {
-                "close, X-Forwarded-For"
-            } else {
-                "keep-alive"
-            };
-            headers_in.push(["Connection", connection]);
-        }
-        if !referer.is_empty() {
-            headers_in.push(["Referer", &referer]);
-        }
-        if !cookie.is_empty() {
-            headers_in.push(["Cookie", &cookie]);
-        }
-        if method == "POST" || method == "PUT" {
-            headers_in.push(["Content-Type", "application/x-www-form-urlencoded"]);
-            headers_in.push(["Content-Length", &request_body_length]);
-        }
-        if let Some(jndi) = signals.iter().position(|s| s.name == "LOG4J-JNDI") {
-            headers_in.push(["X-Api-Version", &tag_values[jndi]]);
-        }
-        headers_in.push(["X-Forwarded-For", &x_forwarded_for]);
-
-        let content_type = if path.starts_with("/api") || path == "/graphql" {
-            "application/json; charset=utf-8"
-        } else if path.ends_with(".js") {
-            "application/javascript"
-        } else {
-            "text/html; charset=utf-8"
-        };
-        let mut headers_out: Vec<[&str; 2]> = Vec::with_capacity(12);
-        headers_out.push(["Content-Type", content_type]);
-        headers_out.push(["Content-Length", &content_length]);
-        headers_out.push(["Cache-Control", *rng.pick(&CACHE_CONTROLS)]);
-        headers_out.push(["Server", "nginx"]);
-        headers_out.push(["X-Request-Id", &request_id]);
-        if https {
-            headers_out.push(["Strict-Transport-Security", "max-age=31536000"]);
-        }
-        if matches!(response_code, 301 | 302) {
-            headers_out.push(["Location", "/account/login?next=%2F"]);
-        }
-
-        let tags: Vec<Tag<'_>> = signals
-            .iter()
-            .zip(&tag_values)
-            .map(|(signal, value)| Tag {
-                kind: signal.name,
-                location: signal.location,
-                value,
-                detector: signal.detector,
-            })
-            .collect();
+        let peer = Peer::draw(&mut rng, &signals);
+        let line = RequestLine::draw(&mut rng, &signals);
+        let target = Target::draw(&mut rng, &signals, &peer);
+        let response = Response::draw(&mut rng, &signals, &line);
+        let values = HeaderValues::draw(&mut rng, server_name, &peer, &response, ts);
+        let headers_in = request_headers(&mut rng, &signals, &peer, &line, &target, &values);
+        let headers_out = response_headers(&mut rng, &line, &target, &response, &values);
+        let tags = tags(&signals, &target);
 
         let record = Record {
             id: &id,
             server_hostname,
             server_name,
-            remote_ip: &remote_ip,
-            remote_hostname: &remote_hostname,
-            remote_country_code: country,
-            user_agent,
+            remote_ip: &peer.remote_ip,
+            remote_hostname: &peer.remote_hostname,
+            remote_country_code: peer.country,
+            user_agent: peer.user_agent,
             timestamp: &timestamp,
-            method,
-            protocol,
-            scheme,
-            tls_protocol,
-            tls_cipher,
-            path: &path,
-            uri: &uri,
-            response_code,
-            agent_response_code,
-            response_size,
-            response_millis,
+            method: line.method,
+            protocol: line.protocol,
+            scheme: line.scheme(),
+            tls_protocol: line.tls_protocol,
+            tls_cipher: line.tls_cipher,
+            path: &target.path,
+            uri: &target.uri,
+            response_code: response.code,
+            agent_response_code: response.agent_code,
+            response_size: response.size,
+            response_millis: response.millis,
             headers_in: &headers_in,
             headers_out: &headers_out,
             tags: &tags,

@@ -4,4 +4,5 @@ pub(crate) mod concurrency;
 pub(crate) mod cursor;
 pub(crate) mod generate;
 pub(crate) mod handler;
+mod record;
 pub(crate) mod vocab;

@@ -1,0 +1,140 @@
+//! Notification channels: pure payload builders per channel type, and [`Deliverer`], which sends them.
+
+pub mod console;
+mod deliver;
+pub mod opsgenie;
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use deliver::{ConsoleSink, Deliverer, DeliveryError};
+
+use crate::checks::{ConditionKey, Severity};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+/// One condition as a channel is told about it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Notification {
+    pub corp: String,
+    pub check: ConditionKey,
+    pub status: Status,
+    pub severity: Severity,
+    pub summary: String,
+    pub since: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared_at: Option<DateTime<Utc>>,
+    pub episode: String,
+    /// A reminder: the channel was told about this episode before.
+    pub repeat: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    /// Acknowledges the whole check (firing notifications of ack-enabled channels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_url: Option<String>,
+    /// Acknowledges only the channel this notification went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_channel_url: Option<String>,
+}
+
+impl Notification {
+    /// Stable per corp/site/check: PagerDuty `dedup_key`, Opsgenie `alias`.
+    pub fn dedup_key(&self) -> String {
+        format!(
+            "sigsci-kit/{}/{}/{}",
+            self.corp, self.check.site, self.check.check
+        )
+    }
+
+    /// One line: `[FIRING] testcorp/www · No agents online: 0 of 3 agents online`.
+    pub fn headline(&self) -> String {
+        let status = match self.status {
+            Status::Firing if self.repeat => "STILL FIRING",
+            Status::Firing => "FIRING",
+            Status::Resolved => "RESOLVED",
+        };
+        format!(
+            "[{status}] {} · {}: {}",
+            self.site_label(),
+            self.check.check.title(),
+            self.details()
+        )
+    }
+
+    /// The finding, or for a resolved condition what it was.
+    pub fn details(&self) -> String {
+        match self.status {
+            Status::Firing => self.summary.clone(),
+            Status::Resolved => format!("recovered (was: {})", self.summary),
+        }
+    }
+
+    pub fn site_label(&self) -> String {
+        if self.check.site == crate::checks::CORP_WIDE {
+            format!("corp {}", self.corp)
+        } else {
+            format!("{}/{}", self.corp, self.check.site)
+        }
+    }
+}
+
+/// Cuts text to at most `max` characters, marking the cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::checks::CheckKind;
+
+    pub fn t(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap() + TimeDelta::minutes(minutes)
+    }
+
+    pub fn firing(site: &str) -> Notification {
+        Notification {
+            corp: "testcorp".into(),
+            check: ConditionKey::new(site, CheckKind::NoAgentsOnline),
+            status: Status::Firing,
+            severity: Severity::Critical,
+            summary: "0 of 3 agents online".into(),
+            since: t(0),
+            cleared_at: None,
+            episode: "e1".into(),
+            repeat: false,
+            agents: vec!["agent-1".into()],
+            ack_url: Some(format!(
+                "https://ack.example.com/ack?check={site}%2Fno_agents_online&sig=x"
+            )),
+            ack_channel_url: Some(format!(
+                "https://ack.example.com/ack?check={site}%2Fno_agents_online&channels=c&sig=y"
+            )),
+        }
+    }
+
+    pub fn resolved(site: &str) -> Notification {
+        Notification {
+            status: Status::Resolved,
+            cleared_at: Some(t(30)),
+            ack_url: None,
+            ack_channel_url: None,
+            ..firing(site)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Opsgenie Alert API: create with an `alias` stable per corp/site/check (Opsgenie de-duplicates open
+//! alerts by alias), close by alias when the condition clears.
+
+use serde_json::{Value, json};
+
+use super::{Notification, Status, truncate};
+use crate::checks::Severity;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.opsgenie.com";
+
+fn priority(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "P1",
+        Severity::Error => "P2",
+        Severity::Warning => "P3",
+        Severity::Info => "P5",
+    }
+}
+
+/// Path segments (after the base URL) and JSON body of the request for one notification.
+pub fn request(item: &Notification) -> (Vec<String>, Option<(&'static str, &'static str)>, Value) {
+    let alias = item.dedup_key();
+    if item.status == Status::Resolved {
+        let body = json!({"source": "sigsci-kit", "note": item.details()});
+        let segments = vec!["v2".into(), "alerts".into(), alias, "close".into()];
+        return (segments, Some(("identifierType", "alias")), body);
+    }
+    let mut description = format!("{}\n\n{}", item.headline(), item.summary);
+    if let Some(url) = &item.ack_url {
+        description.push_str(&format!("\n\nAcknowledge (silences every channel): {url}"));
+    }
+    let mut details = json!({"check": item.check.to_string(), "since": item.since.to_rfc3339(), "episode": item.episode});
+    if let Some(url) = &item.ack_url {
+        details["ack_url"] = json!(url);
+    }
+    let body = json!({
+        "message": truncate(&format!("{} · {}", item.site_label(), item.check.check.title()), 130),
+        "alias": alias,
+        "description": truncate(&description, 15_000),
+        "priority": priority(item.severity),
+        "source": "sigsci-kit",
+        "entity": item.site_label(),
+        "tags": ["sigsci-kit", "agent-health", item.check.check.as_str()],
+        "details": details,
+    });
+    (vec!["v2".into(), "alerts".into()], None, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::fixtures::{firing, resolved};
+
+    #[test]
+    fn creates_and_closes_by_alias() {
+        let (path, query, body) = request(&firing("www"));
+        assert_eq!(path, ["v2", "alerts"]);
+        assert_eq!(query, None);
+        assert_eq!(body["alias"], "sigsci-kit/testcorp/www/no_agents_online");
+        assert_eq!(body["priority"], "P1");
+        assert_eq!(body["message"], "testcorp/www · No agents online");
+        assert!(
+            body["description"]
+                .as_str()
+                .unwrap()
+                .contains("Acknowledge")
+        );
+        let (path, query, _) = request(&resolved("www"));
+        assert_eq!(
+            path,
+            [
+                "v2",
+                "alerts",
+                "sigsci-kit/testcorp/www/no_agents_online",
+                "close"
+            ]
+        );
+        assert_eq!(query, Some(("identifierType", "alias")));
+    }
+}

@@ -1,0 +1,13 @@
+//! The function URL's service: the acknowledgement pages over the state and rules of the corp.
+
+use agent_health::environment::{Deps, Error};
+use agent_health::router;
+
+/// Rules and the signing key are read once per container; a rules change reaches new containers.
+pub async fn service(deps: &Deps) -> Result<axum::Router, Error> {
+    let service = deps
+        .ack_service()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot serve acknowledgements"))?;
+    Ok(router(service))
+}

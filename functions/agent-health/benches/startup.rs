@@ -1,0 +1,202 @@
+//! The agent-health Lambda's start-up: `cargo bench -p agent-health-function --bench startup`. The
+//! binary runs once against an emulated Lambda Runtime API and 1000 simulated sites behind 50 ms of
+//! API latency: binary size, init time (process start to its first `/invocation/next`) and peak
+//! RSS (VmHWM) of one invocation.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use sigsci_sim::{Faults, RunningSim, SimConfig};
+use tokio::sync::Notify;
+
+const SITES: usize = 1000;
+const LATENCY_MS: u64 = 50;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let config = SimConfig {
+        sites: SITES,
+        ..SimConfig::default()
+    };
+    let sim = sigsci_sim::start(config.clone(), ([127, 0, 0, 1], 0).into()).await?;
+    sim.state.set_faults(Faults {
+        latency_ms: LATENCY_MS,
+        ..Faults::default()
+    })?;
+    lambda_invocation(&sim, &config).await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// What the emulated Runtime API saw.
+#[derive(Default)]
+struct RuntimeLog {
+    first_poll: Option<Instant>,
+    response: Option<String>,
+    error: Option<String>,
+}
+
+async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<()> {
+    let binary = env!("CARGO_BIN_EXE_agent-health");
+    let size = std::fs::metadata(binary)?.len();
+    let stripped = stripped_size(binary);
+    let log = Arc::new(Mutex::new(RuntimeLog::default()));
+    let answered = Arc::new(Notify::new());
+    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address: SocketAddr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, api).await });
+
+    let state_dir = std::env::temp_dir().join(format!("agent-health-bench-{}", std::process::id()));
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "agent-health")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .env("AWS_REGION", "us-east-1")
+        .env("SIGSCI_CORP", &config.corp)
+        .env("SIGSCI_API_URL", &sim.base_url)
+        .env("SIGSCI_EMAIL", &config.email)
+        .env("SIGSCI_API_TOKEN", &config.token)
+        .env("SIGSCI_KIT_STATE", &state_dir)
+        .stdout(Stdio::null())
+        .spawn()?;
+    let waited = tokio::time::timeout(Duration::from_secs(120), answered.notified()).await;
+    let peak_rss_kib = peak_rss_kib(&child);
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(&state_dir);
+    waited.map_err(|_| "the bootstrap binary did not answer the invocation within 120 s")?;
+
+    let log = log.lock().map_err(|_| "runtime log poisoned")?;
+    if let Some(error) = &log.error {
+        return Err(format!("the invocation failed: {error}").into());
+    }
+    let init_ms = log
+        .first_poll
+        .map(|at| at.duration_since(started).as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN);
+    let report: serde_json::Value =
+        serde_json::from_str(log.response.as_deref().unwrap_or("null"))?;
+    println!("lambda bootstrap: one local invocation against {SITES} simulated sites");
+    println!(
+        "  binary size  {:.1} MiB as built (line tables), {} stripped",
+        size as f64 / 1_048_576.0,
+        stripped
+            .map(|s| format!("{:.1} MiB", s as f64 / 1_048_576.0))
+            .unwrap_or_else(|| "n/a (no strip)".into())
+    );
+    println!(
+        "  init time    {init_ms:.1} ms (process start to the first /invocation/next; target ≤ 20 ms)"
+    );
+    println!(
+        "  peak RSS     {} (VmHWM; target ≤ 40 MB)",
+        peak_rss_kib
+            .map(|kib| format!("{:.1} MB", kib as f64 * 1024.0 / 1_000_000.0))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    println!(
+        "  invocation   {} sites evaluated in {} ms",
+        report["sites_evaluated"], report["duration_ms"]
+    );
+    Ok(())
+}
+
+fn runtime_api(log: Arc<Mutex<RuntimeLog>>, answered: Arc<Notify>) -> Router {
+    let next_log = Arc::clone(&log);
+    let response_log = Arc::clone(&log);
+    let response_done = Arc::clone(&answered);
+    let error_log = log;
+    Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            get(move || {
+                let log = Arc::clone(&next_log);
+                async move {
+                    let first = {
+                        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                        let first = log.first_poll.is_none();
+                        log.first_poll.get_or_insert_with(Instant::now);
+                        first
+                    };
+                    if !first {
+                        // One invocation only: hold the next poll until the process is stopped.
+                        std::future::pending::<()>().await;
+                    }
+                    let deadline = chrono::Utc::now().timestamp_millis() + 300_000;
+                    let mut headers = HeaderMap::new();
+                    headers.insert(
+                        "lambda-runtime-aws-request-id",
+                        "bench-1".parse().unwrap_or_else(|_| unreachable!()),
+                    );
+                    headers.insert(
+                        "lambda-runtime-deadline-ms",
+                        deadline
+                            .to_string()
+                            .parse()
+                            .unwrap_or_else(|_| unreachable!()),
+                    );
+                    headers.insert(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:000000000000:function:agent-health"
+                            .parse()
+                            .unwrap_or_else(|_| unreachable!()),
+                    );
+                    (headers, r#"{"source": "aws.scheduler"}"#).into_response()
+                }
+            }),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(move |Path(_id): Path<String>, body: String| {
+                let (log, done) = (Arc::clone(&response_log), Arc::clone(&response_done));
+                async move {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).response = Some(body);
+                    done.notify_one();
+                    axum::http::StatusCode::ACCEPTED
+                }
+            }),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            post(move |Path(_id): Path<String>, body: String| {
+                let (log, done) = (Arc::clone(&error_log), Arc::clone(&answered));
+                async move {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).error = Some(body);
+                    done.notify_one();
+                    axum::http::StatusCode::ACCEPTED
+                }
+            }),
+        )
+}
+
+fn peak_rss_kib(child: &Child) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn stripped_size(binary: &str) -> Option<u64> {
+    let copy = std::env::temp_dir().join(format!("agent-health-bootstrap-{}", std::process::id()));
+    std::fs::copy(binary, &copy).ok()?;
+    let stripped = Command::new("strip").arg(&copy).status().ok()?.success();
+    let size = std::fs::metadata(&copy).ok().map(|m| m.len());
+    let _ = std::fs::remove_file(&copy);
+    if stripped { size } else { None }
+}

@@ -1,0 +1,31 @@
+//! The feed export Lambda (EventBridge Scheduler, every 15 minutes): environment, dependencies,
+//! then the runtime loop.
+
+mod lambda;
+
+use feed_export::environment::{Deps, Env};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    feed_export::allocator::tune_for_streaming();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
+    kit_lambda::init_logging();
+    let deps = Env::from_lookup(|name| std::env::var(name).ok())
+        .and_then(Deps::new)
+        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            lambda::handle(event, deps)
+                .await
+                .map_err(|error| kit_lambda::diagnostic(&error))
+        },
+    ))
+    .await
+}
