@@ -19,12 +19,14 @@ use sigsci_config::Problems;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a reconcile can fail with. The class decides the condition reason and the requeue.
+/// Wrapped errors are part of the message (conditions and logs show only the message) and so are
+/// not also a `source()`, which `{:#}` would print a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
-    Kube(#[source] kube::Error),
+    Kube(kube::Error),
     #[error("Signal Sciences API: {0}")]
-    Api(#[source] sigsci::Error),
+    Api(sigsci::Error),
     #[error("{kind} {name} not found")]
     ConnectionNotFound { kind: &'static str, name: String },
     #[error("Secret {namespace}/{name}: {problem}")]
@@ -34,12 +36,12 @@ pub enum Error {
         problem: String,
     },
     #[error("invalid spec: {0}")]
-    InvalidSpec(#[source] Problems),
+    InvalidSpec(Problems),
     #[error("object has no {0}")]
     MissingMetadata(&'static str),
     // Boxed: the finalizer error wraps this type.
     #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 /// How an error is handled.
@@ -165,5 +167,19 @@ mod tests {
         )));
         assert_eq!(wrapped.class(), ErrorClass::Permanent);
         assert_eq!(wrapped.reason(), "AuthenticationFailed");
+    }
+
+    /// The CLI prints errors with anyhow's `{:#}` (message, then every `source()`).
+    #[test]
+    fn wrapped_errors_print_each_cause_once() {
+        let unauthorized = Error::Api(sigsci::Error::Unauthorized {
+            status: 401,
+            message: "Unauthorized".into(),
+        });
+        let printed = anyhow::Error::new(unauthorized).context("cannot apply the change");
+        assert_eq!(
+            format!("{printed:#}"),
+            "cannot apply the change: Signal Sciences API: 401 unauthorized: Unauthorized"
+        );
     }
 }

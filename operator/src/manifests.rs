@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use sigsci_config::{DesiredState, ObservedState, Sensitive};
@@ -17,19 +20,27 @@ use crate::remote;
 
 const API_VERSION: &str = "sigsci-kit.io/v1alpha1";
 
+/// Causes are part of the message, not also a `source()` that `{:#}` would print again.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: document {document}: {message}")]
     Parse {
         path: PathBuf,
         document: usize,
         message: String,
+    },
+    /// Fields the CRD schema does not declare, as `kubectl apply` with strict field validation
+    /// refuses them (dotted paths, e.g. `spec.treshold`).
+    #[error("{path}: document {document}: {}", unknown_field_list(.fields))]
+    UnknownFields {
+        path: PathBuf,
+        document: usize,
+        fields: Vec<String>,
     },
     #[error("{object}: {kind} {name} is not among the manifests")]
     MissingConnection {
@@ -45,7 +56,7 @@ pub enum ManifestError {
         env: String,
     },
     #[error("invalid manifests: {0}")]
-    Invalid(#[source] sigsci_config::Problems),
+    Invalid(sigsci_config::Problems),
 }
 
 /// Every object of interest found in a directory tree; other kinds are skipped.
@@ -66,9 +77,9 @@ pub fn load_dir(dir: &Path, default_namespace: &str) -> Result<Manifests, Manife
     files.sort();
     let mut manifests = Manifests::default();
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
             path: path.clone(),
-            source,
+            cause,
         })?;
         load_str(&text, &path, default_namespace, &mut manifests)?;
     }
@@ -76,9 +87,9 @@ pub fn load_dir(dir: &Path, default_namespace: &str) -> Result<Manifests, Manife
 }
 
 fn collect_yaml_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
-    let read_error = |source| ManifestError::Read {
+    let read_error = |cause| ManifestError::Read {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     for entry in std::fs::read_dir(dir).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
@@ -101,6 +112,7 @@ pub fn load_str(
     default_namespace: &str,
     manifests: &mut Manifests,
 ) -> Result<(), ManifestError> {
+    let crds = crate::crd::all();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let parse_error = |message: String| ManifestError::Parse {
             path: path.to_path_buf(),
@@ -120,6 +132,18 @@ pub fn load_str(
             .get("kind")
             .and_then(|v| v.as_str())
             .unwrap_or_default();
+        if api_version == API_VERSION
+            && let Some(crd) = crds.iter().find(|crd| crd.spec.names.kind == kind)
+        {
+            let fields = undeclared_fields(&value, crd);
+            if !fields.is_empty() {
+                return Err(ManifestError::UnknownFields {
+                    path: path.to_path_buf(),
+                    document: index + 1,
+                    fields,
+                });
+            }
+        }
         match (api_version, kind) {
             (API_VERSION, "SigSciConnection") => {
                 manifests
@@ -151,6 +175,96 @@ pub fn load_str(
         }
     }
     Ok(())
+}
+
+/// Paths of the fields the CRD's schema does not declare. serde would drop them silently, so a
+/// typo such as `treshold` would quietly plan the default.
+fn undeclared_fields(object: &serde_yaml::Value, crd: &CustomResourceDefinition) -> Vec<String> {
+    let mut fields = Vec::new();
+    let schema = crd
+        .spec
+        .versions
+        .iter()
+        .find(|version| API_VERSION.ends_with(&format!("/{}", version.name)))
+        .and_then(|version| version.schema.as_ref())
+        .and_then(|validation| validation.open_api_v3_schema.as_ref());
+    // The generated schemas leave the fields every object has implicit.
+    let implicit = ["apiVersion", "kind", "metadata"];
+    if let (Some(schema), serde_yaml::Value::Mapping(top)) = (schema, object) {
+        for (key, child) in top {
+            match key.as_str() {
+                Some(key) if implicit.contains(&key) => {}
+                Some(key) => match schema.properties.as_ref().and_then(|p| p.get(key)) {
+                    Some(child_schema) => collect_undeclared(child, child_schema, key, &mut fields),
+                    None => fields.push(key.to_string()),
+                },
+                None => fields.push(format!("{key:?}")),
+            }
+        }
+    }
+    fields
+}
+
+fn collect_undeclared(
+    value: &serde_yaml::Value,
+    schema: &JSONSchemaProps,
+    path: &str,
+    fields: &mut Vec<String>,
+) {
+    if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
+        return;
+    }
+    let child_path = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (key, child) in map {
+                let key = key
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{key:?}"));
+                let declared = schema
+                    .properties
+                    .as_ref()
+                    .and_then(|properties| properties.get(&key));
+                if let Some(child_schema) = declared {
+                    collect_undeclared(child, child_schema, &child_path(&key), fields);
+                    continue;
+                }
+                match &schema.additional_properties {
+                    Some(JSONSchemaPropsOrBool::Schema(child_schema)) => {
+                        collect_undeclared(child, child_schema, &child_path(&key), fields);
+                    }
+                    Some(JSONSchemaPropsOrBool::Bool(true)) => {}
+                    // An object without declared properties (metadata) is the API server's to check.
+                    _ if schema.properties.is_none() => {}
+                    _ => fields.push(child_path(&key)),
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => {
+            if let Some(JSONSchemaPropsOrArray::Schema(item_schema)) = &schema.items {
+                for (index, item) in items.iter().enumerate() {
+                    collect_undeclared(item, item_schema, &format!("{path}[{index}]"), fields);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// In the API server's words: `unknown field "spec.a", unknown field "spec.b"`.
+fn unknown_field_list(fields: &[String]) -> String {
+    fields
+        .iter()
+        .map(|field| format!("unknown field {field:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn typed<T: DeserializeOwned>(

@@ -42,20 +42,26 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
 }
 
+/// The wrapped Kubernetes error is in the message, so it is not also a `source()` (printed twice).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("lost the leader lease; stopping so a restart can compete again")]
     LeadershipLost,
     #[error(
-        "the {kind} CRD is not installed (kubectl apply -f charts/sigsci-operator/crds/): {source}"
+        "the {kind} CRD is not installed (kubectl apply -f charts/sigsci-operator/crds/): {cause}"
     )]
     CrdMissing {
         kind: &'static str,
-        #[source]
-        source: kube::Error,
+        cause: kube::Error,
     },
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
+}
+
+impl From<kube::Error> for RunError {
+    fn from(error: kube::Error) -> RunError {
+        RunError::Kube(error)
+    }
 }
 
 /// Run until `shutdown` is cancelled (or leadership is lost).
@@ -131,7 +137,7 @@ async fn until_stopped(
 /// Fail early, with the fix, when a CRD is missing.
 async fn preflight(client: &kube::Client, namespace: Option<&str>) -> Result<(), RunError> {
     let probe = ListParams::default().limit(1);
-    let missing = |kind: &'static str| move |source| RunError::CrdMissing { kind, source };
+    let missing = |kind: &'static str| move |cause| RunError::CrdMissing { kind, cause };
     scoped::<SigSciConnection>(client, namespace)
         .list_metadata(&probe)
         .await

@@ -212,3 +212,72 @@ def test_lambda_bootstrap_under_cargo_lambda_watch(sim, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(watch.pid, signal.SIGKILL)
             watch.wait(10)
+
+
+def hold_lease(out, site, start, seconds=600):
+    """What a crashed run leaves behind: an unexpired lease on the hour."""
+    directory = hour_dir(out, site, start)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    (directory / "_lease.json").write_text(json.dumps({"owner": "crashed-run", "acquired_at": now, "expires_at": now + seconds}))
+
+
+def test_exit_codes_say_whether_hours_are_complete_pending_or_lost(sim, tmp_path):
+    out = tmp_path / "feed"
+    hours = last_hours(sim, 2)
+    hold_lease(out, "site-1", hours[0])
+    window = ["--site", "site-1", "--out", str(out), "--from", str(hours[0]), "--until", str(hours[-1] + 3600)]
+    busy = feed(sim, "export", *window, check=False)
+    assert busy.returncode == 3, busy.stdout + busy.stderr
+    assert "pending 1 (1 busy)" in busy.stdout, busy.stdout
+    # The lease gone, a rerun completes the range.
+    (hour_dir(out, "site-1", hours[0]) / "_lease.json").unlink()
+    done = feed(sim, "export", *window, check=False)
+    assert done.returncode == 0 and "pending 0" in done.stdout and "busy" not in done.stdout, done.stdout + done.stderr
+    # A backfill reaching back past the retention: the unreachable hours are lost.
+    newest = last_hours(sim, 1)[0]
+    lost = feed(sim, "backfill", "--site", "site-1", "--out", str(out), "--from", str(newest - 26 * 3600),
+                "--until", str(newest - 21 * 3600), check=False)
+    assert lost.returncode == 4 and "LOST" in lost.stdout, lost.stdout + lost.stderr
+    help_text = feed(sim, "export", "--help").stdout
+    assert "Exit codes" in help_text and "3  some hours are pending" in help_text, help_text
+
+
+@pytest.mark.parametrize("flags, flag, expected", [
+    (["--from", "1764576000000", "--until", "1764579600000"], "--from", "milliseconds"),
+    (["--from", "{h0}", "--until", "{future}"], "--until", "future"),
+    (["--from", "{h1}", "--until", "{h0}"], "--until", "after --from"),
+    (["--from", "{old}", "--until", "{h1}"], "--from/--until", "24 h 5 min"),
+    (["--from", "0", "--until", "3600"], "--until", "retention"),
+])
+def test_bad_ranges_are_one_clear_error(sim, tmp_path, flags, flag, expected):
+    out = tmp_path / "feed"
+    h0 = last_hours(sim, 1)[0]
+    values = {"h0": h0, "h1": h0 + 3600, "future": h0 + 5 * 3600, "old": h0 - 30 * 3600}
+    args = [f.format(**values) for f in flags]
+    result = feed(sim, "backfill", "--site", "site-1", "--out", str(out), *args, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: {flag}:") and expected in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert not out.exists(), "nothing written"
+
+
+def test_a_closed_pipe_ends_every_subcommand_quietly(sim, tmp_path):
+    out = tmp_path / "feed"
+    start = last_hours(sim, 1)[0]
+    feed(sim, "backfill", "--site", "site-1", "--out", str(out), "--from", str(start), "--until", str(start + 3600))
+    commands = [
+        ["feed", "status", "--site", "site-1", "--out", str(out)],
+        ["feed", "export", "--site", "site-1", "--out", str(out), "--from", str(start), "--until", str(start + 3600)],
+        ["feed", "verify", "--out", str(out), "--site", "site-1", "--hour", str(start)],
+        ["sites"],
+        ["--help"],
+    ]
+    for command in commands:
+        # The reader is gone before the first line is written.
+        read, write = os.pipe()
+        os.close(read)
+        proc = subprocess.run([str(CLI), *command], env=api_env(sim), stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+        os.close(write)
+        assert "panicked" not in proc.stderr and proc.stderr == "", f"{command}: {proc.stderr}"
+        assert proc.returncode in (0, -signal.SIGPIPE), f"{command}: exit {proc.returncode}"

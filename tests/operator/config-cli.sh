@@ -77,3 +77,43 @@ expect "$work/apply.out" 'Apply complete: 1 created, 1 changed, 0 deleted.'
 "$kit" config plan -f "$work/manifests" >"$work/replan.out"
 expect "$work/replan.out" 'No changes.'
 echo "config-cli: plan exit 2 -> apply -> plan exit 0"
+
+# Failures exit 1 with one line naming the field, each cause printed once.
+expect_error() { # expect_error NAME DIR MESSAGE [ENV...]: `config plan -f DIR` fails printing exactly MESSAGE
+  local name=$1 dir=$2 message=$3
+  shift 3
+  set +e
+  env "$@" "$kit" config plan -f "$dir" >"$work/$name.out" 2>"$work/$name.err"
+  status=$?
+  set -e
+  [[ $status -eq 1 ]] || { echo "config-cli: $name: plan exited $status, want 1" >&2; cat "$work/$name.err" >&2; exit 1; }
+  [[ "$(cat "$work/$name.err")" == "$message" ]] ||
+    { echo "config-cli: $name: want stderr: $message" >&2; echo "got:" >&2; cat "$work/$name.err" >&2; exit 1; }
+}
+expect_error wrong-token "$work/manifests" \
+  "error: cannot read the remote state of SigSciConnection default/prod: 401 unauthorized: Unauthorized" \
+  SIGSCI_API_TOKEN=wrong-token
+
+bad_manifest() { # bad_manifest NAME YAML: the manifests plus NAME.yaml, in $work/NAME
+  mkdir -p "$work/$1"
+  cp "$work/manifests/alerts.yaml" "$work/$1/"
+  printf 'apiVersion: sigsci-kit.io/v1alpha1\n%s\n' "$2" >"$work/$1/$1.yaml"
+}
+bad_manifest typo 'kind: AgentAlert
+metadata: {name: typo}
+spec: {connectionRef: {name: prod}, site: site-1, metric: averageRPS, operator: lessThan, treshold: 5, threshold: 5, interval: 5}'
+expect_error typo "$work/typo" \
+  "error: cannot load manifests from $work/typo: $work/typo/typo.yaml: document 1: unknown field \"spec.treshold\""
+
+bad_manifest interval 'kind: AgentAlert
+metadata: {name: slow}
+spec: {connectionRef: {name: prod}, site: site-1, metric: averageRPS, operator: lessThan, threshold: 5, interval: 7}'
+expect_error interval "$work/interval" \
+  "error: invalid manifests: AgentAlert default/slow spec.interval: must be one of 5, 10 or 60 (minutes), got 7"
+
+bad_manifest event 'kind: Integration
+metadata: {name: pager}
+spec: {connectionRef: {name: prod}, site: site-1, type: slack, url: "https://hooks.example.com/x", events: [agentAlerts]}'
+expect_error event "$work/event" \
+  "error: invalid manifests: Integration default/pager spec.events: \"agentAlerts\" is not a site integration event (one of flag, agentAlert, loggingModeChanged, listCreated, webhookEvents)"
+echo "config-cli: wrong token, unknown field, bad interval and unknown event each fail with one clear line"

@@ -35,7 +35,22 @@ pub enum CorpObservation {
     /// The site list could not be read; nothing is known about any site.
     ListFailed {
         error: String,
+        /// The API's HTTP status, if it answered (401/403: the credentials were refused).
+        status: Option<u16>,
     },
+}
+
+impl CorpObservation {
+    /// The API turned the credentials away (a rotated or revoked token).
+    pub fn credentials_refused(&self) -> bool {
+        matches!(
+            self,
+            CorpObservation::ListFailed {
+                status: Some(401 | 403),
+                ..
+            }
+        )
+    }
 }
 
 /// Counts for logs, metrics and the heartbeat.
@@ -366,12 +381,12 @@ pub fn claim_deliveries(
                 }
                 DeliveryKind::Trigger
             } else {
-                let owed =
-                    entry.is_some_and(|entry| entry.episode == condition.episode && entry.notified);
-                if !owed {
+                let Some(entry) = entry.filter(|entry| entry.episode == condition.episode) else {
                     continue;
-                }
-                if !channel.send_resolved {
+                };
+                // A trigger that never got through is still owed, even to a channel that takes no
+                // resolutions: its resolve (`repeat: false`) says the condition fired and cleared.
+                if entry.notified && !channel.send_resolved {
                     condition.channels.remove(&channel.name);
                     continue;
                 }
@@ -615,6 +630,41 @@ mod tests {
     }
 
     #[test]
+    fn a_trigger_that_failed_and_cleared_before_a_retry_is_still_told_and_then_forgotten() {
+        let rules = rules("");
+        let mut state = State::new("corp");
+        let failing = run(
+            &mut state,
+            &rules,
+            &observe("www", t(0), Ok(agents(0, 2))),
+            "r1",
+            t(0),
+            |_| Err("HTTP 503".into()),
+        );
+        assert_eq!(failing.len(), 2);
+        let recovered = run(
+            &mut state,
+            &rules,
+            &observe("www", t(5), Ok(agents(2, 0))),
+            "r2",
+            t(5),
+            |_| Ok(()),
+        );
+        assert_eq!(
+            summary(&recovered),
+            [
+                "pd:www/no_agents_online:Resolve",
+                "slack:www/no_agents_online:Resolve"
+            ]
+        );
+        assert!(
+            recovered.iter().all(|claim| !claim.repeat),
+            "the channels never heard the trigger: {recovered:?}"
+        );
+        assert!(state.conditions.is_empty(), "{:#?}", state.conditions);
+    }
+
+    #[test]
     fn failed_delivery_is_retried_next_run_and_the_rest_advance() {
         let rules = rules("");
         let mut state = State::new("corp");
@@ -832,6 +882,7 @@ mod tests {
         let mut state = State::new("corp");
         let failed = CorpObservation::ListFailed {
             error: "HTTP 401: bad token".into(),
+            status: Some(401),
         };
         let claims = run(&mut state, &rules, &failed, "r1", t(0), |_| Ok(()));
         assert_eq!(

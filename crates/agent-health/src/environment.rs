@@ -2,7 +2,8 @@
 //! settings from the environment (one vocabulary with the other functions, listed in
 //! docs/interfaces.md), the dependencies built from them, one evaluation, and the acknowledgement
 //! service. Start-up only parses the environment; the API credentials and the rules are read on
-//! first use (rules on every invocation, so edits apply at once).
+//! first use (rules on every invocation, so edits apply at once; credentials again when the API
+//! refuses them, as after a rotation).
 //!
 //! Environment:
 //! - `SIGSCI_CORP` (required), `SIGSCI_API_URL` (default the public API),
@@ -16,13 +17,13 @@ use std::sync::Arc;
 
 use kit_storage::{SecretSource, SecretsManager, StorageError};
 use secrecy::SecretString;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::channels::{ConsoleSink, Deliverer, DeliveryError};
 use crate::clock::{Clock, SystemClock};
 use crate::evaluator::{Evaluator, RunError, RunReport, new_run_id};
 use crate::rules::{Rules, RulesError};
-use crate::secrets::{ACK_KEY_FIELD, SecretError, SecretResolver};
+use crate::secrets::{SecretError, SecretResolver, SigningKey};
 use crate::store::{StateStore, StoreError};
 use crate::web::AckService;
 
@@ -205,7 +206,8 @@ pub struct Deps {
     secrets_manager: OnceCell<Arc<dyn SecretSource>>,
     store: OnceCell<StateStore>,
     deliverer: OnceCell<Deliverer>,
-    client: OnceCell<sigsci::Client>,
+    /// Replaced when the API refuses its credentials (the secret was rotated).
+    client: Mutex<Option<sigsci::Client>>,
 }
 
 impl Deps {
@@ -229,7 +231,7 @@ impl Deps {
             secrets_manager: OnceCell::new_with(secrets_manager),
             store: OnceCell::new(),
             deliverer: OnceCell::new(),
-            client: OnceCell::new(),
+            client: Mutex::new(None),
         }
     }
 
@@ -271,41 +273,64 @@ impl Deps {
             .await
     }
 
-    async fn client(&self) -> Result<&sigsci::Client, Error> {
-        self.client
-            .get_or_try_init(|| async {
-                let credentials = match &self.env.credentials {
-                    CredentialsSource::Secret(name) => {
-                        self.secrets_manager().await.api_credentials(name).await?
-                    }
-                    CredentialsSource::Variables { email, token } => {
-                        credentials_from_variables(email.as_deref(), token.as_ref())?
-                    }
-                };
-                Ok::<_, Error>(
-                    sigsci::Client::builder(
-                        self.env.api_url.clone(),
-                        self.env.corp.clone(),
-                        credentials,
-                    )
-                    .build()?,
-                )
-            })
-            .await
+    /// The cached API client, made (credentials read) on first use.
+    async fn client(&self) -> Result<sigsci::Client, Error> {
+        let mut cached = self.client.lock().await;
+        if let Some(client) = cached.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = self.new_client().await?;
+        *cached = Some(client.clone());
+        Ok(client)
     }
 
-    /// One evaluation of every site with the current rules (the scheduled function's work).
+    /// A client with the credentials read again, replacing the cached one.
+    async fn renew_client(&self) -> Result<sigsci::Client, Error> {
+        let client = self.new_client().await?;
+        *self.client.lock().await = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn new_client(&self) -> Result<sigsci::Client, Error> {
+        let credentials = match &self.env.credentials {
+            CredentialsSource::Secret(name) => {
+                self.secrets_manager().await.api_credentials(name).await?
+            }
+            CredentialsSource::Variables { email, token } => {
+                credentials_from_variables(email.as_deref(), token.as_ref())?
+            }
+        };
+        Ok(
+            sigsci::Client::builder(self.env.api_url.clone(), self.env.corp.clone(), credentials)
+                .build()?,
+        )
+    }
+
+    /// One evaluation of every site with the current rules (the scheduled function's work). When
+    /// the API refuses the cached credentials they are read again and the sites read once more
+    /// before anything is recorded, so a rotated token never pages as `evaluation_failed`.
     pub async fn evaluate(&self) -> Result<RunReport, Error> {
         let rules = self.rules().await?;
-        let evaluator = Evaluator {
-            client: self.client().await?.clone(),
+        let mut evaluator = Evaluator {
+            client: self.client().await?,
             store: self.store().await?.clone(),
             secrets: self.secret_resolver().await,
             deliverer: self.deliverer().await?.clone(),
             clock: Arc::clone(&self.clock),
         };
         let run_id = new_run_id();
-        Ok(evaluator.run(&rules, &run_id).await?)
+        let started_at = self.clock.now();
+        let mut observation = evaluator.observe(&rules).await;
+        if observation.credentials_refused()
+            && matches!(self.env.credentials, CredentialsSource::Secret(_))
+        {
+            tracing::warn!("the API refused the credentials; reading the secret again");
+            evaluator.client = self.renew_client().await?;
+            observation = evaluator.observe(&rules).await;
+        }
+        Ok(evaluator
+            .record(&rules, &run_id, started_at, observation)
+            .await?)
     }
 
     pub async fn secret_resolver(&self) -> SecretResolver {
@@ -319,11 +344,9 @@ impl Deps {
             name: RULES,
             problem: "has no ack.secret, so acknowledgement links cannot be verified".into(),
         })?;
-        let key: SecretString = self
-            .secret_resolver()
-            .await
-            .resolve(&reference, ACK_KEY_FIELD)
-            .await?;
+        let key =
+            SigningKey::from_secret(self.secret_resolver().await, reference, self.clock.now())
+                .await?;
         Ok(AckService {
             corp: self.env.corp.clone(),
             store: self.store().await?.clone(),

@@ -94,9 +94,20 @@ pub fn new_run_id() -> String {
 
 impl Evaluator {
     pub async fn run(&self, rules: &Rules, run_id: &str) -> Result<RunReport, RunError> {
-        let corp = self.client.corp().to_string();
         let started_at = self.clock.now();
         let observation = self.observe(rules).await;
+        self.record(rules, run_id, started_at, observation).await
+    }
+
+    /// Folds what [`Evaluator::observe`] saw into the state, delivers what is due, records the outcomes.
+    pub(crate) async fn record(
+        &self,
+        rules: &Rules,
+        run_id: &str,
+        started_at: DateTime<Utc>,
+        observation: CorpObservation,
+    ) -> Result<RunReport, RunError> {
+        let corp = self.client.corp().to_string();
         let mut report = RunReport {
             run_id: run_id.to_string(),
             corp: corp.clone(),
@@ -155,12 +166,13 @@ impl Evaluator {
     }
 
     /// Reads the site list and every enabled site's agents, a bounded number at a time.
-    async fn observe(&self, rules: &Rules) -> CorpObservation {
+    pub(crate) async fn observe(&self, rules: &Rules) -> CorpObservation {
         let sites = match self.client.list_sites().await {
             Ok(sites) => sites,
             Err(error) => {
                 return CorpObservation::ListFailed {
-                    error: error.to_string(),
+                    error: with_causes(&error),
+                    status: error.status(),
                 };
             }
         };
@@ -179,7 +191,7 @@ impl Evaluator {
                     .list_agents(&site)
                     .await
                     .map(|agents| agents.iter().map(snapshot).collect())
-                    .map_err(|error| error.to_string());
+                    .map_err(|error| with_causes(&error));
                 SiteObservation {
                     site,
                     observed_at,
@@ -288,6 +300,23 @@ impl Evaluator {
     }
 }
 
+/// The error and the causes under it: a transport error alone says "error sending request", not
+/// whether the name, the connection or TLS failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        // Errors that print their source already would otherwise repeat it.
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// The evaluator's heartbeat: a run that started earlier than the recorded one never overwrites it.
 fn beat(state: &mut State, report: &RunReport, finished_at: Option<DateTime<Utc>>) {
     if state
@@ -362,10 +391,45 @@ fn notification(
         cleared_at: condition.and_then(|c| c.cleared_at),
         episode: claim.episode.clone(),
         repeat: claim.repeat,
+        trigger_missed: claim.kind == DeliveryKind::Resolve && !claim.repeat,
         agents: condition
             .map(|c| c.finding.agents.clone())
             .unwrap_or_default(),
         ack_url: link(Vec::new()),
         ack_channel_url: link(vec![claim.channel.clone()]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use sigsci::{Credentials, RetryPolicy};
+
+    #[tokio::test]
+    async fn an_unreachable_api_is_reported_with_the_cause_of_the_transport_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = sigsci::Client::builder(
+            "http://127.0.0.1:9",
+            "testcorp",
+            Credentials::token("sim@example.com", "sim-token"),
+        )
+        .retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+        let evaluator = Evaluator {
+            client,
+            store: StateStore::open(dir.path().to_str().unwrap(), "testcorp", None).unwrap(),
+            secrets: SecretResolver::new(None),
+            deliverer: Deliverer::new(Arc::new(|_: &str| {})).unwrap(),
+            clock: Arc::new(SystemClock),
+        };
+        let report = evaluator.run(&Rules::default(), "r1").await.unwrap();
+        let error = report.corp_error.unwrap();
+        assert!(error.starts_with("transport error"), "{error}");
+        assert!(error.to_lowercase().contains("connect"), "{error}");
     }
 }

@@ -34,7 +34,7 @@ pub use evaluator::{Evaluator, RunError, RunReport, new_run_id};
 pub use links::AckLink;
 pub use period::Period;
 pub use rules::{AckRules, Rules, RulesError};
-pub use secrets::{ACK_KEY_FIELD, SecretError, SecretResolver};
+pub use secrets::{ACK_KEY_FIELD, SecretError, SecretResolver, SigningKey};
 pub use state::{AckAction, AckMethod, ChannelState, Condition, State};
 pub use store::{StateStore, StoreError, UpdateError};
 pub use web::{AckService, router, serve};

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use kit_storage::{SecretSource, StorageError};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
 
 use crate::rules::{ChannelKind, SecretRef};
 
@@ -98,6 +100,86 @@ impl SecretResolver {
                 ),
             })?;
         Ok(SecretString::from(text.to_string()))
+    }
+}
+
+/// Least time between two reads of the signing key prompted by links that did not verify, so
+/// forged links cannot turn into a stream of Secrets Manager calls.
+const KEY_REREAD_INTERVAL: TimeDelta = TimeDelta::seconds(10);
+
+/// The key that verifies acknowledgement links. Read from a secret, it is read again when a link's
+/// signature does not match (the secret was rotated while this process kept the old value); the
+/// key it replaces still verifies the links sent before the rotation.
+#[derive(Clone)]
+pub struct SigningKey {
+    source: Option<(SecretResolver, SecretRef)>,
+    keys: Arc<Mutex<KnownKeys>>,
+}
+
+struct KnownKeys {
+    current: SecretString,
+    previous: Option<SecretString>,
+    read_at: Option<DateTime<Utc>>,
+}
+
+impl SigningKey {
+    /// A key that never changes (tests, the demo).
+    pub fn fixed(key: SecretString) -> SigningKey {
+        SigningKey {
+            source: None,
+            keys: Arc::new(Mutex::new(KnownKeys {
+                current: key,
+                previous: None,
+                read_at: None,
+            })),
+        }
+    }
+
+    /// The key held by `reference` (its `key` field), read now and again after a rotation.
+    pub async fn from_secret(
+        resolver: SecretResolver,
+        reference: SecretRef,
+        now: DateTime<Utc>,
+    ) -> Result<SigningKey, SecretError> {
+        let current = resolver.resolve(&reference, ACK_KEY_FIELD).await?;
+        Ok(SigningKey {
+            source: Some((resolver, reference)),
+            keys: Arc::new(Mutex::new(KnownKeys {
+                current,
+                previous: None,
+                read_at: Some(now),
+            })),
+        })
+    }
+
+    /// The keys a link may be signed with, the current one first.
+    pub async fn candidates(&self) -> Vec<SecretString> {
+        let keys = self.keys.lock().await;
+        std::iter::once(keys.current.clone())
+            .chain(keys.previous.clone())
+            .collect()
+    }
+
+    /// Reads the secret again unless it was read moments ago; true when the key changed.
+    pub async fn reread(&self, now: DateTime<Utc>) -> Result<bool, SecretError> {
+        let Some((resolver, reference)) = &self.source else {
+            return Ok(false);
+        };
+        let mut keys = self.keys.lock().await;
+        if keys
+            .read_at
+            .is_some_and(|read_at| now - read_at < KEY_REREAD_INTERVAL)
+        {
+            return Ok(false);
+        }
+        keys.read_at = Some(now);
+        let fresh = resolver.resolve(reference, ACK_KEY_FIELD).await?;
+        if fresh.expose_secret() == keys.current.expose_secret() {
+            return Ok(false);
+        }
+        tracing::info!(secret = %reference, "the link signing key changed; links signed with it verify now");
+        keys.previous = Some(std::mem::replace(&mut keys.current, fresh));
+        Ok(true)
     }
 }
 

@@ -11,6 +11,7 @@ use axum::extract::{Form, Query, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::ack::{AckError, AckOutcome, AckRequest, acknowledge};
@@ -18,6 +19,7 @@ use crate::clock::Clock;
 use crate::links::{ACK_PATH, AckLink, LinkError};
 use crate::pages;
 use crate::rules::Rules;
+use crate::secrets::SigningKey;
 use crate::state::{AckMethod, Condition, State, UsedLink};
 use crate::store::{StateStore, UpdateError};
 
@@ -29,7 +31,7 @@ pub struct AckService {
     pub corp: String,
     pub store: StateStore,
     pub rules: Arc<Rules>,
-    pub key: SecretString,
+    pub key: SigningKey,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -145,13 +147,43 @@ fn unavailable(error: &dyn std::fmt::Display) -> Html {
 }
 
 impl AckService {
-    fn verify(&self, params: &HashMap<String, String>) -> Result<AckLink, Html> {
-        let link =
-            AckLink::verify(params, &self.key, self.clock.now()).map_err(|e| link_refused(&e))?;
+    /// The link and the key that signed it. A signature that matches no known key makes the key
+    /// be read again once: it may have been rotated since this process read it.
+    async fn verify(
+        &self,
+        params: &HashMap<String, String>,
+    ) -> Result<(AckLink, SecretString), Html> {
+        let now = self.clock.now();
+        let mut verified = self.verify_with_known_keys(params, now).await;
+        if matches!(verified, Err(LinkError::BadSignature)) {
+            match self.key.reread(now).await {
+                Ok(true) => verified = self.verify_with_known_keys(params, now).await,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, "the link signing key could not be read again")
+                }
+            }
+        }
+        let (link, key) = verified.map_err(|e| link_refused(&e))?;
         if link.corp != self.corp {
             return Err(link_refused(&LinkError::BadSignature));
         }
-        Ok(link)
+        Ok((link, key))
+    }
+
+    async fn verify_with_known_keys(
+        &self,
+        params: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(AckLink, SecretString), LinkError> {
+        let mut verified = Err(LinkError::BadSignature);
+        for key in self.key.candidates().await {
+            verified = AckLink::verify(params, &key, now).map(|link| (link, key));
+            if !matches!(verified, Err(LinkError::BadSignature)) {
+                break;
+            }
+        }
+        verified
     }
 
     async fn apply(&self, link: &AckLink, by: String, how: AckMethod) -> Html {
@@ -256,8 +288,8 @@ async fn open_link(
     AxumState(service): AxumState<AckService>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Html {
-    let link = match service.verify(&params) {
-        Ok(link) => link,
+    let (link, key) = match service.verify(&params).await {
+        Ok(verified) => verified,
         Err(page) => return page,
     };
     if link.one_click {
@@ -276,7 +308,7 @@ async fn open_link(
     match standing(&state, &link, service.clock.now()) {
         Standing::Ready(condition) => Html(
             StatusCode::OK,
-            pages::confirm(&link, &link.signed_params(&service.key), condition),
+            pages::confirm(&link, &link.signed_params(&key), condition),
         ),
         Standing::Already(condition, who) => Html(
             StatusCode::OK,
@@ -295,8 +327,8 @@ async fn confirm_link(
     AxumState(service): AxumState<AckService>,
     Form(params): Form<HashMap<String, String>>,
 ) -> Html {
-    let link = match service.verify(&params) {
-        Ok(link) => link,
+    let (link, _) = match service.verify(&params).await {
+        Ok(verified) => verified,
         Err(page) => return page,
     };
     let name: String = params

@@ -13,7 +13,7 @@ use crate::clock::{SharedClock, system_clock};
 use crate::error::{ExportError, Result};
 use crate::exporter::{DEFAULT_GZIP_LEVEL, ExportRequest, ExportSettings, Exporter, SiteSelection};
 use crate::report::RunReport;
-use crate::window::parse_time;
+use crate::window::{check_range, parse_time};
 
 /// Every variable the function reads (docs/interfaces.md lists the same; a test keeps them equal).
 /// The AWS SDK reads its own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) besides.
@@ -160,6 +160,9 @@ impl Deps {
         deadline: Option<Instant>,
     ) -> Result<RunReport> {
         let request = parse_event(event, &self.env.sites)?;
+        if let Some((from, until)) = request.range {
+            check_range(from, until, self.clock.now(), ["event.from", "event.until"])?;
+        }
         let credentials = self
             .secrets
             .api_credentials(&self.env.credentials_secret)

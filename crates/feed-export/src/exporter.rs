@@ -18,7 +18,7 @@ use crate::manifest::Manifest;
 use crate::pipeline::PipelineSettings;
 use crate::progress::{Progress, Quiet};
 use crate::report::{HourSummary, RunReport, SiteReport};
-use crate::window::{Hour, keys};
+use crate::window::{Hour, check_range, keys};
 
 pub const LOST_REASON: &str = "not exported before it left the API's retention (24 h 5 min)";
 
@@ -128,15 +128,10 @@ impl Exporter {
     ) -> Result<RunReport> {
         let corp = self.client.corp().to_string();
         let now = self.clock.now();
-        let sites = self.resolve_sites(&request.sites).await?;
-        if let Some((from, until)) = request.range
-            && from >= until
-        {
-            return Err(ExportError::Config {
-                setting: "from/until".into(),
-                message: format!("from ({from}) must be before until ({until})"),
-            });
+        if let Some((from, until)) = request.range {
+            check_range(from, until, now, ["from", "until"])?;
         }
+        let sites = self.resolve_sites(&request.sites).await?;
         let corp_cursors = Arc::new(Semaphore::new(self.settings.cursors_per_corp.max(1)));
         let runs = sites
             .iter()
@@ -460,6 +455,13 @@ impl Exporter {
                 ))
             }
             Err(error) => {
+                // Another exporter holds the hour now and may be writing its parts; otherwise
+                // nothing of the unfinished hour stays behind.
+                if !matches!(error, ExportError::LeaseLost { .. })
+                    && let Err(cleanup) = job.discard_parts(hour).await
+                {
+                    tracing::warn!(site = %job.site, %hour, error = %cleanup, "could not remove the parts of an unfinished hour; the next run replaces them");
+                }
                 if let Err(release) = lease.release(self.store.as_ref()).await {
                     tracing::warn!(site = %job.site, %hour, error = %release, "could not release the lease; it expires by itself");
                 }

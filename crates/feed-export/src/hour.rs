@@ -66,13 +66,8 @@ impl HourJob {
 
         // A crashed earlier attempt may have used other window boundaries: remove its parts so a
         // scan of the partition sees every record once.
-        for object in self.store.list(&prefix).await? {
-            let name = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
-            if keys::is_part_name(name) && !parts.iter().any(|p| p.name == name) {
-                tracing::info!(site = %self.site, %hour, part = name, "removing a stray part from an earlier attempt");
-                self.store.delete(&object.key).await?;
-            }
-        }
+        self.remove_parts_except(hour, &parts, "a stray part from an earlier attempt")
+            .await?;
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
             corp: self.corp.clone(),
@@ -108,6 +103,26 @@ impl HourJob {
                 ),
             }),
         }
+    }
+
+    /// Removes every part of an hour this run gives up (deadline, error, hour lost): without a
+    /// manifest they are invisible to readers who follow the manifests, but a plain scan of the
+    /// partition would count them. The caller still holds the hour's lease.
+    pub async fn discard_parts(&self, hour: Hour) -> Result<()> {
+        self.remove_parts_except(hour, &[], "a part of an hour this run gave up")
+            .await
+    }
+
+    async fn remove_parts_except(&self, hour: Hour, keep: &[PartInfo], what: &str) -> Result<()> {
+        let prefix = keys::hour_prefix(&self.corp, &self.site, hour);
+        for object in self.store.list(&prefix).await? {
+            let name = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+            if keys::is_part_name(name) && !keep.iter().any(|p| p.name == name) {
+                tracing::info!(site = %self.site, %hour, part = name, "removing {what}");
+                self.store.delete(&object.key).await?;
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]

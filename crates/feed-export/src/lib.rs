@@ -34,5 +34,5 @@ pub use exporter::{DEFAULT_GZIP_LEVEL, ExportRequest, ExportSettings, Exporter, 
 pub use hour::EXPORTER_VERSION;
 pub use manifest::Manifest;
 pub use progress::{Progress, Quiet};
-pub use report::{HourSummary, RunReport, SiteReport};
+pub use report::{HourSummary, RunOutcome, RunReport, SiteReport};
 pub use window::Hour;

@@ -18,6 +18,8 @@ pub fn emf_line(report: &RunReport, site: &SiteReport, timestamp_ms: i64) -> Str
         json!({"Name": "Retries", "Unit": "Count"}),
         json!({"Name": "HoursExported", "Unit": "Count"}),
         json!({"Name": "HoursLost", "Unit": "Count"}),
+        json!({"Name": "HoursPending", "Unit": "Count"}),
+        json!({"Name": "HoursBusy", "Unit": "Count"}),
     ];
     if lag.is_some() {
         metrics.push(json!({"Name": "LagSeconds", "Unit": "Seconds"}));
@@ -36,6 +38,8 @@ pub fn emf_line(report: &RunReport, site: &SiteReport, timestamp_ms: i64) -> Str
         "Retries": site.retries(),
         "HoursExported": site.exported.len(),
         "HoursLost": site.lost.len(),
+        "HoursPending": site.hours_pending(),
+        "HoursBusy": site.busy.len(),
     });
     if let (Some(lag), Some(object)) = (lag, line.as_object_mut()) {
         object.insert("LagSeconds".to_string(), json!(lag));
@@ -64,6 +68,8 @@ mod tests {
                 seconds: 0.1,
             }],
             lost: vec!["x".into()],
+            pending: vec!["p".into()],
+            busy: vec!["b".into()],
             newest_complete_until: Some(1000),
             ..SiteReport::default()
         };
@@ -81,15 +87,17 @@ mod tests {
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
                 .as_array()
                 .map(Vec::len),
-            Some(7)
+            Some(9)
         );
         assert_eq!(
             (
                 line["Records"].as_u64(),
                 line["HoursLost"].as_u64(),
-                line["LagSeconds"].as_i64()
+                line["LagSeconds"].as_i64(),
+                line["HoursPending"].as_u64(),
+                line["HoursBusy"].as_u64()
             ),
-            (Some(5), Some(1), Some(400))
+            (Some(5), Some(1), Some(400), Some(2), Some(1))
         );
     }
 }

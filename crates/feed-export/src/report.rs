@@ -66,6 +66,21 @@ impl SiteReport {
     pub fn retries(&self) -> u64 {
         self.exported.iter().map(|h| h.retries).sum()
     }
+    pub fn hours_pending(&self) -> usize {
+        self.pending.len() + self.busy.len()
+    }
+}
+
+/// How far a run got with the hours it was asked for; the CLI's exit code and the Lambda's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every requested hour is complete.
+    Complete,
+    /// Some hours are still to do (busy, not yet served, or stopped at the deadline): run again later.
+    Pending,
+    /// Some hours left the API's retention unexported: their data is gone.
+    Lost,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -85,6 +100,23 @@ impl RunReport {
     }
     pub fn hours_lost(&self) -> usize {
         self.sites.iter().map(|s| s.lost.len()).sum()
+    }
+    /// Hours another exporter held the lease on (a live run, or a crashed one until its lease expires).
+    pub fn hours_busy(&self) -> usize {
+        self.sites.iter().map(|s| s.busy.len()).sum()
+    }
+    /// Requested hours left for a later run: busy ones included, since nobody committed them yet.
+    pub fn hours_pending(&self) -> usize {
+        self.sites.iter().map(SiteReport::hours_pending).sum()
+    }
+    pub fn outcome(&self) -> RunOutcome {
+        if self.hours_lost() > 0 {
+            RunOutcome::Lost
+        } else if self.hours_pending() > 0 {
+            RunOutcome::Pending
+        } else {
+            RunOutcome::Complete
+        }
     }
     pub fn errors(&self) -> Vec<String> {
         self.sites

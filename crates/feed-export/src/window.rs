@@ -162,10 +162,27 @@ pub mod keys {
     }
 }
 
+/// Epoch seconds beyond this (year 2286) are taken for milliseconds: no feed time is that late.
+const MAX_EPOCH_SECS: i64 = 9_999_999_999;
+
+fn rfc3339(epoch: i64) -> String {
+    DateTime::from_timestamp(epoch, 0).map_or_else(|| epoch.to_string(), |t| t.to_rfc3339())
+}
+
 /// Parses `--from/--until` style times: RFC3339 or epoch seconds, minute aligned.
 pub fn parse_time(setting: &str, raw: &str) -> Result<i64, ExportError> {
     let raw = raw.trim();
     let epoch = match raw.parse::<i64>() {
+        Ok(epoch) if !(0..=MAX_EPOCH_SECS).contains(&epoch) => {
+            return Err(ExportError::Config {
+                setting: setting.to_string(),
+                message: format!(
+                    "{raw:?} is not epoch seconds (milliseconds? {} seconds is {})",
+                    epoch / 1000,
+                    rfc3339(epoch / 1000)
+                ),
+            });
+        }
         Ok(epoch) => epoch,
         Err(_) => DateTime::parse_from_rfc3339(raw)
             .map(|t| t.timestamp())
@@ -183,6 +200,59 @@ pub fn parse_time(setting: &str, raw: &str) -> Result<i64, ExportError> {
         });
     }
     Ok(epoch)
+}
+
+/// Checks a requested range `[from, until)` at `now` before any work; `names` are the settings
+/// that gave from and until (flags or event fields), for the messages.
+pub fn check_range(from: i64, until: i64, now: i64, names: [&str; 2]) -> Result<(), ExportError> {
+    let [from_name, until_name] = names;
+    let error = |setting: &str, message: String| {
+        Err(ExportError::Config {
+            setting: setting.to_string(),
+            message,
+        })
+    };
+    if until <= from {
+        return error(
+            until_name,
+            format!(
+                "{} must be after {from_name} ({})",
+                rfc3339(until),
+                rfc3339(from)
+            ),
+        );
+    }
+    if until > now {
+        return error(
+            until_name,
+            format!(
+                "{} is in the future (now is {}); the API serves the feed up to 5 minutes ago",
+                rfc3339(until),
+                rfc3339(now)
+            ),
+        );
+    }
+    if until - from > API_MAX_AGE {
+        return error(
+            &format!("{from_name}/{until_name}"),
+            format!(
+                "the range spans {} minutes; the API keeps 24 h 5 min of the feed, so a range can span at most {} minutes",
+                (until - from) / MINUTE,
+                API_MAX_AGE / MINUTE
+            ),
+        );
+    }
+    if until <= now - API_MAX_AGE {
+        return error(
+            until_name,
+            format!(
+                "{} is older than the API's retention (24 h 5 min before now, {}): nothing in the range can be exported",
+                rfc3339(until),
+                rfc3339(now - API_MAX_AGE)
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,5 +324,50 @@ mod tests {
             "{error}"
         );
         assert!(parse_time("--from", "yesterday").is_err());
+        let millis = parse_time("--from", "1714557600000")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            millis.starts_with("--from") && millis.contains("milliseconds"),
+            "{millis}"
+        );
+        assert!(parse_time("--from", "-60").is_err());
+    }
+
+    #[test]
+    fn ranges_are_checked_against_now_and_the_retention() {
+        let now = T + 7 * MINUTE;
+        let names = ["--from", "--until"];
+        assert!(check_range(T - 3 * HOUR, T - HOUR, now, names).is_ok());
+        // Starting before the retention is fine: those hours are recorded lost.
+        assert!(check_range(T - 26 * HOUR, T - 20 * HOUR, now, names).is_ok());
+        let message = |from, until| {
+            check_range(from, until, now, names)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let backwards = message(T - HOUR, T - 2 * HOUR);
+        assert!(
+            backwards.starts_with("--until") && backwards.contains("after --from"),
+            "{backwards}"
+        );
+        assert!(message(T, T).starts_with("--until"));
+        let future = message(T - HOUR, T + HOUR);
+        assert!(
+            future.starts_with("--until") && future.contains("future"),
+            "{future}"
+        );
+        let long = message(T - 30 * HOUR, T - HOUR);
+        assert!(
+            long.starts_with("--from/--until") && long.contains("24 h 5 min"),
+            "{long}"
+        );
+        let ancient = message(0, HOUR);
+        assert!(
+            ancient.starts_with("--until") && ancient.contains("retention"),
+            "{ancient}"
+        );
     }
 }

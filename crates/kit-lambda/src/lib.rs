@@ -1,7 +1,10 @@
 //! What the three Lambda shells (`functions/*`) share, so that they fail and log alike: one
 //! logging set-up and one mapping of errors to the runtime's diagnostic.
 
-use lambda_runtime::Diagnostic;
+use std::future::Future;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 /// An invocation's error, as the runtime and Lambda's retry see it.
@@ -22,6 +25,24 @@ pub fn diagnostic(error: &(impl Failure + ?Sized)) -> Diagnostic {
         error_type: error_type.to_string(),
         error_message: error.to_string(),
     }
+}
+
+/// The runtime loop of an event-driven function: each event to `handle`, each error reported
+/// through [`diagnostic`].
+pub async fn run<Handle, Handled, Report, Error>(
+    handle: Handle,
+) -> Result<(), lambda_runtime::Error>
+where
+    Handle: Fn(LambdaEvent<serde_json::Value>) -> Handled,
+    Handled: Future<Output = Result<Report, Error>>,
+    Report: Serialize,
+    Error: Failure,
+{
+    lambda_runtime::run(service_fn(|event| {
+        let handled = handle(event);
+        async move { handled.await.map_err(|error| diagnostic(&error)) }
+    }))
+    .await
 }
 
 /// JSON logs to stdout (CloudWatch parses them); the level from `AWS_LAMBDA_LOG_LEVEL` (the

@@ -137,6 +137,22 @@ impl DesiredIntegration {
         if self.events.iter().any(|event| event.trim().is_empty()) {
             problems.push("events", "event names must not be empty");
         }
+        let documented = self.location.documented_events();
+        for event in &self.events {
+            if !event.trim().is_empty() && !documented.contains(&event.as_str()) {
+                let scope = match self.location {
+                    Location::Site(_) => "site",
+                    Location::Corp => "corp",
+                };
+                problems.push(
+                    "events",
+                    format!(
+                        "{event:?} is not a {scope} integration event (one of {})",
+                        documented.join(", ")
+                    ),
+                );
+            }
+        }
         problems.into_result()
     }
 }
@@ -462,6 +478,7 @@ mod tests {
 
         let mut corp = slack();
         corp.location = Location::Corp;
+        corp.events = vec!["newSite".into()];
         assert!(corp.validate().is_ok());
         corp.kind = IntegrationType::Pagerduty;
         assert!(
@@ -482,6 +499,25 @@ mod tests {
         );
         mail.url = Sensitive::new("ops@example.com");
         assert!(mail.validate().is_ok());
+
+        let mut events = slack();
+        events.events = vec!["flag".into(), "agentAlerts".into(), "newSite".into()];
+        assert_eq!(
+            events.validate().expect_err("unknown events").to_string(),
+            "events: \"agentAlerts\" is not a site integration event (one of flag, agentAlert, loggingModeChanged, listCreated, webhookEvents); \
+             events: \"newSite\" is not a site integration event (one of flag, agentAlert, loggingModeChanged, listCreated, webhookEvents)"
+        );
+        events.location = Location::Corp;
+        events.events = vec!["newSite".into(), "flag".into()];
+        assert_eq!(
+            events
+                .validate()
+                .expect_err("site event at corp")
+                .to_string(),
+            "events: \"flag\" is not a corp integration event (one of newSite, enableSSO, corpUpdated, listDeleted, webhookEvents)"
+        );
+        events.events = vec!["newSite".into(), "webhookEvents".into()];
+        assert!(events.validate().is_ok());
 
         let datadog = DesiredIntegration {
             kind: IntegrationType::Datadog,

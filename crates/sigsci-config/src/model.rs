@@ -177,6 +177,34 @@ pub enum Location {
     Corp,
 }
 
+impl Location {
+    /// The event names the API documents for integrations here (agent alerts, flagged IPs, ...).
+    pub fn documented_events(&self) -> &'static [&'static str] {
+        match self {
+            Location::Site(_) => &SITE_EVENTS,
+            Location::Corp => &CORP_EVENTS,
+        }
+    }
+}
+
+/// Events of site integrations, as documented (`webhookEvents`: all activity).
+pub const SITE_EVENTS: [&str; 5] = [
+    "flag",
+    "agentAlert",
+    "loggingModeChanged",
+    "listCreated",
+    "webhookEvents",
+];
+
+/// Events of corp integrations, as documented (`webhookEvents`: all activity).
+pub const CORP_EVENTS: [&str; 5] = [
+    "newSite",
+    "enableSSO",
+    "corpUpdated",
+    "listDeleted",
+    "webhookEvents",
+];
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

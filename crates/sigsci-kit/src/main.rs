@@ -42,8 +42,20 @@ enum Command {
     Health(cmd::health::HealthArgs),
 }
 
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`sigsci-kit feed status | head`) panics;
+/// with the default disposition the process ends quietly there, as other Unix tools do. Sockets
+/// are written with MSG_NOSIGNAL, so only the standard streams raise it.
+fn end_quietly_on_closed_pipes() {
+    #[cfg(unix)]
+    // SAFETY: sets a disposition the C runtime defines; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    end_quietly_on_closed_pipes();
     let cli = Cli::parse();
     telemetry::init(cli.log_json);
     let outcome = match cli.command {

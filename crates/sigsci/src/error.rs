@@ -44,11 +44,10 @@ pub enum Error {
     #[error("unusable response (HTTP {status}): {snippet}")]
     BadResponse { status: u16, snippet: String },
     /// Connection, timeout or body-read failure (the URL is stripped so cursors never leak).
-    #[error("transport error: {source}")]
-    Transport {
-        #[source]
-        source: reqwest::Error,
-    },
+    /// reqwest keeps the reason (refused, timed out) in its causes: the message carries them all,
+    /// so no `source()` repeats them under `{:#}`.
+    #[error("transport error: {}", with_causes(.cause))]
+    Transport { cause: reqwest::Error },
     /// Bad client configuration or bad input; names the problem.
     #[error("invalid configuration: {message}")]
     Config { message: String },
@@ -67,7 +66,7 @@ impl Error {
             | Error::BadResponse { status, .. } => Some(*status),
             Error::CursorExpired { .. } => Some(400),
             Error::UriTooLong => Some(414),
-            Error::Transport { source } => source.status().map(|s| s.as_u16()),
+            Error::Transport { cause } => cause.status().map(|s| s.as_u16()),
             Error::Config { .. } => None,
         }
     }
@@ -76,7 +75,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::RateLimited { .. } | Error::Server { .. } | Error::BadResponse { .. } => true,
-            Error::Transport { source } => !source.is_builder(),
+            Error::Transport { cause } => !cause.is_builder(),
             Error::NotFound { .. }
             | Error::Unauthorized { .. }
             | Error::Forbidden { .. }
@@ -87,9 +86,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn transport(source: reqwest::Error) -> Error {
+    pub(crate) fn transport(cause: reqwest::Error) -> Error {
         Error::Transport {
-            source: source.without_url(),
+            cause: cause.without_url(),
         }
     }
 
@@ -110,6 +109,22 @@ impl Error {
             snippet: format!("{cause}; body starts: {}", snippet(body)),
         }
     }
+}
+
+/// `error: cause: cause...` on one line, skipping a cause the text already ends with (hyper
+/// and reqwest sometimes repeat their cause in their own message).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// What the request was, as far as classification cares.
@@ -234,6 +249,37 @@ pub(crate) fn mask_cursors(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// anyhow's `{:#}` prints the message, then each `source()`: every cause must show once.
+    #[tokio::test]
+    async fn transport_errors_print_each_cause_once() {
+        let refused = reqwest::get("http://127.0.0.1:9/api/v0/corps")
+            .await
+            .expect_err("nothing listens on the discard port");
+        let error = Error::transport(refused);
+        let text = format!("{:#}", anyhow::Error::new(error));
+        assert!(
+            text.starts_with("transport error: error sending request"),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "{text}");
+        let parts: Vec<&str> = text.split(": ").collect();
+        for (index, part) in parts.iter().enumerate() {
+            assert!(
+                !parts[index + 1..].contains(part),
+                "{part:?} repeats in {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_errors_print_once() {
+        let error = c(401, r#"{"message":"Unauthorized"}"#, RequestKind::Plain);
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(error)),
+            "401 unauthorized: Unauthorized"
+        );
+    }
 
     fn c(status: u16, body: &str, kind: RequestKind) -> Error {
         let status = StatusCode::from_u16(status).expect("valid status");

@@ -74,7 +74,7 @@ pub(crate) fn should_retry(error: &Error, idempotent: bool) -> bool {
     idempotent
         || match error {
             Error::RateLimited { .. } => true,
-            Error::Transport { source } => source.is_connect(),
+            Error::Transport { cause } => cause.is_connect(),
             _ => false,
         }
 }

@@ -3,7 +3,8 @@
 use agent_health::environment::{Deps, Error};
 use agent_health::router;
 
-/// Rules and the signing key are read once per container; a rules change reaches new containers.
+/// Rules are read once per container (a rules change reaches new containers); the signing key is read
+/// again when a link's signature does not match it (a rotated secret).
 pub async fn service(deps: &Deps) -> Result<axum::Router, Error> {
     let service = deps
         .ack_service()

@@ -1,7 +1,7 @@
 //! The agent-health Lambda's start-up: `cargo bench -p agent-health-function --bench startup`. The
-//! binary runs once against an emulated Lambda Runtime API and 1000 simulated sites behind 50 ms of
-//! API latency: binary size, init time (process start to its first `/invocation/next`) and peak
-//! RSS (VmHWM) of one invocation.
+//! binary runs once against an emulated Lambda Runtime API and 1000 simulated sites: binary size,
+//! init time (process start to its first `/invocation/next`) and peak RSS (VmHWM) of one
+//! invocation. (The evaluation's speed at API latency is `agent-health`'s `evaluate` bench.)
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -13,11 +13,10 @@ use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use sigsci_sim::{Faults, RunningSim, SimConfig};
+use sigsci_sim::{RunningSim, SimConfig};
 use tokio::sync::Notify;
 
 const SITES: usize = 1000;
-const LATENCY_MS: u64 = 50;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -28,10 +27,6 @@ async fn main() -> BenchResult<()> {
         ..SimConfig::default()
     };
     let sim = sigsci_sim::start(config.clone(), ([127, 0, 0, 1], 0).into()).await?;
-    sim.state.set_faults(Faults {
-        latency_ms: LATENCY_MS,
-        ..Faults::default()
-    })?;
     lambda_invocation(&sim, &config).await?;
     sim.shutdown().await;
     Ok(())

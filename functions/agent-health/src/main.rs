@@ -4,21 +4,12 @@
 mod lambda;
 
 use agent_health::environment::{Deps, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     kit_lambda::init_logging();
-    let env = Env::from_lookup(|name| std::env::var(name).ok())
+    let deps = Env::from_lookup(|name| std::env::var(name).ok())
+        .map(Deps::new)
         .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let deps = Deps::new(env);
-    let deps = &deps;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            lambda::handle(event, deps)
-                .await
-                .map_err(|error| kit_lambda::diagnostic(&error))
-        },
-    ))
-    .await
+    kit_lambda::run(|event| lambda::handle(event, &deps)).await
 }

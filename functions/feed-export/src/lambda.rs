@@ -56,6 +56,9 @@ fn result(report: &RunReport) -> Value {
         "run_id": report.run_id,
         "hours_exported": report.hours_exported(),
         "hours_lost": report.hours_lost(),
+        "hours_pending": report.hours_pending(),
+        "hours_busy": report.hours_busy(),
+        "outcome": report.outcome(),
         "stopped_for_deadline": report.stopped_for_deadline,
         "sites": report.sites,
     })
@@ -94,6 +97,28 @@ mod tests {
         );
         context.deadline = unix_millis().saturating_sub(1_000);
         assert!(deadline_of(&context).is_none(), "a deadline in the past");
+    }
+
+    #[test]
+    fn results_count_busy_hours_as_pending() {
+        let report = RunReport {
+            sites: vec![feed_export::SiteReport {
+                site: "www".into(),
+                busy: vec!["2024-05-01T10:00Z".into()],
+                pending: vec!["2024-05-01T11:00Z".into()],
+                ..feed_export::SiteReport::default()
+            }],
+            ..RunReport::default()
+        };
+        let value = result(&report);
+        assert_eq!(
+            (
+                value["hours_pending"].as_u64(),
+                value["hours_busy"].as_u64(),
+                value["outcome"].as_str()
+            ),
+            (Some(2), Some(1), Some("pending"))
+        );
     }
 
     #[test]

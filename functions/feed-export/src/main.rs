@@ -4,7 +4,6 @@
 mod lambda;
 
 use feed_export::environment::{Deps, Env};
-use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     feed_export::allocator::tune_for_streaming();
@@ -19,13 +18,5 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let deps = Env::from_lookup(|name| std::env::var(name).ok())
         .and_then(Deps::new)
         .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let deps = &deps;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            lambda::handle(event, deps)
-                .await
-                .map_err(|error| kit_lambda::diagnostic(&error))
-        },
-    ))
-    .await
+    kit_lambda::run(|event| lambda::handle(event, &deps)).await
 }

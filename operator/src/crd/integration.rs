@@ -84,6 +84,9 @@ pub struct FieldValue {
 #[x_kube(validation = Rule::new("self.type != 'datadog' || ('site' in self.fields && 'apiKey' in self.fields)")
     .message("datadog integrations need fields.site (e.g. us1) and fields.apiKey")
     .field_path(".fields"))]
+#[x_kube(validation = Rule::new("self.events.all(e, e in (self.scope == 'Corp' ? ['newSite', 'enableSSO', 'corpUpdated', 'listDeleted', 'webhookEvents'] : ['flag', 'agentAlert', 'loggingModeChanged', 'listCreated', 'webhookEvents']))")
+    .message("events must be documented names: flag, agentAlert, loggingModeChanged, listCreated, webhookEvents for a site; newSite, enableSSO, corpUpdated, listDeleted, webhookEvents for the corp")
+    .field_path(".events"))]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("connectionRef is immutable: delete and recreate the Integration to move it"))]

@@ -28,6 +28,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 
 #[cfg(test)]
 mod tests {
+    use kube::CustomResourceExt;
     use serde_json::Value;
 
     /// Every `x-kubernetes-validations` rule of a schema, with the property it sits on.
@@ -55,6 +56,60 @@ mod tests {
             Value::Array(items) => items.iter().for_each(|item| rules(item, property, found)),
             _ => {}
         }
+    }
+
+    /// Keys of every schema object, so a test can look for one anywhere in a CRD.
+    fn keys(schema: &Value, found: &mut Vec<String>) {
+        match schema {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    found.push(key.clone());
+                    keys(child, found);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| keys(item, found)),
+            _ => {}
+        }
+    }
+
+    /// The API server drops (or, with strict field validation, refuses) unknown fields only where
+    /// the schema does not preserve them; nothing in these kinds is free-form.
+    #[test]
+    fn no_schema_preserves_unknown_fields() {
+        for crd in super::all() {
+            let schema = serde_json::to_value(&crd.spec).unwrap_or(Value::Null);
+            let mut found = Vec::new();
+            keys(&schema, &mut found);
+            assert!(!found.is_empty(), "{schema}");
+            assert!(
+                !found
+                    .iter()
+                    .any(|key| key == "x-kubernetes-preserve-unknown-fields"),
+                "{}: {schema}",
+                crd.spec.names.kind
+            );
+        }
+    }
+
+    /// The events rule lists exactly what `sigsci_config` validates, per scope.
+    #[test]
+    fn events_rule_states_the_documented_events() {
+        let schema = serde_json::to_value(super::Integration::crd()).unwrap_or(Value::Null);
+        let mut found = Vec::new();
+        rules(&schema, "", &mut found);
+        let quoted = |events: &[&str]| {
+            let names: Vec<String> = events.iter().map(|e| format!("'{e}'")).collect();
+            format!("[{}]", names.join(", "))
+        };
+        let expected = format!(
+            "self.events.all(e, e in (self.scope == 'Corp' ? {} : {}))",
+            quoted(&sigsci_config::model::CORP_EVENTS),
+            quoted(&sigsci_config::model::SITE_EVENTS)
+        );
+        assert!(
+            found.iter().any(|(_, rule)| rule == &expected),
+            "{expected} not in {found:?}"
+        );
     }
 
     #[test]

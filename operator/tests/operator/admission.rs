@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams, ValidationDirective};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sigsci_operator::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection};
@@ -126,6 +126,14 @@ async fn invalid_integrations_are_rejected_with_readable_messages() {
             "datadog integrations need fields.site (e.g. us1) and fields.apiKey",
         ),
         (
+            json!({"connectionRef": {"name": "sim"}, "site": "site-1", "type": "slack", "url": "https://h.example.com/x", "events": ["flag", "agentAlerts"]}),
+            "spec.events: Invalid value",
+        ),
+        (
+            json!({"connectionRef": {"name": "sim"}, "scope": "Corp", "type": "slack", "url": "https://h.example.com/x", "events": ["flag"]}),
+            "events must be documented names: flag, agentAlert, loggingModeChanged, listCreated, webhookEvents for a site; newSite, enableSSO, corpUpdated, listDeleted, webhookEvents for the corp",
+        ),
+        (
             json!({"connectionRef": {"name": "sim"}, "site": "site-1", "type": "webhook", "url": "https://h.example.com"}),
             "spec.type: Unsupported value: \"webhook\"",
         ),
@@ -174,12 +182,19 @@ async fn invalid_integrations_are_rejected_with_readable_messages() {
 
 /// POST a raw JSON object (for values the Rust types cannot even hold).
 async fn raw_rejection(admin: &Client, namespace: &str, object: Value) -> String {
-    let request = http::Request::post(format!(
-        "/apis/sigsci-kit.io/v1alpha1/namespaces/{namespace}/integrations"
-    ))
-    .header("content-type", "application/json")
-    .body(serde_json::to_vec(&object).expect("json"))
-    .expect("request");
+    raw_rejection_at(
+        admin,
+        &format!("/apis/sigsci-kit.io/v1alpha1/namespaces/{namespace}/integrations"),
+        object,
+    )
+    .await
+}
+
+async fn raw_rejection_at(admin: &Client, uri: &str, object: Value) -> String {
+    let request = http::Request::post(uri)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&object).expect("json"))
+        .expect("request");
     match admin.request::<Value>(request).await {
         Err(kube::Error::Api(status)) => status.message,
         other => panic!("expected a rejection, got {other:?}"),
@@ -217,5 +232,46 @@ async fn connections_need_a_corp_name_an_http_url_and_the_right_secret_scope() {
         message
             .contains("credentialsSecretRef.namespace is required for a ClusterSigSciConnection"),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_rejected_by_name_under_strict_field_validation() {
+    let (admin, namespace) = setup().await;
+    let typo = alert(
+        "typo",
+        json!({"connectionRef": {"name": "sim", "nmae": "sim"}, "site": "site-1", "metric": "averageRPS",
+               "operator": "lessThan", "treshold": 5, "threshold": 5, "interval": 5}),
+    );
+    // kubectl apply --server-side (strict by default) ...
+    let alerts: Api<AgentAlert> = Api::namespaced(admin.clone(), &namespace);
+    let applied = alerts
+        .patch(
+            "typo",
+            &PatchParams::apply("admission-test").validation(ValidationDirective::Strict),
+            &Patch::Apply(&typo),
+        )
+        .await
+        .expect_err("unknown fields are refused");
+    // ... and kubectl create/apply (client-side), which POST with fieldValidation=Strict.
+    let created = raw_rejection_at(
+        &admin,
+        &format!(
+            "/apis/sigsci-kit.io/v1alpha1/namespaces/{namespace}/agentalerts?fieldValidation=Strict"
+        ),
+        typo,
+    )
+    .await;
+    assert!(
+        applied
+            .to_string()
+            .contains(".spec.treshold: field not declared in schema"),
+        "{applied}"
+    );
+    assert!(
+        created.contains(
+            "strict decoding error: unknown field \"spec.connectionRef.nmae\", unknown field \"spec.treshold\""
+        ),
+        "{created}"
     );
 }

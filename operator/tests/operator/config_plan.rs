@@ -208,9 +208,14 @@ fn manifest_problems_name_the_object_and_the_fix() {
         format!("{base}kind: SigSciConnection\nmetadata: {{name: prod, namespace: ops}}\nspec: {{corp: testcorp, credentialsSecretRef: {{name: c}}}}\n"),
     )
     .expect("write");
-    let error = load(dir.path()).expect_err("invalid interval").to_string();
+    let error = load(dir.path()).expect_err("invalid interval");
     assert_eq!(
-        error,
+        error.to_string(),
+        "invalid manifests: AgentAlert ops/bad spec.interval: must be one of 5, 10 or 60 (minutes), got 7"
+    );
+    // The CLI prints the cause chain (`{:#}`): the problems must show once.
+    assert_eq!(
+        format!("{:#}", anyhow::Error::new(error)),
         "invalid manifests: AgentAlert ops/bad spec.interval: must be one of 5, 10 or 60 (minutes), got 7"
     );
 
@@ -221,4 +226,26 @@ fn manifest_problems_name_the_object_and_the_fix() {
     .expect("write");
     let error = load(dir.path()).expect_err("unparsable").to_string();
     assert!(error.contains("c.yaml: document 1: "), "{error}");
+}
+
+#[test]
+fn unknown_spec_fields_are_rejected_with_their_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("alert.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: not-ours}\ndata: {anything: goes}\n---\n\
+         apiVersion: sigsci-kit.io/v1alpha1\nkind: AgentAlert\nmetadata: {name: typo, labels: {team: sre}}\nspec:\n  \
+         connectionRef: {name: prod, nmae: prod}\n  site: site-1\n  metric: averageRPS\n  operator: lessThan\n  \
+         treshold: 5\n  threshold: 5\n  interval: 5\n",
+    )
+    .expect("write");
+    let error = load(dir.path()).expect_err("unknown fields").to_string();
+    assert_eq!(
+        error,
+        format!(
+            "{}: document 2: unknown field \"spec.connectionRef.nmae\", unknown field \"spec.treshold\"",
+            file.display()
+        )
+    );
 }

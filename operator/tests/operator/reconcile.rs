@@ -347,7 +347,13 @@ fn integration_spec(
         kind,
         url: None,
         url_from: None,
-        events: vec![EventName("flag".into()), EventName("agentAlert".into())],
+        // Site and corp integrations document different events.
+        events: match scope {
+            IntegrationScope::Site => {
+                vec![EventName("flag".into()), EventName("agentAlert".into())]
+            }
+            IntegrationScope::Corp => vec![EventName("newSite".into())],
+        },
         fields: Default::default(),
         deletion_policy: IntegrationDeletionPolicy::Delete,
     }

@@ -16,6 +16,9 @@ pub fn text(corp: &str, channel: &str, items: &[Notification]) -> String {
         if let Some(url) = &item.ack_url {
             out.push_str(&format!("    acknowledge: {url}\n"));
         }
+        if let Some(url) = &item.ack_channel_url {
+            out.push_str(&format!("    acknowledge on {channel} only: {url}\n"));
+        }
     }
     out
 }
@@ -31,6 +34,9 @@ mod tests {
         assert!(text.contains("[FIRING] testcorp/www · No agents online: 0 of 3 agents online\n"));
         assert!(text.contains(
             "    acknowledge: https://ack.example.com/ack?check=www%2Fno_agents_online&sig=x\n"
+        ));
+        assert!(text.contains(
+            "    acknowledge on console only: https://ack.example.com/ack?check=www%2Fno_agents_online&channels=c&sig=y\n"
         ));
         assert!(
             text.contains("[RESOLVED] testcorp/api · No agents online: recovered (was: 0 of 3")

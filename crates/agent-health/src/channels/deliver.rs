@@ -82,14 +82,18 @@ impl Deliverer {
             ChannelKind::Pagerduty => {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    results.push(self.pagerduty(channel, secret, item).await);
+                    let send =
+                        async |event: &Notification| self.pagerduty(channel, secret, event).await;
+                    results.push(incident(item, send).await);
                 }
                 results
             }
             ChannelKind::Opsgenie => {
                 let mut results = Vec::with_capacity(items.len());
                 for item in items {
-                    results.push(self.opsgenie(channel, secret, item).await);
+                    let send =
+                        async |event: &Notification| self.opsgenie(channel, secret, event).await;
+                    results.push(incident(item, send).await);
                 }
                 results
             }
@@ -211,6 +215,18 @@ impl Deliverer {
             body: super::truncate(body.trim(), ERROR_BODY_CHARS),
         })
     }
+}
+
+/// One condition to PagerDuty or Opsgenie: a trigger the channel missed is opened first, so that
+/// the resolution closes an incident people can see.
+async fn incident(
+    item: &Notification,
+    send: impl AsyncFn(&Notification) -> Result<(), DeliveryError>,
+) -> Result<(), DeliveryError> {
+    if let Some(trigger) = item.missed_trigger() {
+        send(&trigger).await?;
+    }
+    send(item).await
 }
 
 fn required<'a>(

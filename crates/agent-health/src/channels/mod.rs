@@ -35,6 +35,10 @@ pub struct Notification {
     pub episode: String,
     /// A reminder: the channel was told about this episode before.
     pub repeat: bool,
+    /// Resolved before its trigger reached the channel (that delivery failed): the message says
+    /// the condition fired and cleared, and incident channels open and close it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trigger_missed: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<String>,
     /// Acknowledges the whole check (firing notifications of ack-enabled channels only).
@@ -59,6 +63,7 @@ impl Notification {
         let status = match self.status {
             Status::Firing if self.repeat => "STILL FIRING",
             Status::Firing => "FIRING",
+            Status::Resolved if self.trigger_missed => "FIRED AND RESOLVED",
             Status::Resolved => "RESOLVED",
         };
         format!(
@@ -73,8 +78,22 @@ impl Notification {
     pub fn details(&self) -> String {
         match self.status {
             Status::Firing => self.summary.clone(),
+            Status::Resolved if self.trigger_missed => format!(
+                "fired at {} and recovered before it could be delivered (was: {})",
+                self.since.format("%Y-%m-%d %H:%M UTC"),
+                self.summary
+            ),
             Status::Resolved => format!("recovered (was: {})", self.summary),
         }
+    }
+
+    /// The trigger a channel missed, to be sent before this resolution (incident channels).
+    pub fn missed_trigger(&self) -> Option<Notification> {
+        (self.status == Status::Resolved && self.trigger_missed).then(|| Notification {
+            status: Status::Firing,
+            trigger_missed: false,
+            ..self.clone()
+        })
     }
 
     pub fn site_label(&self) -> String {
@@ -118,6 +137,7 @@ pub(crate) mod fixtures {
             cleared_at: None,
             episode: "e1".into(),
             repeat: false,
+            trigger_missed: false,
             agents: vec!["agent-1".into()],
             ack_url: Some(format!(
                 "https://ack.example.com/ack?check={site}%2Fno_agents_online&sig=x"

@@ -29,9 +29,17 @@ pub fn request(item: &Notification) -> (Vec<String>, Option<(&'static str, &'sta
     if let Some(url) = &item.ack_url {
         description.push_str(&format!("\n\nAcknowledge (silences every channel): {url}"));
     }
+    if let Some(url) = &item.ack_channel_url {
+        description.push_str(&format!(
+            "\n\nAcknowledge for Opsgenie only (the other channels keep notifying): {url}"
+        ));
+    }
     let mut details = json!({"check": item.check.to_string(), "since": item.since.to_rfc3339(), "episode": item.episode});
     if let Some(url) = &item.ack_url {
         details["ack_url"] = json!(url);
+    }
+    if let Some(url) = &item.ack_channel_url {
+        details["ack_channel_url"] = json!(url);
     }
     let body = json!({
         "message": truncate(&format!("{} · {}", item.site_label(), item.check.check.title()), 130),
@@ -64,6 +72,10 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("Acknowledge")
+        );
+        assert_eq!(
+            body["details"]["ack_channel_url"],
+            firing("www").ack_channel_url.unwrap().as_str()
         );
         let (path, query, _) = request(&resolved("www"));
         assert_eq!(

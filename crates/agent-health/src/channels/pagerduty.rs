@@ -48,9 +48,17 @@ pub fn event(routing_key: &SecretString, item: &Notification) -> Value {
             },
         },
     });
+    let mut links = Vec::new();
     if let Some(url) = &item.ack_url {
-        event["links"] =
-            json!([{"href": url, "text": "Acknowledge in sigsci-kit (silences every channel)"}]);
+        links.push(
+            json!({"href": url, "text": "Acknowledge in sigsci-kit (silences every channel)"}),
+        );
+    }
+    if let Some(url) = &item.ack_channel_url {
+        links.push(json!({"href": url, "text": "Acknowledge for PagerDuty only (the other channels keep notifying)"}));
+    }
+    if !links.is_empty() {
+        event["links"] = Value::Array(links);
     }
     event
 }
@@ -78,6 +86,10 @@ mod tests {
         assert_eq!(
             trigger["links"][0]["href"],
             firing("www").ack_url.unwrap().as_str()
+        );
+        assert_eq!(
+            trigger["links"][1]["href"],
+            firing("www").ack_channel_url.unwrap().as_str()
         );
         assert!(resolve.get("payload").is_none());
     }

@@ -36,6 +36,7 @@ fn item_block(index: usize, item: &Notification) -> Value {
     let (icon, status) = match (item.status, item.repeat) {
         (Status::Firing, false) => ("🔴", "FIRING"),
         (Status::Firing, true) => ("🔴", "STILL FIRING"),
+        (Status::Resolved, _) if item.trigger_missed => ("⚠️", "FIRED AND RESOLVED"),
         (Status::Resolved, _) => ("✅", "RESOLVED"),
     };
     let when = match (item.status, item.cleared_at) {
@@ -44,13 +45,18 @@ fn item_block(index: usize, item: &Notification) -> Value {
         }
         _ => format!("since {}", item.since.format("%Y-%m-%d %H:%M UTC")),
     };
-    let text = format!(
+    let mut text = format!(
         "{icon} *{status}* · *{}* · {} ({})\n{}\n_{when}_",
         escape(&item.site_label()),
         item.check.check.title(),
         item.severity,
         escape(&truncate(&item.details(), 2500)),
     );
+    if let Some(url) = &item.ack_channel_url {
+        text.push_str(&format!(
+            "\n<{url}|Acknowledge in Slack only> (the other channels keep notifying)"
+        ));
+    }
     let mut block = json!({"type": "section", "text": {"type": "mrkdwn", "text": text}});
     if let Some(url) = &item.ack_url {
         block["accessory"] = json!({
@@ -112,6 +118,15 @@ mod tests {
             firing("www").ack_url.unwrap().as_str()
         );
         assert_eq!(blocks[1]["accessory"]["text"]["text"], "Acknowledge");
+        let www = firing("www").ack_channel_url.unwrap();
+        assert!(
+            blocks[1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("<{www}|Acknowledge in Slack only>")),
+            "{}",
+            blocks[1]["text"]["text"]
+        );
         assert_ne!(
             blocks[1]["accessory"]["action_id"],
             blocks[2]["accessory"]["action_id"]

@@ -469,6 +469,91 @@ async fn a_receiver_that_is_down_gets_the_notification_on_the_next_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_that_failed_and_cleared_before_the_retry_still_reaches_the_channel() {
+    let h = Harness::start("").await;
+    h.pagerduty.fail_with(503);
+    h.slack.fail_with(503);
+    h.set_agents("site-1", json!({"online": 0})).await;
+    let report = h.run().await;
+    assert_eq!(
+        (report.notifications_sent, report.notifications_failed),
+        (2, 2)
+    );
+
+    h.pagerduty.recover();
+    h.slack.recover();
+    h.set_agents("site-1", json!({"online": 3})).await;
+    h.advance_minutes(5);
+    let report = h.run().await;
+    assert_eq!(
+        (report.notifications_sent, report.notifications_failed),
+        (4, 0),
+        "{report:?}"
+    );
+    // PagerDuty gets the incident it missed and its resolution, in that order.
+    let events = h.pagerduty_events();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|event| event["event_action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["trigger", "trigger", "resolve"]);
+    assert_eq!(events[1]["dedup_key"], events[2]["dedup_key"]);
+    let slack = h.slack_messages();
+    let last = slack.last().unwrap()["blocks"][1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(last.contains("*FIRED AND RESOLVED*"), "{last}");
+    // Nothing is left waiting to be told.
+    assert!(h.state().await.conditions.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_traffic_fires_and_resolves_with_the_simulated_request_rate() {
+    let h = Harness::start("checks:\n  low_traffic: {min_rps: 20}\n").await;
+    let low_traffic = ConditionKey::new("site-2", CheckKind::LowTraffic);
+    let healthy = h.run().await;
+    assert_eq!((healthy.sites_evaluated, healthy.conditions_firing), (3, 0));
+
+    // Agents online, but the site serves 5 requests/s among them.
+    h.set_agents("site-2", json!({"rps": 5.0})).await;
+    h.advance_minutes(5);
+    let report = h.run().await;
+    assert_eq!(report.conditions_firing, 1, "{report:?}");
+    let state = h.state().await;
+    let condition = &state.conditions[&low_traffic];
+    assert!(condition.firing);
+    assert!(
+        (condition.finding.value - 5.0).abs() < 0.5,
+        "{:?}",
+        condition.finding
+    );
+    let trigger = h.pagerduty_events().last().unwrap().clone();
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(
+        trigger["dedup_key"],
+        "sigsci-kit/testcorp/site-2/low_traffic"
+    );
+
+    h.set_agents("site-2", json!({"rps": 50.0})).await;
+    h.advance_minutes(5);
+    let report = h.run().await;
+    assert_eq!(report.conditions_firing, 0, "{report:?}");
+    let resolve = h.pagerduty_events().last().unwrap().clone();
+    assert_eq!(
+        (
+            resolve["event_action"].as_str(),
+            resolve["dedup_key"].as_str()
+        ),
+        (
+            Some("resolve"),
+            Some("sigsci-kit/testcorp/site-2/low_traffic")
+        )
+    );
+    assert!(h.state().await.conditions.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_down_reports_evaluation_failed_and_never_a_false_healthy_or_outage() {
     let h = Harness::start("checks:\n  evaluation_failed: {consecutive_runs: 2}\n").await;
     h.set_agents("site-2", json!({"online": 0})).await;
@@ -635,6 +720,118 @@ async fn the_deployed_evaluator_reads_rules_from_s3_and_refuses_bad_rules_before
     );
     assert!(!error.is_transient());
     assert_eq!(sim_calls(&h).await, calls_before);
+}
+
+/// Puts a new value in a secret on moto, as a rotation does.
+async fn rotate_secret(name: &str, value: &str) {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .endpoint_url(moto_url())
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("rotate secret {name} on moto: {e:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_credentials_and_signing_key_are_read_again_without_a_cold_start() {
+    let h = Harness::start("").await;
+    let bucket = create_bucket("agent-health").await;
+    let api_secret = format!("{}/api", h.secrets_prefix);
+    let ack_secret = format!("{}/ack", h.secrets_prefix);
+    create_secret(
+        &api_secret,
+        r#"{"email": "sim@example.com", "token": "sim-token"}"#,
+    )
+    .await;
+    let vars: HashMap<&str, String> = [
+        ("SIGSCI_CORP", CORP.to_string()),
+        ("SIGSCI_API_URL", h.sim.base_url.clone()),
+        ("SIGSCI_KIT_CREDENTIALS_SECRET", api_secret.clone()),
+        ("SIGSCI_KIT_STATE", format!("s3://{bucket}/lambda-state")),
+        (
+            "SIGSCI_KIT_RULES",
+            format!(
+                "ack: {{base_url: 'http://ack.invalid', secret: 'secretsmanager:{ack_secret}'}}\n"
+            ),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let env = Env::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let secrets: Arc<dyn kit_storage::SecretSource> =
+        Arc::new(SecretsManager::new(Some(&moto_url())));
+    // One container serving both functions: the state of a warm Lambda.
+    let deps = Deps::with(
+        env,
+        Some(secrets),
+        Arc::new(h.clock.clone()),
+        Some(moto_url()),
+    );
+    let ack_service = deps.ack_service().await.unwrap();
+    let first = deps.evaluate().await.unwrap();
+    assert_eq!((first.sites_evaluated, first.corp_error), (3, None));
+
+    // The token is rotated: the API refuses the old one, the secret holds the new one.
+    h.http
+        .put(format!("{}/__sim/credentials", h.sim.base_url))
+        .json(&json!({"token": "rotated-token"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    rotate_secret(
+        &api_secret,
+        r#"{"email": "sim@example.com", "token": "rotated-token"}"#,
+    )
+    .await;
+    let second = deps.evaluate().await.unwrap();
+    assert_eq!(
+        (second.sites_evaluated, second.corp_error.clone()),
+        (3, None),
+        "{second:?}"
+    );
+    let state = deps.store().await.unwrap().load(CORP).await.unwrap().0;
+    assert_eq!(state.list_failures, 0, "no run counted as failed");
+    assert!(state.conditions.is_empty(), "{:?}", state.conditions.keys());
+
+    // The signing key is rotated: links signed with the new key verify, so do the ones already sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, agent_health::router(ack_service))
+            .await
+            .unwrap()
+    });
+    rotate_secret(&ack_secret, &json!({"key": "rotated-ack-key"}).to_string()).await;
+    h.clock.advance(chrono::TimeDelta::minutes(1));
+    let open = |key: &'static str| {
+        let link = agent_health::AckLink {
+            corp: CORP.to_string(),
+            check: outage_key(),
+            channels: Vec::new(),
+            episode: "e1".to_string(),
+            expires: h.clock_now() + chrono::TimeDelta::hours(1),
+            nonce: agent_health::AckLink::new_nonce(),
+            via: "slack".to_string(),
+            one_click: false,
+        }
+        .url(&base, &SecretString::from(key));
+        let http = h.http.clone();
+        async move { http.get(link).send().await.unwrap().status().as_u16() }
+    };
+    // 410: the signature holds, and no such episode is firing.
+    assert_eq!(open("rotated-ack-key").await, 410);
+    assert_eq!(open(ACK_KEY).await, 410);
+    assert_eq!(open("never-issued-key").await, 403);
 }
 
 async fn sim_calls(h: &Harness) -> u64 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent_health::{
     AckService, ConsoleSink, Deliverer, Evaluator, ManualClock, Rules, RunReport, SecretResolver,
-    State, StateStore, router,
+    SigningKey, State, StateStore, router,
 };
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -276,7 +276,7 @@ impl Harness {
             corp: CORP.into(),
             store: store.clone(),
             rules: Arc::new(rules.clone()),
-            key: SecretString::from(ACK_KEY),
+            key: SigningKey::fixed(SecretString::from(ACK_KEY)),
             clock: Arc::new(clock.clone()),
         };
         tokio::spawn(async move { axum::serve(ack_listener, router(service)).await.unwrap() });

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::*;
 use feed_export::ledger;
 use feed_export::window::{HOUR, Hour, keys};
-use feed_export::{ExportError, ExportRequest, Exporter, SiteSelection};
+use feed_export::{ExportError, ExportRequest, Exporter, RunOutcome, SiteSelection};
 use kit_storage::{LocalStore, MemoryStore, ObjectStore, PutCondition, StorageError};
 use sigsci_sim::{ClockUpdate, Faults};
 
@@ -518,6 +518,100 @@ async fn stops_before_the_deadline_and_leaves_the_rest() -> TestResult {
     for hour in &hours {
         assert_exact(&sim, store.as_ref(), "site-1", *hour).await;
     }
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_under_a_crashed_runs_lease_are_pending_not_success() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let hours = last_hours(&sim, 2);
+    // A crashed run still holds the first hour's lease until it expires.
+    let held = feed_export::lease::Lease::acquire(
+        store.as_ref(),
+        &keys::lease(CORP, "site-1", hours[0]),
+        "crashed-run",
+        sim.state.now(),
+        600,
+    )
+    .await?;
+    assert!(held.is_some());
+    let exporter =
+        Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+    let report = exporter.run(&backfill(&["site-1"], &hours), None).await?;
+    assert_eq!(report.sites[0].busy, [hours[0].to_string()]);
+    assert_eq!(
+        (
+            report.hours_exported(),
+            report.hours_busy(),
+            report.hours_pending()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(report.outcome(), RunOutcome::Pending);
+    let line = feed_export::metrics::emf_line(&report, &report.sites[0], 0);
+    assert!(
+        line.contains("\"HoursPending\":1") && line.contains("\"HoursBusy\":1"),
+        "{line}"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_out_of_bounds_fail_before_any_work() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store = CountingStore::new(Arc::new(MemoryStore::new()));
+    let now = sim.state.now();
+    let newest = Hour::newest_ready(now);
+    let cases = [
+        ((0, HOUR), "until"),                        // 1970: before the retention
+        ((newest.start(), newest.start()), "until"), // empty
+        ((newest.start(), newest.start() + 3 * HOUR), "until"), // in the future
+        ((newest.start() - 30 * HOUR, newest.start()), "from/until"), // longer than the retention
+    ];
+    for ((from, until), setting) in cases {
+        let request = ExportRequest {
+            sites: SiteSelection::All,
+            range: Some((from, until)),
+        };
+        let exporter =
+            Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+        match exporter.run(&request, None).await {
+            Err(ExportError::Config { setting: got, .. }) => assert_eq!(got, setting),
+            other => panic!("{from}..{until}: {other:?}"),
+        }
+    }
+    assert_eq!(store.counts(), (0, 0), "nothing read or written");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_reaching_past_retention_records_the_lost_hours_once() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let oldest = Hour::oldest_retained(sim.state.now());
+    let request = ExportRequest {
+        sites: SiteSelection::All,
+        range: Some((oldest.start() - 3 * HOUR, oldest.end())),
+    };
+    let run = || Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+    let report = run().run(&request, None).await?;
+    let unreachable: Vec<String> = Hour::range(Hour(oldest.start() - 3 * HOUR), oldest)
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!(report.sites[0].lost, unreachable);
+    assert_eq!(report.hours_exported(), 1);
+    assert_eq!(report.outcome(), RunOutcome::Lost);
+    let again = run().run(&request, None).await?;
+    assert!(again.sites[0].lost.is_empty(), "{:?}", again.sites[0]);
+    assert_eq!(again.outcome(), RunOutcome::Complete);
+    let (stored, _) = ledger::load(store.as_ref(), CORP, "site-1")
+        .await?
+        .ok_or("no ledger")?;
+    assert_eq!(stored.lost.len(), 3);
     sim.shutdown().await;
     Ok(())
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use feed_export::window::{Hour, parse_time};
+use feed_export::window::{Hour, check_range, parse_time};
 use feed_export::{
-    ExportRequest, ExportSettings, Exporter, HourSummary, RunReport, SiteSelection, system_clock,
+    ExportRequest, ExportSettings, Exporter, HourSummary, RunOutcome, RunReport, SiteSelection,
+    system_clock,
 };
 use kit_storage::ObjectStore;
 
@@ -21,11 +22,27 @@ pub struct FeedArgs {
     command: FeedCommand,
 }
 
+/// The exit codes of `export` and `backfill`, for schedulers and scripts.
+const EXPORT_EXIT_CODES: &str = "\
+Exit codes:
+  0  every requested hour is complete
+  1  error (bad input, credentials, storage, or a site that did not finish)
+  3  some hours are pending (busy under another exporter's lease, not yet served, or the
+     deadline came): run again later
+  4  some hours are lost: they left the API's retention before they were exported";
+
+/// Exit code 3: requested hours are left for a later run.
+const EXIT_PENDING: u8 = 3;
+/// Exit code 4: requested hours are lost for good.
+const EXIT_LOST: u8 = 4;
+
 #[derive(Subcommand, Debug)]
 enum FeedCommand {
     /// Export every incomplete hour still in the API's retention (or --from/--until).
+    #[command(after_help = EXPORT_EXIT_CODES)]
     Export(ExportArgs),
     /// Export the hours that --from/--until touch.
+    #[command(after_help = EXPORT_EXIT_CODES)]
     Backfill(ExportArgs),
     /// Complete / pending / lost hours per site, from the ledger and manifests.
     Status(StatusArgs),
@@ -119,7 +136,9 @@ fn selection(sites: &[String]) -> SiteSelection {
 async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCode> {
     let range = match (&args.from, &args.until) {
         (Some(from), Some(until)) => {
-            Some((parse_time("--from", from)?, parse_time("--until", until)?))
+            let (from, until) = (parse_time("--from", from)?, parse_time("--until", until)?);
+            check_range(from, until, system_clock().now(), ["--from", "--until"])?;
+            Some((from, until))
         }
         (None, None) if require_range => bail!("backfill needs --from and --until"),
         (None, None) => None,
@@ -158,7 +177,11 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
             errors.join("; ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match report.outcome() {
+        RunOutcome::Complete => ExitCode::SUCCESS,
+        RunOutcome::Pending => ExitCode::from(EXIT_PENDING),
+        RunOutcome::Lost => ExitCode::from(EXIT_LOST),
+    })
 }
 
 fn print_report(report: &RunReport) {
@@ -179,13 +202,18 @@ fn print_report(report: &RunReport) {
             );
         }
     }
-    let pending: usize = report.sites.iter().map(|s| s.pending.len()).sum();
+    // Busy hours are pending too: nobody has committed them yet.
+    let busy = match report.hours_busy() {
+        0 => String::new(),
+        busy => format!(" ({busy} busy)"),
+    };
     println!(
-        "run {}: exported {} hours ({} records), lost {}, pending {pending}{}",
+        "run {}: exported {} hours ({} records), lost {}, pending {}{busy}{}",
         report.run_id,
         report.hours_exported(),
         report.sites.iter().map(|s| s.records()).sum::<u64>(),
         report.hours_lost(),
+        report.hours_pending(),
         if report.stopped_for_deadline {
             " (stopped at the deadline)"
         } else {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_health::{
-    ACK_KEY_FIELD, AckMethod, AckOutcome, AckRequest, AckService, Clock, ConditionKey, ConsoleSink,
-    Deliverer, Evaluator, Period, Rules, RunReport, SecretResolver, StateStore, SystemClock,
+    AckMethod, AckOutcome, AckRequest, AckService, Clock, ConditionKey, ConsoleSink, Deliverer,
+    Evaluator, Period, Rules, RunReport, SecretResolver, SigningKey, StateStore, SystemClock,
     acknowledge, new_run_id, unacknowledge,
 };
 use anyhow::{Context, bail};
@@ -204,6 +204,18 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_report(&report);
     }
+    // A run that could read nothing must not look like a healthy one to cron or CI.
+    if report.sites_evaluated == 0 {
+        if let Some(error) = &report.corp_error {
+            bail!("no site could be evaluated: could not list the sites: {error}");
+        }
+        if let Some(site) = report.sites_failed.first() {
+            bail!(
+                "no site could be evaluated ({} failed, first {site})",
+                report.sites_failed.len()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -340,11 +352,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.rules.display()
         );
     };
-    let key = args
-        .state
-        .secrets()
-        .resolve(&reference, ACK_KEY_FIELD)
-        .await?;
+    let key = SigningKey::from_secret(args.state.secrets(), reference, SystemClock.now()).await?;
     let service = AckService {
         corp: args.corp.clone(),
         store: args.state.open(&args.corp)?,
@@ -369,6 +377,92 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api_args::CredentialArgs;
+
+    /// A fresh directory for one test's state (removed by the test).
+    fn state_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sigsci-kit-health-{name}-{}-{}",
+            std::process::id(),
+            new_run_id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn check_args(api_url: &str, token: &str, state: &std::path::Path) -> CheckArgs {
+        CheckArgs {
+            api: ApiArgs {
+                api_url: api_url.to_string(),
+                corp: Some("testcorp".to_string()),
+                credentials: CredentialArgs {
+                    email: Some("sim@example.com".to_string()),
+                    token: Some(token.into()),
+                    password: None,
+                },
+            },
+            state: StateArgs {
+                state: state.display().to_string(),
+                s3_endpoint: None,
+            },
+            rules: None,
+            json: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn check_fails_when_no_site_could_be_evaluated_and_passes_when_they_are() {
+        let sim = sigsci_sim::start(
+            sigsci_sim::SimConfig::default(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let dir = state_dir("check");
+        let error = check(check_args(&sim.base_url, "wrong-token", &dir))
+            .await
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("no site could be evaluated"), "{message}");
+        assert!(message.contains("401"), "{message}");
+        let healthy = check(check_args(&sim.base_url, "sim-token", &dir))
+            .await
+            .unwrap();
+        assert_eq!(healthy, ExitCode::SUCCESS);
+        std::fs::remove_dir_all(&dir).unwrap();
+        sim.shutdown().await;
+    }
+
+    fn status_args(state: &std::path::Path, max_age: &str) -> StatusArgs {
+        StatusArgs {
+            corp: "testcorp".to_string(),
+            state: StateArgs {
+                state: state.display().to_string(),
+                s3_endpoint: None,
+            },
+            max_age: Some(Period::parse(max_age).unwrap()),
+            json: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn status_max_age_exits_2_on_a_stale_heartbeat_and_0_on_a_fresh_one() {
+        let dir = state_dir("status");
+        let never_ran = status(status_args(&dir, "15m")).await.unwrap();
+        assert_eq!(never_ran, ExitCode::from(2));
+        let started_at = (Utc::now() - chrono::TimeDelta::minutes(20)).to_rfc3339();
+        let document = serde_json::json!({
+            "version": 1, "corp": "testcorp",
+            "heartbeat": {"run_id": "r1", "started_at": started_at, "sites_total": 1, "sites_evaluated": 1},
+        });
+        std::fs::create_dir_all(dir.join("agent-health")).unwrap();
+        std::fs::write(dir.join("agent-health/testcorp.json"), document.to_string()).unwrap();
+        let stale = status(status_args(&dir, "15m")).await.unwrap();
+        assert_eq!(stale, ExitCode::from(2));
+        let fresh = status(status_args(&dir, "30m")).await.unwrap();
+        assert_eq!(fresh, ExitCode::SUCCESS);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn until_takes_a_time_or_a_duration() {

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use agent_health::{
-    ACK_KEY_FIELD, AckService, Clock, ConsoleSink, Deliverer, Evaluator, Rules, SecretResolver,
+    AckService, Clock, ConsoleSink, Deliverer, Evaluator, Rules, SecretResolver, SigningKey,
     StateStore, SystemClock, new_run_id,
 };
-use anyhow::Context;
+use anyhow::{Context, ensure};
 use chrono::Utc;
 use kit_storage::SecretSource;
 
@@ -53,16 +53,16 @@ pub async fn run(
         corp: client.corp().to_string(),
         store: store.clone(),
         rules: Arc::new(rules.clone()),
-        key: resolver
-            .resolve(
-                rules
-                    .ack
-                    .secret
-                    .as_ref()
-                    .context("demo rules have an ack secret")?,
-                ACK_KEY_FIELD,
-            )
-            .await?,
+        key: SigningKey::from_secret(
+            resolver.clone(),
+            rules
+                .ack
+                .secret
+                .clone()
+                .context("demo rules have an ack secret")?,
+            clock.now(),
+        )
+        .await?,
         clock: Arc::clone(&clock),
     };
     let server = tokio::spawn(agent_health::serve(listener, service));
@@ -114,30 +114,7 @@ async fn steps(
         .context("the notification carried no acknowledgement link")?
         .to_string();
 
-    let http = reqwest::Client::new();
-    let page = http
-        .get(&link)
-        .send()
-        .await
-        .context("opening the acknowledgement link")?;
-    println!(
-        "  3. opening the link: HTTP {} (a confirmation page with an Acknowledge button)",
-        page.status().as_u16()
-    );
-    let mut form: Vec<(String, String)> =
-        url::Url::parse(&link)?.query_pairs().into_owned().collect();
-    form.push(("by".into(), "demo user".into()));
-    let action = link.split('?').next().unwrap_or(&link).to_string();
-    let confirmed = http
-        .post(action)
-        .form(&form)
-        .send()
-        .await
-        .context("confirming the acknowledgement")?;
-    println!(
-        "     pressing Acknowledge: HTTP {}",
-        confirmed.status().as_u16()
-    );
+    follow_link(&reqwest::Client::new(), &link).await?;
 
     let report = evaluator.run(rules, &new_run_id()).await?;
     println!(
@@ -153,6 +130,44 @@ async fn steps(
         .map_err(|e| anyhow::anyhow!("cannot change the simulated fleet: {e}"))?;
     println!("  5. {site} back online; evaluating, the console channel prints:");
     evaluator.run(rules, &new_run_id()).await?;
+    Ok(())
+}
+
+/// Opens the link and presses Acknowledge as a person would; any answer but 200 fails the demo.
+async fn follow_link(http: &reqwest::Client, link: &str) -> anyhow::Result<()> {
+    let page = http
+        .get(link)
+        .send()
+        .await
+        .context("opening the acknowledgement link")?;
+    println!(
+        "  3. opening the link: HTTP {} (a confirmation page with an Acknowledge button)",
+        page.status().as_u16()
+    );
+    ensure!(
+        page.status() == reqwest::StatusCode::OK,
+        "opening the acknowledgement link answered HTTP {}",
+        page.status()
+    );
+    let mut form: Vec<(String, String)> =
+        url::Url::parse(link)?.query_pairs().into_owned().collect();
+    form.push(("by".into(), "demo user".into()));
+    let action = link.split('?').next().unwrap_or(link).to_string();
+    let confirmed = http
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .context("confirming the acknowledgement")?;
+    println!(
+        "     pressing Acknowledge: HTTP {}",
+        confirmed.status().as_u16()
+    );
+    ensure!(
+        confirmed.status() == reqwest::StatusCode::OK,
+        "pressing Acknowledge answered HTTP {}",
+        confirmed.status()
+    );
     Ok(())
 }
 
@@ -172,5 +187,25 @@ mod tests {
         let client = simulator_client(&sim.base_url, &config).unwrap();
         run(&client, &sim.state, "site-2").await.unwrap();
         sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_acknowledgement_link_fails_the_demo() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let service = AckService {
+            corp: "testcorp".to_string(),
+            store: StateStore::for_corp(Arc::new(kit_storage::MemoryStore::new()), "testcorp"),
+            rules: Arc::new(Rules::default()),
+            key: SigningKey::fixed("demo-key".to_string().into()),
+            clock: Arc::new(SystemClock),
+        };
+        let server = tokio::spawn(agent_health::serve(listener, service));
+        let unsigned = format!("{base}/ack?corp=testcorp&check=site-1/no_agents_online&sig=00");
+        let error = follow_link(&reqwest::Client::new(), &unsigned)
+            .await
+            .unwrap_err();
+        server.abort();
+        assert!(error.to_string().contains("403"), "{error:#}");
     }
 }
