@@ -74,8 +74,7 @@ pub async fn create_bucket(prefix: &str) -> String {
     bucket
 }
 
-/// Stores a Secrets Manager secret on moto.
-pub async fn create_secret(name: &str, value: &str) {
+fn secrets_client() -> aws_sdk_secretsmanager::Client {
     set_test_aws_env();
     let config = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
@@ -84,10 +83,26 @@ pub async fn create_secret(name: &str, value: &str) {
         .endpoint_url(moto_url())
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// Stores a Secrets Manager secret on moto.
+pub async fn create_secret(name: &str, value: &str) {
+    secrets_client()
         .create_secret()
         .name(name)
         .secret_string(value)
         .send()
         .await
         .unwrap_or_else(|e| panic!("create secret {name} on moto: {e:?}"));
+}
+
+/// Gives a secret on moto a new value (a new version), as a rotation does.
+pub async fn rotate_secret(name: &str, value: &str) {
+    secrets_client()
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("rotate secret {name} on moto: {e:?}"));
 }

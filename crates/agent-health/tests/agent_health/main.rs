@@ -722,24 +722,6 @@ async fn the_deployed_evaluator_reads_rules_from_s3_and_refuses_bad_rules_before
     assert_eq!(sim_calls(&h).await, calls_before);
 }
 
-/// Puts a new value in a secret on moto, as a rotation does.
-async fn rotate_secret(name: &str, value: &str) {
-    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(moto_url())
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
-        .put_secret_value()
-        .secret_id(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("rotate secret {name} on moto: {e:?}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_credentials_and_signing_key_are_read_again_without_a_cold_start() {
     let h = Harness::start("").await;

@@ -30,7 +30,7 @@ pub const WEBHOOK_KEY: &str = "webhook-signing-key-for-tests";
 pub const ROUTING_KEY: &str = "pd-routing-key-for-tests";
 
 pub use kit_storage::testing::{
-    create_bucket, create_secret, moto_url, s3_client, set_test_aws_env, unique,
+    create_bucket, create_secret, moto_url, rotate_secret, s3_client, set_test_aws_env, unique,
 };
 
 /// One request a receiver got.

@@ -28,8 +28,17 @@ pub struct HealthArgs {
 #[derive(Subcommand, Debug)]
 enum HealthCommand {
     /// Evaluate every site once and send the notifications that are due.
+    #[command(
+        after_help = "Exit status: 0 every site evaluated and every due notification delivered, \
+                      3 some notifications could not be delivered (the next run retries them), \
+                      1 an error, or no site could be evaluated."
+    )]
     Check(CheckArgs),
     /// Show the evaluator's heartbeat, open conditions, deliveries and acknowledgements.
+    #[command(
+        after_help = "Exit status: 0, or 2 with --max-age when the last evaluation is older than that \
+                      (or there is none), 1 an error."
+    )]
     Status(StatusArgs),
     /// Acknowledge a firing check (every channel, or the ones named) until it recovers.
     Ack(AckArgs),
@@ -215,6 +224,14 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 report.sites_failed.len()
             );
         }
+    }
+    // Somebody due a notification was not told; the next run retries the delivery.
+    if report.notifications_failed > 0 {
+        eprintln!(
+            "error: {} notification(s) could not be delivered; the next run retries them",
+            report.notifications_failed
+        );
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -443,6 +460,41 @@ mod tests {
             max_age: Some(Period::parse(max_age).unwrap()),
             json: false,
         }
+    }
+
+    #[tokio::test]
+    async fn check_exits_3_when_a_notification_could_not_be_delivered() {
+        let sim = sigsci_sim::start(
+            sigsci_sim::SimConfig::default(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        sim.state
+            .set_fleet(
+                "site-1",
+                &sigsci_sim::FleetUpdate {
+                    online: Some(0),
+                    ..sigsci_sim::FleetUpdate::default()
+                },
+            )
+            .unwrap();
+        // SAFETY: a variable no other test reads, set before anything resolves it.
+        unsafe { std::env::set_var("SIGSCI_KIT_TEST_UNREACHABLE_HOOK_KEY", "hook-key") };
+        let dir = state_dir("undelivered");
+        let rules = dir.join("rules.yaml");
+        // Nothing listens on the discard port: the webhook's delivery is refused.
+        std::fs::write(
+            &rules,
+            "channels:\n  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/hook', \
+             secret: 'env:SIGSCI_KIT_TEST_UNREACHABLE_HOOK_KEY', ack_enabled: false}\n",
+        )
+        .unwrap();
+        let mut args = check_args(&sim.base_url, "sim-token", &dir);
+        args.rules = Some(rules);
+        assert_eq!(check(args).await.unwrap(), ExitCode::from(3));
+        std::fs::remove_dir_all(&dir).unwrap();
+        sim.shutdown().await;
     }
 
     #[tokio::test]
