@@ -143,6 +143,29 @@ def test_verify_detects_tampering_and_status_reports(sim, tmp_path):
     assert verify.returncode == 1 and "sha256" in verify.stdout, verify.stdout + verify.stderr
 
 
+def test_status_validates_its_inputs(sim, tmp_path):
+    out = tmp_path / "feed"
+    start = last_hours(sim, 1)[0]
+    feed(sim, "backfill", "--site", "site-1", "--out", str(out), "--from", str(start), "--until", str(start + 3600))
+    unknown = feed(sim, "status", "--site", "site-1", "--site", "no-such-site", "--out", str(out), check=False)
+    assert unknown.returncode == 1 and unknown.stdout == "", unknown.stdout + unknown.stderr
+    assert "no-such-site" in unknown.stderr and "site-1" in unknown.stderr, unknown.stderr
+    # A site of the corp that was never exported here says so instead of listing every hour pending.
+    both = feed(sim, "status", "--out", str(out))
+    assert both.stdout.splitlines()[1].split()[:2] == ["site-1", "1"], both.stdout
+    site_2 = [line for line in both.stdout.splitlines() if line.startswith("site-2")]
+    assert len(site_2) == 1 and "no ledger" in site_2[0], both.stdout
+    # An --out with no ledger at all is a mistake to name, not a table of pending hours.
+    empty = feed(sim, "status", "--out", str(tmp_path / "elsewhere"), check=False)
+    assert empty.returncode == 1 and empty.stdout == "", empty.stdout + empty.stderr
+    assert "no ledger" in empty.stderr and "elsewhere" in empty.stderr, empty.stderr
+    moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
+    missing = feed(sim, "status", "--site", "site-1", "--out", "s3://no-such-feed-bucket/x", "--s3-endpoint", moto, check=False)
+    assert missing.returncode == 1 and missing.stdout == "", missing.stdout + missing.stderr
+    assert "no-such-feed-bucket" in missing.stderr and len(missing.stderr.splitlines()) == 1, missing.stderr
+
+
 def test_bad_input_is_one_clear_error(sim, tmp_path):
     out = tmp_path / "feed"
     bad = subprocess.run([str(CLI), "feed", "export", "--out", str(out)], env=dict(api_env(sim), SIGSCI_API_TOKEN="wrong"),

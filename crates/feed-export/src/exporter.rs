@@ -86,6 +86,9 @@ enum HourResult {
     AlreadyComplete,
     Busy,
     Lost,
+    /// The API refused the hour as out of retention while our clock still has it in: the API's
+    /// clock runs ahead. Retried next run, recorded lost once our clock agrees.
+    RefusedBySkewedApi,
 }
 
 pub fn new_run_id(now: i64) -> String {
@@ -352,6 +355,7 @@ impl Exporter {
                     self.progress.hour_skipped(site, *hour);
                 }
                 Ok(HourResult::Lost) => self.record_lost(site, *hour, report, changes),
+                Ok(HourResult::RefusedBySkewedApi) => report.pending.push(hour.to_string()),
                 Err(ExportError::DeadlineReached) => {
                     tracing::warn!(
                         site,
@@ -472,8 +476,14 @@ impl Exporter {
                         ..
                     }
                 );
-                if rejected && !hour.in_retention(self.clock.now()) {
+                let now = self.clock.now();
+                if rejected && !hour.in_retention(now) {
                     return Ok(HourResult::Lost);
+                }
+                // Only this hour is affected: the site's newer hours are well inside retention.
+                if rejected && hour.near_retention_edge(now) {
+                    tracing::warn!(site = %job.site, %hour, error = %error, "the API refused the oldest hour still in retention (its clock runs ahead); leaving it for the next run");
+                    return Ok(HourResult::RefusedBySkewedApi);
                 }
                 Err(error)
             }

@@ -202,6 +202,7 @@ impl HourJob {
                         failure,
                         WindowFailure::Api(sigsci::Error::CursorExpired { .. })
                     );
+                    api.cursor_expiries += u64::from(expired);
                     tracing::warn!(site = %self.site, %hour, window = %pending.window, error = %failure, "restarting sub-window");
                     let next = Pending {
                         window: pending.window,

@@ -49,6 +49,9 @@ pub struct ApiStats {
     pub retries: u64,
     /// Sub-window restarts (expired cursor, failed page) and splits.
     pub restarts: u64,
+    /// Of those restarts, the ones for an expired cursor (absent in older manifests).
+    #[serde(default)]
+    pub cursor_expiries: u64,
     /// Records the API returned twice within a window (dropped).
     pub duplicates: u64,
     /// Records outside the requested window (dropped; they belong to another window).

@@ -16,6 +16,8 @@ pub fn emf_line(report: &RunReport, site: &SiteReport, timestamp_ms: i64) -> Str
         json!({"Name": "Bytes", "Unit": "Bytes"}),
         json!({"Name": "Pages", "Unit": "Count"}),
         json!({"Name": "Retries", "Unit": "Count"}),
+        json!({"Name": "Restarts", "Unit": "Count"}),
+        json!({"Name": "CursorExpiries", "Unit": "Count"}),
         json!({"Name": "HoursExported", "Unit": "Count"}),
         json!({"Name": "HoursLost", "Unit": "Count"}),
         json!({"Name": "HoursPending", "Unit": "Count"}),
@@ -36,6 +38,8 @@ pub fn emf_line(report: &RunReport, site: &SiteReport, timestamp_ms: i64) -> Str
         "Bytes": site.bytes(),
         "Pages": site.pages(),
         "Retries": site.retries(),
+        "Restarts": site.restarts(),
+        "CursorExpiries": site.cursor_expiries(),
         "HoursExported": site.exported.len(),
         "HoursLost": site.lost.len(),
         "HoursPending": site.hours_pending(),
@@ -64,7 +68,8 @@ mod tests {
                 bytes: 70,
                 pages: 2,
                 retries: 1,
-                restarts: 0,
+                restarts: 3,
+                cursor_expiries: 2,
                 seconds: 0.1,
             }],
             lost: vec!["x".into()],
@@ -87,7 +92,7 @@ mod tests {
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
                 .as_array()
                 .map(Vec::len),
-            Some(9)
+            Some(11)
         );
         assert_eq!(
             (
@@ -98,6 +103,10 @@ mod tests {
                 line["HoursBusy"].as_u64()
             ),
             (Some(5), Some(1), Some(400), Some(2), Some(1))
+        );
+        assert_eq!(
+            (line["Restarts"].as_u64(), line["CursorExpiries"].as_u64()),
+            (Some(3), Some(2))
         );
     }
 }

@@ -16,6 +16,8 @@ pub struct HourSummary {
     pub pages: u64,
     pub retries: u64,
     pub restarts: u64,
+    /// Restarts because the window's cursor expired.
+    pub cursor_expiries: u64,
     pub seconds: f64,
 }
 
@@ -30,6 +32,7 @@ impl HourSummary {
             pages: manifest.api.pages,
             retries: manifest.api.retries,
             restarts: manifest.api.restarts,
+            cursor_expiries: manifest.api.cursor_expiries,
             seconds,
         }
     }
@@ -65,6 +68,12 @@ impl SiteReport {
     }
     pub fn retries(&self) -> u64 {
         self.exported.iter().map(|h| h.retries).sum()
+    }
+    pub fn restarts(&self) -> u64 {
+        self.exported.iter().map(|h| h.restarts).sum()
+    }
+    pub fn cursor_expiries(&self) -> u64 {
+        self.exported.iter().map(|h| h.cursor_expiries).sum()
     }
     pub fn hours_pending(&self) -> usize {
         self.pending.len() + self.busy.len()

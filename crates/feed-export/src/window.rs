@@ -10,6 +10,9 @@ pub const MINUTE: i64 = 60;
 pub const API_MIN_AGE: i64 = 300;
 /// … and `from >= now - 24 h 5 min`.
 pub const API_MAX_AGE: i64 = 24 * HOUR + 300;
+/// How far the API's clock may run ahead of ours before a refusal of the oldest hour is taken
+/// for a real error rather than that hour leaving the API's retention early.
+pub const API_CLOCK_SKEW: i64 = HOUR;
 
 /// One unit of work: `[start, start + 1 h)` of one site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,6 +42,12 @@ impl Hour {
     /// All of it can still be read from the API at `now`.
     pub fn in_retention(self, now: i64) -> bool {
         self.start() >= now - API_MAX_AGE
+    }
+
+    /// Close enough to the retention edge at `now` that an API clock running ahead by up to
+    /// `API_CLOCK_SKEW` has it out of retention already.
+    pub fn near_retention_edge(self, now: i64) -> bool {
+        self.start() < now - API_MAX_AGE + API_CLOCK_SKEW
     }
 
     /// All of it is old enough for the API to serve at `now`.
@@ -269,6 +278,10 @@ mod tests {
         assert_eq!(Hour::oldest_retained(now), Hour(T - 23 * HOUR));
         assert!(Hour(T - HOUR).is_ready(now) && !Hour(T).is_ready(now));
         assert!(Hour(T - 23 * HOUR).in_retention(now) && !Hour(T - 24 * HOUR).in_retention(now));
+        assert!(
+            Hour(T - 23 * HOUR).near_retention_edge(now)
+                && !Hour(T - 22 * HOUR).near_retention_edge(now)
+        );
         // Exactly on the bound: 10:05 → from ≥ 10:00 yesterday, that hour is still whole.
         assert_eq!(Hour::oldest_retained(T + 5 * MINUTE), Hour(T - 24 * HOUR));
         assert_eq!(Hour::range(Hour(T), Hour(T + 3 * HOUR)).count(), 3);

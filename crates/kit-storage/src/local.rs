@@ -16,8 +16,9 @@ use crate::{content_etag, validate_key};
 ///
 /// Writes go to a hidden temp file in the target directory and are renamed into place, so readers
 /// never see a partial object. Conditional puts hold an advisory lock (`flock`) on a hidden
-/// `.<name>.lock` file beside the object, which the kernel releases if the process dies; the etag is
-/// the SHA-256 of the content. Names starting with `.` are internal and never listed.
+/// `.<name>.lock` file beside the object, which the kernel releases if the process dies and the
+/// holder removes when done; the etag is the SHA-256 of the content. Names starting with `.` are
+/// internal and never listed.
 #[derive(Clone, Debug)]
 pub struct LocalStore {
     root: PathBuf,
@@ -114,13 +115,46 @@ fn commit(path: &Path, temp: &Path, body: &[u8], condition: &PutCondition) -> Re
         return Ok(PutOutcome::Written { etag });
     }
     let lock_path = sibling(path, "lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_error("open lock", &lock_path))?;
-    lock.lock().map_err(io_error("lock", &lock_path))?;
+    let lock = lock_file(&lock_path)?;
+    let outcome = commit_locked(path, temp, condition, etag);
+    // Removed while still held, so no lock file is left beside the object; a waiter on this one
+    // sees it is gone and locks a fresh one. A failed removal only leaves a reusable lock file.
+    let _ = fs::remove_file(&lock_path);
+    // The lock is released when `lock` is dropped, after the rename is visible.
+    drop(lock);
+    outcome
+}
+
+/// Opens and locks the lock file at `lock_path`, retrying until the locked file is the one at the
+/// path: its previous holder removes it, and a lock on a removed file excludes nobody.
+fn lock_file(lock_path: &Path) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path)
+            .map_err(io_error("open lock", lock_path))?;
+        lock.lock().map_err(io_error("lock", lock_path))?;
+        let held = lock.metadata().map_err(io_error("stat", lock_path))?;
+        match fs::metadata(lock_path) {
+            Ok(current) if (current.dev(), current.ino()) == (held.dev(), held.ino()) => {
+                return Ok(lock);
+            }
+            Ok(_) => continue,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(io_error("stat", lock_path)(error)),
+        }
+    }
+}
+
+fn commit_locked(
+    path: &Path,
+    temp: &Path,
+    condition: &PutCondition,
+    etag: String,
+) -> Result<PutOutcome> {
     let current = read_object(path)?;
     let allowed = match (condition, &current) {
         (PutCondition::CreateOnly, None) => true,
@@ -131,8 +165,6 @@ fn commit(path: &Path, temp: &Path, body: &[u8], condition: &PutCondition) -> Re
         return Ok(PutOutcome::PreconditionFailed);
     }
     fs::rename(temp, path).map_err(io_error("rename into", path))?;
-    // The lock is released when `lock` is dropped, after the rename is visible.
-    drop(lock);
     Ok(PutOutcome::Written { etag })
 }
 

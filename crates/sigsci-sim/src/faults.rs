@@ -40,6 +40,12 @@ pub struct Faults {
     pub max_uri_len: usize,
     /// Pads feed cursors to at least this many bytes.
     pub cursor_pad: usize,
+    /// Feed pages run backwards in time within each 10-minute block of the window, as the real
+    /// feed promises no order.
+    pub pages_out_of_order: bool,
+    /// A feed window also serves the minute after `until` (the next sub-window serves it again),
+    /// and each page's last record opens the next page again.
+    pub repeat_across_boundaries: bool,
 }
 
 impl Default for Faults {
@@ -56,6 +62,8 @@ impl Default for Faults {
             cursor_ttl_secs: 60,
             max_uri_len: 8192,
             cursor_pad: 0,
+            pages_out_of_order: false,
+            repeat_across_boundaries: false,
         }
     }
 }

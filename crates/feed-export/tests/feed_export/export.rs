@@ -83,6 +83,140 @@ async fn exact_under_faults_across_sites_and_hours() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_cursors_restart_their_windows_are_counted_and_the_hour_is_exact() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    // `latency_ms` holds every request before the simulator checks its cursor, so a window's next
+    // cursor is nearly always waiting there; a clock jump past the TTL then expires it for sure.
+    sim.state.set_faults(Faults {
+        latency_ms: 200,
+        cursor_ttl_secs: 5,
+        ..Faults::default()
+    })?;
+    let store = Arc::new(MemoryStore::new());
+    let hour = last_hours(&sim, 1)[0];
+    let mut settings = settings();
+    settings.pipeline.page_limit = 500;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let state = sim.state.clone();
+    let jumps = tokio::spawn(async move {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            state.update_clock(&ClockUpdate {
+                advance_secs: Some(10),
+                ..ClockUpdate::default()
+            })?;
+        }
+        Ok::<_, sigsci_sim::SimError>(())
+    });
+    let report = exporter.run(&backfill(&["site-1"], &[hour]), None).await?;
+    jumps.await??;
+    assert!(report.errors().is_empty(), "{:?}", report.errors());
+    let site = &report.sites[0];
+    assert_eq!(site.exported.len(), 1);
+    assert!(
+        site.cursor_expiries() > 0 && site.restarts() >= site.cursor_expiries(),
+        "cursors were expired under the exporter: {:?}",
+        site.exported
+    );
+    let key = keys::manifest(CORP, "site-1", hour);
+    let body = store.get(&key).await?.ok_or("no manifest")?.body;
+    let manifest = feed_export::Manifest::parse(&key, &body)?;
+    assert_eq!(
+        (manifest.api.restarts, manifest.api.cursor_expiries),
+        (site.restarts(), site.cursor_expiries())
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(&feed_export::metrics::emf_line(&report, site, 0))?;
+    assert_eq!(
+        (line["Restarts"].as_u64(), line["CursorExpiries"].as_u64()),
+        (Some(site.restarts()), Some(site.cursor_expiries()))
+    );
+    assert_exact(&sim, store.as_ref(), "site-1", hour).await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Every file under `root`, hidden ones included.
+fn files_under(root: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Files a reader of the directory would not expect: anything but parts, manifests and the ledgers.
+fn unexpected_files(root: &std::path::Path, sites: &[&str]) -> std::io::Result<Vec<String>> {
+    let ledgers: Vec<String> = sites.iter().map(|site| keys::ledger(CORP, site)).collect();
+    Ok(files_under(root)?
+        .into_iter()
+        .filter_map(|path| {
+            let key = path.strip_prefix(root).ok()?.to_string_lossy().into_owned();
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            let expected =
+                keys::is_part_name(&name) || name == "_manifest.json" || ledgers.contains(&key);
+            (!expected).then_some(key)
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_export_leaves_only_parts_manifests_and_ledgers() -> TestResult {
+    let sim = sim(2, 5.0).await;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let hours = last_hours(&sim, 2);
+    let mut settings = settings();
+    // Several parts per hour.
+    settings.pipeline.max_window_records = 3_000;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let report = exporter
+        .run(&backfill(&["site-1", "site-2"], &hours), None)
+        .await?;
+    assert_eq!(report.hours_exported(), 4, "{:?}", report.errors());
+    let unexpected = unexpected_files(dir.path(), &["site-1", "site-2"])?;
+    assert!(unexpected.is_empty(), "left behind: {unexpected:?}");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_of_a_killed_run_are_swept_by_the_next_export_of_the_hour() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let hour = last_hours(&sim, 1)[0];
+    // A killed run leaves finished parts of its own window boundaries and no manifest.
+    let partition = dir.path().join(keys::hour_prefix(CORP, "site-1", hour));
+    std::fs::create_dir_all(&partition)?;
+    let killed = ["part-00017.ndjson.gz", "part-00053.ndjson.gz"];
+    for name in killed {
+        std::fs::write(partition.join(name), b"from a killed run")?;
+    }
+    let exporter =
+        Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings());
+    let report = exporter.run(&backfill(&["site-1"], &[hour]), None).await?;
+    assert_eq!(report.hours_exported(), 1, "{:?}", report.errors());
+    for name in killed {
+        assert!(!partition.join(name).exists(), "{name} was not swept");
+    }
+    assert_exact(&sim, store.as_ref(), "site-1", hour).await;
+    let unexpected = unexpected_files(dir.path(), &["site-1"])?;
+    assert!(unexpected.is_empty(), "left behind: {unexpected:?}");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_site_splits_its_hour_and_keeps_memory_bounded() -> TestResult {
     let sim = sim(1, 20.0).await;
     let store = Arc::new(MemoryStore::new());
@@ -612,6 +746,105 @@ async fn a_backfill_reaching_past_retention_records_the_lost_hours_once() -> Tes
         .await?
         .ok_or("no ledger")?;
     assert_eq!(stored.lost.len(), 3);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_when_pages_come_out_of_order_and_records_repeat_across_boundaries() -> TestResult {
+    let sim = sim(1, 5.0).await;
+    sim.state.set_faults(Faults {
+        pages_out_of_order: true,
+        repeat_across_boundaries: true,
+        ..Faults::default()
+    })?;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let hours = last_hours(&sim, 2);
+    let mut settings = settings();
+    // Several sub-windows per hour, so records repeat across their boundaries.
+    settings.pipeline.max_window_records = 3_000;
+    settings.pipeline.page_limit = 500;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+    let report = exporter.run(&backfill(&["site-1"], &hours), None).await?;
+    assert!(report.errors().is_empty(), "{:?}", report.errors());
+    assert_eq!(report.hours_exported(), 2);
+    for hour in &hours {
+        assert_exact(&sim, store.as_ref(), "site-1", *hour).await;
+        let key = keys::manifest(CORP, "site-1", *hour);
+        let body = store.get(&key).await?.ok_or("no manifest")?.body;
+        let manifest = feed_export::manifest::Manifest::parse(&key, &body)?;
+        assert!(
+            manifest.parts.len() >= 2,
+            "{hour}: {} parts",
+            manifest.parts.len()
+        );
+        assert!(
+            manifest.api.duplicates > 0 && manifest.api.out_of_window > 0,
+            "{hour}: the faults must have been exercised: {:?}",
+            manifest.api
+        );
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_clock_ahead_costs_only_the_oldest_hour_never_the_newer_ones() -> TestResult {
+    let sim = sim(1, 1.0).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    // The API's clock runs 20 minutes ahead of the exporter's: it has already dropped the start
+    // of the oldest hour the exporter still counts in retention.
+    let skew = 20 * 60;
+    let state = sim.state.clone();
+    let behind: feed_export::SharedClock = Arc::new(move || state.now() - skew);
+    let exporter_now = behind.now();
+    let oldest = Hour::oldest_retained(exporter_now);
+    assert!(oldest.start() < sim.state.now() - feed_export::window::API_MAX_AGE);
+    let request = ExportRequest {
+        sites: SiteSelection::All,
+        range: None,
+    };
+    let report = Exporter::new(client(&sim), store.clone(), behind)
+        .with_settings(settings())
+        .run(&request, None)
+        .await?;
+    let site = &report.sites[0];
+    assert!(report.errors().is_empty(), "{:?}", report.errors());
+    assert_eq!(site.pending, vec![oldest.to_string()]);
+    assert!(site.lost.is_empty(), "{:?}", site.lost);
+    assert_eq!(report.outcome(), RunOutcome::Pending);
+    let newer: Vec<Hour> =
+        Hour::range(oldest.next(), Hour::newest_ready(exporter_now).next()).collect();
+    let exported: Vec<String> = site.exported.iter().map(|h| h.hour.clone()).collect();
+    assert_eq!(
+        exported,
+        newer.iter().map(Hour::to_string).collect::<Vec<_>>()
+    );
+    assert_eq!(newer.len(), 22);
+    for hour in &newer {
+        assert_exact(&sim, store.as_ref(), "site-1", *hour).await;
+    }
+    assert!(
+        exported_ids(store.as_ref(), "site-1", oldest)
+            .await
+            .is_empty()
+    );
+    assert!(
+        store
+            .get(&keys::manifest(CORP, "site-1", oldest))
+            .await?
+            .is_none()
+    );
+
+    // Once the exporter's clock agrees, the refused hour is lost and nothing else.
+    let report = Exporter::new(client(&sim), store.clone(), clock(&sim))
+        .with_settings(settings())
+        .run(&request, None)
+        .await?;
+    let site = &report.sites[0];
+    assert_eq!(site.lost, vec![oldest.to_string()]);
+    assert!(site.pending.is_empty(), "{:?}", site.pending);
+    assert_eq!(report.hours_exported(), 1);
     sim.shutdown().await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use feed_export::status::SiteStatus;
 use feed_export::window::{Hour, check_range, parse_time};
 use feed_export::{
     ExportRequest, ExportSettings, Exporter, HourSummary, RunOutcome, RunReport, SiteSelection,
@@ -97,7 +98,7 @@ struct StatusArgs {
     api: ApiArgs,
     #[command(flatten)]
     destination: Destination,
-    /// Site short name (repeatable); default every site of the corp (asks the API).
+    /// Site short name (repeatable, checked against the corp's sites); default every site of the corp.
     #[arg(long = "site")]
     sites: Vec<String>,
 }
@@ -224,7 +225,7 @@ fn print_report(report: &RunReport) {
 
 fn hour_line(hour: &HourSummary) -> String {
     format!(
-        "{} {}  {:>9} records  {:>3} parts  {:>10.1} KiB  {:>5} pages  {:>3} retries  {:>5.1}s",
+        "{} {}  {:>9} records  {:>3} parts  {:>10.1} KiB  {:>5} pages  {:>3} retries  {:>3} restarts  {:>5.1}s",
         hour.site,
         hour.hour,
         hour.records,
@@ -232,6 +233,7 @@ fn hour_line(hour: &HourSummary) -> String {
         hour.bytes as f64 / 1024.0,
         hour.pages,
         hour.retries,
+        hour.restarts,
         hour.seconds
     )
 }
@@ -239,28 +241,76 @@ fn hour_line(hour: &HourSummary) -> String {
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = args.destination.open()?;
     let corp = args.api.corp()?.to_string();
+    // Sites are checked against the API, not against the ledgers under --out: only the API can
+    // tell a mistyped site from a real one that was never exported here, and the second is worth
+    // seeing. Status already asks the API for the site list when no --site is given.
+    let known: Vec<String> = args
+        .api
+        .client()?
+        .list_sites()
+        .await
+        .context("listing the corp's sites")?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let unknown: Vec<&str> = args
+        .sites
+        .iter()
+        .filter(|site| !known.contains(site))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "--site: corp {corp} has no site {} (its sites: {})",
+            unknown.join(", "),
+            known.join(", ")
+        );
+    }
     let sites = if args.sites.is_empty() {
-        args.api
-            .client()?
-            .list_sites()
-            .await
-            .context("listing the corp's sites (or pass --site)")?
-            .into_iter()
-            .map(|s| s.name)
-            .collect()
+        known
     } else {
         args.sites.clone()
     };
+    // Every site is read before anything is printed: a storage error (a missing bucket) must not
+    // leave half a table behind it.
     let now = system_clock().now();
+    let mut statuses = Vec::with_capacity(sites.len());
+    for site in &sites {
+        statuses.push(
+            feed_export::status::site_status(store.as_ref(), &corp, site, now)
+                .await
+                .with_context(|| format!("--out {:?}", args.destination.out))?,
+        );
+    }
+    if !statuses.iter().any(|s| s.ledger_found) {
+        bail!(
+            "--out {:?}: no feed export of {} there (no ledger); check --out, or run `sigsci-kit feed export --out {}` first",
+            args.destination.out,
+            sites.join(", "),
+            args.destination.out
+        );
+    }
+    print_status(&statuses);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(statuses: &[SiteStatus]) {
     println!(
         "{:<24} {:>8} {:>8} {:>5}",
         "site", "complete", "pending", "lost"
     );
-    for site in sites {
-        let status = feed_export::status::site_status(store.as_ref(), &corp, &site, now).await?;
+    for status in statuses {
+        if !status.ledger_found {
+            // Without a ledger every retained hour would show as pending: say what it means.
+            println!(
+                "{:<24} never exported to this --out (no ledger)",
+                status.site
+            );
+            continue;
+        }
         println!(
             "{:<24} {:>8} {:>8} {:>5}",
-            site,
+            status.site,
             status.complete.len(),
             status.pending.len(),
             status.lost.len()
@@ -272,7 +322,6 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             println!("  pending {hour}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

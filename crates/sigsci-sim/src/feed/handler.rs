@@ -11,6 +11,7 @@ use super::cursor::{Cursor, Position};
 use super::generate::{SignalFilter, SiteTraffic, minute_prefix};
 use crate::error::SimError;
 use crate::extract::{QueryPairs, SitePath};
+use crate::faults::Faults;
 use crate::rng::{SplitMix, hash_str, mix};
 use crate::state::SimState;
 
@@ -142,25 +143,69 @@ impl PageRequest {
 /// One record of a page: `(minute, index, count of that minute)`.
 type Slot = (i64, u32, u32);
 
+/// Minutes per block that `pages_out_of_order` walks newest first.
+const REVERSED_BLOCK_MINUTES: i64 = 10;
+
+/// How the feed faults bend the walk over a window; both off is the plain walk in time order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Walk {
+    out_of_order: bool,
+    repeat: bool,
+}
+
+impl Walk {
+    fn new(faults: &Faults) -> Self {
+        Self {
+            out_of_order: faults.pages_out_of_order,
+            repeat: faults.repeat_across_boundaries,
+        }
+    }
+
+    /// One past the last minute walked: the minute after `until` too when repeating.
+    fn end_minute(self, until: i64) -> i64 {
+        until / 60 + i64::from(self.repeat)
+    }
+
+    /// The minute served at walk step `step` (positions count steps, starting at `first`).
+    fn minute_at(self, step: i64, first: i64, end: i64) -> i64 {
+        if !self.out_of_order {
+            return step;
+        }
+        let block_start = step - (step - first).rem_euclid(REVERSED_BLOCK_MINUTES);
+        let block_end = (block_start + REVERSED_BLOCK_MINUTES).min(end);
+        block_start + block_end - 1 - step
+    }
+}
+
 /// Up to `limit` records from `start`, and where the next page starts (None = window done).
-fn collect(traffic: &SiteTraffic, request: &PageRequest) -> (Vec<Slot>, Option<Position>) {
+fn collect(
+    traffic: &SiteTraffic,
+    request: &PageRequest,
+    walk: Walk,
+) -> (Vec<Slot>, Option<Position>) {
     let filter = (!request.tags.is_empty())
         .then(|| SignalFilter::new(request.tags.iter().map(String::as_str)));
     if filter.is_some_and(|f| f.matches_nothing()) {
         return (Vec::new(), None);
     }
     let limit = request.limit as usize;
-    let end_minute = request.until / 60;
+    let first_minute = request.from / 60;
+    let end_minute = walk.end_minute(request.until);
     let mut slots = Vec::with_capacity(limit);
     let mut pos = request.start;
     while pos.minute < end_minute {
-        let count = traffic.minute_count(pos.minute);
+        let minute = walk.minute_at(pos.minute, first_minute, end_minute);
+        let count = traffic.minute_count(minute);
         while pos.index < count {
             if slots.len() == limit {
                 return (slots, Some(pos));
             }
-            if filter.is_none_or(|f| f.matches(&traffic.signals(pos.minute, pos.index))) {
-                slots.push((pos.minute, pos.index, count));
+            if filter.is_none_or(|f| f.matches(&traffic.signals(minute, pos.index))) {
+                slots.push((minute, pos.index, count));
+                // The next page starts on this record again (a page of one would never advance).
+                if walk.repeat && limit >= 2 && slots.len() == limit {
+                    return (slots, Some(pos));
+                }
             }
             pos.index += 1;
         }
@@ -176,9 +221,10 @@ fn render_page(
     traffic: &SiteTraffic,
     site: &str,
     request: &PageRequest,
+    walk: Walk,
     next_uri: impl FnOnce(Position) -> String,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let (mut slots, next) = collect(traffic, request);
+    let (mut slots, next) = collect(traffic, request, walk);
     // The real feed is "complete but not sorted": shuffle within the page, reproducibly.
     let mut rng = SplitMix::new(mix(hash_str(site)
         ^ (request.start.minute as u64) << 20
@@ -217,6 +263,7 @@ async fn serve(state: SimState, path: SitePath, params: QueryPairs) -> Result<Re
         tokio::time::sleep(Duration::from_millis(faults.page_latency_ms)).await;
     }
     let malformed = state.draw_malformed();
+    let walk = Walk::new(&faults);
     let render_state = state.clone();
     let page = tokio::task::spawn_blocking(move || {
         let site = render_state.require_site(&path.site)?;
@@ -237,9 +284,11 @@ async fn serve(state: SimState, path: SitePath, params: QueryPairs) -> Result<Re
                 cursor.encode(&render_state.inner.cursor_key, faults.cursor_pad)
             )
         };
-        render_page(&site.traffic, &path.site, &request, next_uri).map_err(|e| SimError::Server {
-            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("cannot render page: {e}"),
+        render_page(&site.traffic, &path.site, &request, walk, next_uri).map_err(|e| {
+            SimError::Server {
+                status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("cannot render page: {e}"),
+            }
         })
     })
     .await
@@ -302,7 +351,7 @@ mod tests {
         let mut req = request(97, &[]);
         let mut seen = Vec::new();
         loop {
-            let (slots, next) = collect(&traffic, &req);
+            let (slots, next) = collect(&traffic, &req, Walk::default());
             assert!(slots.len() <= 97);
             seen.extend(slots.iter().map(|(m, i, c)| traffic.record_id(*m, *i, *c)));
             match next {
@@ -318,7 +367,7 @@ mod tests {
     fn unknown_tag_yields_an_empty_last_page() {
         let traffic = SiteTraffic::new(1, "site-1", 5.0);
         assert_eq!(
-            collect(&traffic, &request(10, &["NOPE"])),
+            collect(&traffic, &request(10, &["NOPE"]), Walk::default()),
             (Vec::new(), None)
         );
     }
