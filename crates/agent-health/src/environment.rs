@@ -169,7 +169,7 @@ impl Env {
 }
 
 /// Reads a rules document from `s3://bucket/key` (or a local path, for local runs).
-pub async fn read_rules_object(location: &str, s3_endpoint: Option<&str>) -> Result<Rules, Error> {
+async fn read_rules_object(location: &str, s3_endpoint: Option<&str>) -> Result<Rules, Error> {
     let unreadable = |source| Error::RulesUnreadable {
         location: location.to_string(),
         source,

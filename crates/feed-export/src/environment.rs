@@ -56,7 +56,7 @@ fn config_error(setting: &str, message: impl Into<String>) -> ExportError {
     }
 }
 
-pub fn parse_sites(raw: &str) -> SiteSelection {
+fn parse_sites(raw: &str) -> SiteSelection {
     let sites: Vec<String> = raw
         .split(',')
         .map(str::trim)
