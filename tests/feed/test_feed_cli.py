@@ -108,6 +108,7 @@ def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list(out.glob("**/part-*.ndjson.gz")), "the exporter wrote no part before the kill"
+    assert list(out.glob("**/.part-*.tmp-*")), "the kill must leave a part being written"
     manifests = list(out.glob("**/_manifest.json"))
     assert len(manifests) < len(SITES) * len(hours), "the kill must land before every hour is complete"
 
@@ -115,6 +116,8 @@ def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
     time.sleep(11)  # the killed run's leases expire
     rerun = feed(sim, "export", *sites, "--out", str(out), "--lease-ttl", "10", *window)
     assert "busy" not in rerun.stdout, rerun.stdout
+    hidden = [str(p) for p in out.glob("**/.*") if p.is_file()]
+    assert not hidden, f"the killed run's temp or lock files are left: {hidden}"
     for site in SITES:
         for start in hours:
             directory = hour_dir(out, site, start)
@@ -129,6 +132,51 @@ def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
     again = feed(sim, "export", *sites, "--out", str(out), *window)
     assert "exported 0 hours" in again.stdout, again.stdout
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("**/*")}
+
+
+def moto_clients():
+    moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
+    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
+    aws = dict(endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return moto, boto3.client("s3", **aws)
+
+
+def test_a_multipart_upload_killed_midway_leaves_nothing_visible(sim, tmp_path):
+    moto, s3 = moto_clients()
+    bucket = f"feed-kill-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    start = last_hours(sim, 1)[0]
+    t = time.gmtime(start)
+    prefix = f"feeds/corp={CORP}/site=site-1/" + time.strftime("dt=%Y-%m-%d/hour=%H/", t)
+    # Uncompressed parts of about 14 MB (two 8 MiB multipart parts each) and slow pages, so the
+    # kill lands while a multipart upload is open.
+    requests.put(sim + "/__sim/faults", json={"page_latency_ms": 100}).raise_for_status()
+    args = ["export", "--site", "site-1", "--out", f"s3://{bucket}/feeds", "--s3-endpoint", moto, "--gzip-level", "0",
+            "--lease-ttl", "10", "--from", str(start), "--until", str(start + 3600)]
+    env = dict(api_env(sim), AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
+    proc = subprocess.Popen([str(CLI), "feed", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    open_uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    assert open_uploads, "the kill must land while a multipart upload is open"
+    visible = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
+    assert not {u["Key"] for u in open_uploads} & visible, "an interrupted upload is visible"
+    assert prefix + "_manifest.json" not in visible
+
+    requests.put(sim + "/__sim/faults", json={}).raise_for_status()
+    time.sleep(11)  # the killed run's lease expires
+    rerun = subprocess.run([str(CLI), "feed", *args], env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"), "the abandoned upload is left"
+    ids = []
+    for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
+        if o["Key"].rsplit("/", 1)[1].startswith("part-"):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            ids.extend(json.loads(line)["id"] for line in gzip.decompress(body).splitlines())
+    assert len(ids) == len(set(ids)) and sorted(ids) == truth(sim, "site-1", start)
 
 
 def test_verify_detects_tampering_and_status_reports(sim, tmp_path):

@@ -2,8 +2,8 @@
 //! settings from the environment (one vocabulary with the other functions, listed in
 //! docs/interfaces.md), the dependencies built from them, one evaluation, and the acknowledgement
 //! service. Start-up only parses the environment; the API credentials and the rules are read on
-//! first use (rules on every invocation, so edits apply at once; credentials again when the API
-//! refuses them, as after a rotation).
+//! first use (rules on every invocation, so edits apply at once; credentials again when their
+//! secret has a new version or the API refuses them, as after a rotation).
 //!
 //! Environment:
 //! - `SIGSCI_CORP` (required), `SIGSCI_API_URL` (default the public API),
@@ -206,8 +206,14 @@ pub struct Deps {
     secrets_manager: OnceCell<Arc<dyn SecretSource>>,
     store: OnceCell<StateStore>,
     deliverer: OnceCell<Deliverer>,
-    /// Replaced when the API refuses its credentials (the secret was rotated).
-    client: Mutex<Option<sigsci::Client>>,
+    /// Replaced when the secret holding its credentials has a new version, or the API refuses them.
+    client: Mutex<Option<CachedClient>>,
+}
+
+struct CachedClient {
+    client: sigsci::Client,
+    /// The credentials secret's version the client was made with.
+    secret_version: Option<String>,
 }
 
 impl Deps {
@@ -273,25 +279,52 @@ impl Deps {
             .await
     }
 
-    /// The cached API client, made (credentials read) on first use.
+    /// The cached API client, made (credentials read) on first use and again when the
+    /// credentials secret has been rotated since.
     async fn client(&self) -> Result<sigsci::Client, Error> {
         let mut cached = self.client.lock().await;
-        if let Some(client) = cached.as_ref() {
-            return Ok(client.clone());
+        if let Some(current) = cached.as_ref() {
+            let rotated = match self.secret_version().await {
+                Some(version) => current.secret_version.as_ref() != Some(&version),
+                None => false,
+            };
+            if !rotated {
+                return Ok(current.client.clone());
+            }
+            tracing::info!("the credentials secret has a new version; reading it again");
         }
-        let client = self.new_client().await?;
-        *cached = Some(client.clone());
+        let fresh = self.new_client().await?;
+        let client = fresh.client.clone();
+        *cached = Some(fresh);
         Ok(client)
     }
 
     /// A client with the credentials read again, replacing the cached one.
     async fn renew_client(&self) -> Result<sigsci::Client, Error> {
-        let client = self.new_client().await?;
-        *self.client.lock().await = Some(client.clone());
+        let fresh = self.new_client().await?;
+        let client = fresh.client.clone();
+        *self.client.lock().await = Some(fresh);
         Ok(client)
     }
 
-    async fn new_client(&self) -> Result<sigsci::Client, Error> {
+    /// The credentials secret's current version; `None` without a secret or when it cannot be
+    /// read (then a refusal by the API still prompts a new read).
+    async fn secret_version(&self) -> Option<String> {
+        let CredentialsSource::Secret(name) = &self.env.credentials else {
+            return None;
+        };
+        match self.secrets_manager().await.current_version(name).await {
+            Ok(version) => version,
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell whether the credentials secret was rotated");
+                None
+            }
+        }
+    }
+
+    async fn new_client(&self) -> Result<CachedClient, Error> {
+        // The version first: a rotation between the two reads only costs one more read later.
+        let secret_version = self.secret_version().await;
         let credentials = match &self.env.credentials {
             CredentialsSource::Secret(name) => {
                 self.secrets_manager().await.api_credentials(name).await?
@@ -300,10 +333,13 @@ impl Deps {
                 credentials_from_variables(email.as_deref(), token.as_ref())?
             }
         };
-        Ok(
+        let client =
             sigsci::Client::builder(self.env.api_url.clone(), self.env.corp.clone(), credentials)
-                .build()?,
-        )
+                .build()?;
+        Ok(CachedClient {
+            client,
+            secret_version,
+        })
     }
 
     /// One evaluation of every site with the current rules (the scheduled function's work). When

@@ -61,6 +61,10 @@ impl HourJob {
     /// The caller holds the hour's lease.
     pub async fn export(&self, hour: Hour) -> Result<Manifest> {
         let prefix = keys::hour_prefix(&self.corp, &self.site, hour);
+        let swept = self.store.sweep_incomplete(&prefix).await?;
+        if swept > 0 {
+            tracing::info!(site = %self.site, %hour, swept, "removed uploads a killed run left");
+        }
         let (parts, api, min, max) = self.export_parts(hour, &prefix).await?;
         let records = parts.iter().map(|p| p.records).sum();
 

@@ -71,6 +71,13 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     /// A streaming writer; the object appears only when `finish` succeeds.
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+    /// Removes what writers killed mid-upload left under `prefix`: never visible as objects, but
+    /// they cost storage (S3 multipart uploads) or litter the directory (hidden temp files).
+    /// The caller must be the only writer under `prefix` (it holds the lease); returns how many
+    /// were removed. Stores whose writes are atomic keep nothing to remove.
+    async fn sweep_incomplete(&self, _prefix: &str) -> Result<usize> {
+        Ok(0)
+    }
     /// Where this store writes, for messages (`s3://bucket/prefix` or a path).
     fn location(&self) -> String;
 }

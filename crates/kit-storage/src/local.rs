@@ -211,6 +211,81 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>> {
     Ok(found)
 }
 
+/// Removes the hidden temp files of dead processes and unheld lock files under `prefix`.
+fn sweep_blocking(root: &Path, prefix: &str) -> Result<usize> {
+    // Without /proc no process can be told dead, so nothing is removed.
+    if !Path::new("/proc/self").exists() {
+        return Ok(0);
+    }
+    let base = match prefix.rfind('/') {
+        Some(end) => &prefix[..end],
+        None => "",
+    };
+    let mut removed = 0;
+    let mut pending = vec![root.join(base)];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(io_error("list", &dir)(error)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_error("list", &dir))?;
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let key = relative.to_string_lossy();
+            let in_prefix = key.starts_with(prefix) || prefix.starts_with(&format!("{key}/"));
+            if !in_prefix {
+                continue;
+            }
+            if entry.file_type().map_err(io_error("stat", &path))?.is_dir() {
+                pending.push(path);
+            } else if remove_if_abandoned(&path, &name)? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes a hidden file if it is a temp file of a process that no longer runs, or a lock file
+/// no one holds (its holder died between taking and removing it); true when it did.
+fn remove_if_abandoned(path: &Path, name: &str) -> Result<bool> {
+    let Some(hidden) = name.strip_prefix('.') else {
+        return Ok(false);
+    };
+    // Held while removing, as a lock's holder does, so a waiter never locks a removed file.
+    let mut held_lock = None;
+    if let Some((_, owner)) = hidden.rsplit_once(".tmp-") {
+        let pid = owner.split('-').next().unwrap_or_default();
+        let dead = pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if !dead {
+            return Ok(false);
+        }
+    } else if hidden.ends_with(".lock") {
+        let Ok(file) = OpenOptions::new().write(true).open(path) else {
+            return Ok(false);
+        };
+        // Held by someone: a live writer is committing.
+        if file.try_lock().is_err() {
+            return Ok(false);
+        }
+        held_lock = Some(file);
+    } else {
+        return Ok(false);
+    }
+    let outcome = match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(io_error("delete", path)(error)),
+    };
+    drop(held_lock);
+    outcome
+}
+
 async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -250,6 +325,12 @@ impl ObjectStore for LocalStore {
         let root = self.root.clone();
         let prefix = prefix.to_string();
         blocking(move || list_blocking(&root, &prefix)).await
+    }
+
+    async fn sweep_incomplete(&self, prefix: &str) -> Result<usize> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        blocking(move || sweep_blocking(&root, &prefix)).await
     }
 
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
@@ -355,6 +436,41 @@ impl Drop for LocalUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sweep_removes_only_what_dead_or_finished_writers_left_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let hour = dir.path().join("site=a/hour=01");
+        let other_hour = dir.path().join("site=a/hour=02");
+        fs::create_dir_all(&hour).unwrap();
+        fs::create_dir_all(&other_hour).unwrap();
+        let file = |dir: &Path, name: &str| {
+            let path = dir.join(name);
+            fs::write(&path, b"x").unwrap();
+            path
+        };
+        // No process has this id (above the kernel's pid_max).
+        let dead = file(&hour, ".part-1.ndjson.gz.tmp-4294967295-3");
+        let mine = file(
+            &hour,
+            &format!(".part-2.ndjson.gz.tmp-{}-0", std::process::id()),
+        );
+        let alive = file(&hour, ".part-3.ndjson.gz.tmp-1-0");
+        let free_lock = file(&hour, "._manifest.json.lock");
+        let held_lock = file(&hour, "._lease.json.lock");
+        let holder = File::open(&held_lock).unwrap();
+        holder.lock().unwrap();
+        let visible = file(&hour, "part-4.ndjson.gz");
+        let elsewhere = file(&other_hour, ".part-1.ndjson.gz.tmp-4294967295-3");
+
+        assert_eq!(store.sweep_incomplete("site=a/hour=01/").await.unwrap(), 2);
+        assert!(!dead.exists() && !free_lock.exists());
+        for kept in [&mine, &alive, &held_lock, &visible, &elsewhere] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        assert_eq!(store.sweep_incomplete("site=a/hour=01/").await.unwrap(), 0);
+    }
 
     #[test]
     fn temp_and_lock_names_are_hidden_siblings() {

@@ -166,7 +166,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
         Some(message) => message.to_string(),
         None if !code.is_empty() => code.clone(),
         // Transport-level failures carry their cause in the source chain.
-        None => error_chain(error),
+        None => aws::error_chain(error),
     };
     match (code.as_str(), status) {
         ("NoSuchBucket", _) => StorageError::BucketMissing {
@@ -188,17 +188,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
             message,
         },
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// 412 (condition false) and 409 (a concurrent conditional write won) both mean "not written".
@@ -341,6 +330,53 @@ impl ObjectStore for S3Store {
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
+    }
+
+    async fn sweep_incomplete(&self, prefix: &str) -> Result<usize> {
+        let full_prefix = if self.location.prefix.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{}/{prefix}", self.location.prefix)
+        };
+        let mut abandoned = Vec::new();
+        let (mut key_marker, mut upload_id_marker) = (None, None);
+        loop {
+            let response = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.location.bucket)
+                .prefix(&full_prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+                .map_err(|error| self.error("ListMultipartUploads", &full_prefix, &error))?;
+            for upload in response.uploads() {
+                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                    abandoned.push((key.to_string(), id.to_string()));
+                }
+            }
+            if response.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = response.next_key_marker().map(str::to_string);
+            upload_id_marker = response.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        for (key, upload_id) in &abandoned {
+            tracing::info!(key, "aborting a multipart upload a killed writer left");
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.location.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(|error| self.error("AbortMultipartUpload", key, &error))?;
+        }
+        Ok(abandoned.len())
     }
 
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
@@ -501,7 +537,7 @@ impl Drop for S3Upload {
         let key = self.full_key.clone();
         runtime.spawn(async move {
             if let Err(error) = client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(upload_id).send().await {
-                tracing::warn!(key = %key, error = %error_chain(&error), "could not abort an abandoned multipart upload");
+                tracing::warn!(key = %key, error = %aws::error_chain(&error), "could not abort an abandoned multipart upload");
             }
         });
     }

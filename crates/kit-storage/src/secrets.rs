@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::config::BehaviorVersion;
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use secrecy::SecretString;
 use sigsci::{CredentialSecret, Credentials};
 
@@ -19,6 +20,13 @@ pub trait SecretSource: Send + Sync {
     /// instead of `"token"` for the legacy session login).
     async fn api_credentials(&self, name: &str) -> Result<Credentials> {
         credentials_from_json(name, &self.json(name).await?)
+    }
+
+    /// An id of the secret's current value that changes when the secret is rotated (Secrets
+    /// Manager's `AWSCURRENT` version), read without fetching the value; `None` where the source
+    /// has no versions.
+    async fn current_version(&self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
     }
 }
 
@@ -104,30 +112,7 @@ impl SecretSource for SecretsManager {
             .secret_id(name)
             .send()
             .await
-            .map_err(|error| {
-                let status = error.raw_response().map(|r| r.status().as_u16());
-                let message = match error.as_service_error() {
-                    Some(service) => format!(
-                        "{}: {}",
-                        service.code().unwrap_or("error"),
-                        service.message().unwrap_or_default()
-                    ),
-                    None => {
-                        let mut text = error.to_string();
-                        let mut source = std::error::Error::source(&error);
-                        while let Some(cause) = source {
-                            text.push_str(&format!(": {cause}"));
-                            source = cause.source();
-                        }
-                        text
-                    }
-                };
-                StorageError::SecretUnreadable {
-                    name: name.to_string(),
-                    status,
-                    message,
-                }
-            })?;
+            .map_err(|error| unreadable(name, error))?;
         let text = response
             .secret_string()
             .ok_or_else(|| StorageError::SecretMalformed {
@@ -136,6 +121,44 @@ impl SecretSource for SecretsManager {
                     .to_string(),
             })?;
         parse_secret_json(name, text)
+    }
+
+    async fn current_version(&self, name: &str) -> Result<Option<String>> {
+        let response = self
+            .client
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|error| unreadable(name, error))?;
+        Ok(response
+            .version_ids_to_stages()
+            .and_then(|versions| {
+                versions
+                    .iter()
+                    .find(|(_, stages)| stages.iter().any(|stage| stage == "AWSCURRENT"))
+            })
+            .map(|(version, _)| version.clone()))
+    }
+}
+
+/// A failed Secrets Manager call as an error that keeps the HTTP status and the service's code.
+fn unreadable<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    name: &str,
+    error: SdkError<E, HttpResponse>,
+) -> StorageError {
+    let message = match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        ),
+        None => aws::error_chain(&error),
+    };
+    StorageError::SecretUnreadable {
+        name: name.to_string(),
+        status: error.raw_response().map(|r| r.status().as_u16()),
+        message,
     }
 }
 

@@ -45,6 +45,7 @@ pub(crate) async fn require_auth(
     if state.is_authorized(request.headers()) {
         next.run(request).await
     } else {
+        state.record_refused_credentials();
         SimError::Unauthorized.into_response()
     }
 }
@@ -61,6 +62,7 @@ pub(crate) async fn login(
         ));
     };
     if !state.password_matches(email, password) {
+        state.record_refused_credentials();
         return Err(SimError::LoginFailed);
     }
     let mut store = state.store();

@@ -11,6 +11,8 @@ pub struct CallLog {
     pub calls: BTreeMap<String, u64>,
     /// Feed concurrency observations.
     pub feed: FeedStats,
+    /// Requests refused for missing or wrong credentials (401), logins included.
+    pub refused_credentials: u64,
 }
 
 /// Feed concurrency observations since the last reset.

@@ -272,6 +272,10 @@ impl SimState {
         lock(&self.inner.log).clone()
     }
 
+    pub(crate) fn record_refused_credentials(&self) {
+        lock(&self.inner.log).refused_credentials += 1;
+    }
+
     /// Resets the call counters.
     pub fn reset_call_log(&self) {
         *lock(&self.inner.log) = CallLog::default();

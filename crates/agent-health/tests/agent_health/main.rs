@@ -722,8 +722,86 @@ async fn the_deployed_evaluator_reads_rules_from_s3_and_refuses_bad_rules_before
     assert_eq!(sim_calls(&h).await, calls_before);
 }
 
+/// Secrets Manager without its version call, as when the role may not `DescribeSecret`: only
+/// the API's refusal can reveal a rotation.
+struct VersionlessSecrets(SecretsManager);
+
+#[async_trait::async_trait]
+impl kit_storage::SecretSource for VersionlessSecrets {
+    async fn json(&self, name: &str) -> kit_storage::Result<Value> {
+        self.0.json(name).await
+    }
+}
+
+async fn rotate_api_token(h: &Harness, api_secret: &str, token: &str) {
+    h.http
+        .put(format!("{}/__sim/credentials", h.sim.base_url))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    rotate_secret(
+        api_secret,
+        &json!({"email": "sim@example.com", "token": token}).to_string(),
+    )
+    .await;
+}
+
+async fn refused_credentials(h: &Harness) -> u64 {
+    let log: Value = h
+        .http
+        .get(format!("{}/__sim/log", h.sim.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    log["refused_credentials"].as_u64().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotated_credentials_and_signing_key_are_read_again_without_a_cold_start() {
+async fn a_new_secret_version_is_read_before_the_api_refuses_the_old_token() {
+    let h = Harness::start("").await;
+    let bucket = create_bucket("agent-health").await;
+    let api_secret = format!("{}/api", h.secrets_prefix);
+    create_secret(
+        &api_secret,
+        r#"{"email": "sim@example.com", "token": "sim-token"}"#,
+    )
+    .await;
+    let vars: HashMap<&str, String> = [
+        ("SIGSCI_CORP", CORP.to_string()),
+        ("SIGSCI_API_URL", h.sim.base_url.clone()),
+        ("SIGSCI_KIT_CREDENTIALS_SECRET", api_secret.clone()),
+        ("SIGSCI_KIT_STATE", format!("s3://{bucket}/lambda-state")),
+    ]
+    .into_iter()
+    .collect();
+    let env = Env::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let deps = Deps::with(env, None, Arc::new(h.clock.clone()), Some(moto_url()));
+    let first = deps.evaluate().await.unwrap();
+    assert_eq!((first.sites_evaluated, first.corp_error), (3, None));
+
+    rotate_api_token(&h, &api_secret, "rotated-token").await;
+    let refused_before = refused_credentials(&h).await;
+    let second = deps.evaluate().await.unwrap();
+    assert_eq!(
+        (second.sites_evaluated, second.corp_error.clone()),
+        (3, None),
+        "{second:?}"
+    );
+    assert_eq!(
+        refused_credentials(&h).await,
+        refused_before,
+        "the old token was sent after the secret changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_and_rotated_signing_key_are_read_again_without_a_cold_start() {
     let h = Harness::start("").await;
     let bucket = create_bucket("agent-health").await;
     let api_secret = format!("{}/api", h.secrets_prefix);
@@ -749,7 +827,7 @@ async fn rotated_credentials_and_signing_key_are_read_again_without_a_cold_start
     .collect();
     let env = Env::from_lookup(|name| vars.get(name).cloned()).unwrap();
     let secrets: Arc<dyn kit_storage::SecretSource> =
-        Arc::new(SecretsManager::new(Some(&moto_url())));
+        Arc::new(VersionlessSecrets(SecretsManager::new(Some(&moto_url()))));
     // One container serving both functions: the state of a warm Lambda.
     let deps = Deps::with(
         env,
@@ -762,20 +840,10 @@ async fn rotated_credentials_and_signing_key_are_read_again_without_a_cold_start
     assert_eq!((first.sites_evaluated, first.corp_error), (3, None));
 
     // The token is rotated: the API refuses the old one, the secret holds the new one.
-    h.http
-        .put(format!("{}/__sim/credentials", h.sim.base_url))
-        .json(&json!({"token": "rotated-token"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    rotate_secret(
-        &api_secret,
-        r#"{"email": "sim@example.com", "token": "rotated-token"}"#,
-    )
-    .await;
+    rotate_api_token(&h, &api_secret, "rotated-token").await;
+    let refused_before = refused_credentials(&h).await;
     let second = deps.evaluate().await.unwrap();
+    assert!(refused_credentials(&h).await > refused_before);
     assert_eq!(
         (second.sites_evaluated, second.corp_error.clone()),
         (3, None),

@@ -193,6 +193,9 @@ impl ObjectStore for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.upload(key).await
     }
+    async fn sweep_incomplete(&self, prefix: &str) -> kit_storage::Result<usize> {
+        self.inner.sweep_incomplete(prefix).await
+    }
     fn location(&self) -> String {
         self.inner.location()
     }
