@@ -11,6 +11,8 @@ pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 /// Set (True) only while a permanent error blocks progress: kstatus reads it as "Failed".
 pub const STALLED: &str = "Stalled";
+/// Set (True) while the object is being deleted and its deletion policy cannot be applied.
+pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 
 /// Reasons of successful outcomes; failures use [`crate::Error::reason`].
 pub mod reason {
@@ -38,6 +40,8 @@ pub enum Outcome {
         reason: &'static str,
         message: String,
         class: ErrorClass,
+        /// The failure keeps the object from being deleted (its finalizer stays).
+        blocks_deletion: bool,
     },
 }
 
@@ -90,6 +94,26 @@ impl Outcome {
             reason: error.reason(),
             message: error.to_string(),
             class: error.class(),
+            blocks_deletion: false,
+        }
+    }
+
+    /// A deletion held up because `deletion_policy` could not be applied to `subject`; the
+    /// message names the cause and the way out.
+    pub fn deletion_blocked(
+        error: &crate::Error,
+        subject: &str,
+        deletion_policy: impl std::fmt::Debug,
+    ) -> Outcome {
+        Outcome::Failed {
+            reason: error.reason(),
+            message: format!(
+                "cannot apply deletionPolicy {deletion_policy:?} to {subject}: {error}; the \
+                 object stays until this succeeds, or set deletionPolicy: Orphan to delete it \
+                 without touching {subject}"
+            ),
+            class: error.class(),
+            blocks_deletion: true,
         }
     }
 }
@@ -131,6 +155,7 @@ pub fn next_sync_status(
             reason,
             message,
             class,
+            blocks_deletion,
         } => {
             match (class, find(previous, READY)) {
                 // A passing outage says nothing about the remote object: keep Ready as it was,
@@ -141,6 +166,9 @@ pub fn next_sync_status(
             conditions.push(make(SYNCED, "False", reason, message));
             if *class == ErrorClass::Permanent {
                 conditions.push(make(STALLED, "True", reason, message));
+            }
+            if *blocks_deletion {
+                conditions.push(make(DELETION_BLOCKED, "True", reason, message));
             }
         }
     }
@@ -175,6 +203,7 @@ pub fn next_connection_status(
             reason,
             message,
             class,
+            ..
         } => {
             conditions.push(condition(
                 previous, READY, "False", reason, message, generation, now,
@@ -268,6 +297,7 @@ mod tests {
             reason: "AuthenticationFailed",
             message: "401 unauthorized".into(),
             class: ErrorClass::Permanent,
+            blocks_deletion: false,
         }
     }
 
@@ -276,6 +306,7 @@ mod tests {
             reason: "APIUnavailable",
             message: "503".into(),
             class: ErrorClass::Transient,
+            blocks_deletion: false,
         }
     }
 
@@ -392,11 +423,38 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_deletion_says_it_is_blocked_and_names_the_way_out() {
+        let error = crate::Error::Api(sigsci::Error::Unauthorized {
+            status: 401,
+            message: "Unauthorized".into(),
+        });
+        let outcome = Outcome::deletion_blocked(
+            &error,
+            "alert x",
+            sigsci_config::AlertDeletionPolicy::Disable,
+        );
+        let status = next_sync_status(None, Some(2), &outcome, &at(10));
+        let blocked = find(&status.conditions, DELETION_BLOCKED).unwrap();
+        assert_eq!(blocked.status, "True");
+        assert!(
+            blocked
+                .message
+                .contains("cannot apply deletionPolicy Disable to alert x")
+                && blocked.message.contains("deletionPolicy: Orphan"),
+            "{}",
+            blocked.message
+        );
+        let plain = next_sync_status(None, Some(2), &Outcome::failed(&error), &at(10));
+        assert!(find(&plain.conditions, DELETION_BLOCKED).is_none());
+    }
+
+    #[test]
     fn long_messages_are_truncated() {
         let outcome = Outcome::Failed {
             reason: "APIError",
             message: "x".repeat(5000),
             class: ErrorClass::Permanent,
+            blocks_deletion: false,
         };
         let status = next_sync_status(None, None, &outcome, &at(1));
         assert_eq!(status.conditions[0].message.len(), MAX_MESSAGE + 3);

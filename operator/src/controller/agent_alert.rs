@@ -150,7 +150,7 @@ async fn cleanup(
                 api,
                 alert,
                 alert.status.as_ref(),
-                &Outcome::failed(&error),
+                &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
             )
             .await?;

@@ -200,7 +200,7 @@ async fn cleanup(
                 api,
                 integration,
                 integration.status.as_ref(),
-                &Outcome::failed(&error),
+                &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
             )
             .await?;

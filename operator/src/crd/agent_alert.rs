@@ -36,6 +36,35 @@ fn enabled_by_default() -> bool {
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Synced")].status"#
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
+        priority = 1
+    ),
+    printcolumn(
+        name = "Operator",
+        type_ = "string",
+        json_path = ".spec.operator",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Threshold",
+        type_ = "integer",
+        json_path = ".spec.threshold",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Interval",
+        type_ = "integer",
+        json_path = ".spec.interval",
+        priority = 1
+    ),
     printcolumn(name = "Remote ID", type_ = "string", json_path = ".status.remoteId"),
     printcolumn(
         name = "Age",
@@ -55,14 +84,18 @@ pub struct AgentAlertSpec {
     /// `averageRPS` (tag `requests_total`) or `onlineAgentCount` (tag `agent_scoreboards`).
     #[x_kube(validation = Rule::new("self == oldSelf").message("metric is immutable: declare another AgentAlert for the other metric"))]
     pub metric: Metric,
+    /// How the metric is compared with the threshold.
     pub operator: ThresholdOperator,
+    /// The value that triggers the alert: requests per second, or a number of agents.
     #[x_kube(validation = Rule::new("self >= 0 && self <= 3600000").message("threshold must be between 0 and 3600000"))]
     pub threshold: i64,
     /// Minutes: 5, 10 or 60.
     #[x_kube(validation = Rule::new("self in [5, 10, 60]").message("interval must be 5, 10 or 60 (minutes)"))]
     pub interval: i64,
+    /// Whether the alert is evaluated (default true).
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// Record the alert without notifying the site's integrations (default false).
     #[serde(default)]
     pub skip_notifications: bool,
     /// On deletion: `Disable` (default) leaves the site's built-in alert disabled, `Delete`

@@ -21,6 +21,7 @@ pub struct ConnectionRef {
     /// `SigSciConnection` (same namespace) or `ClusterSigSciConnection`.
     #[serde(default)]
     pub kind: ConnectionKind,
+    /// Name of the connection object.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
@@ -45,8 +46,10 @@ impl ConnectionKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Key within the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
@@ -60,6 +63,7 @@ pub struct SyncStatus {
     /// The `metadata.generation` the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`, `Synced` and `Stalled`, one of each type at most.
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -75,8 +79,10 @@ pub struct SyncStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStatus {
+    /// The `metadata.generation` the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`: the Secret was read and the API accepted the credentials.
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -24,6 +24,7 @@ fn default_token_key() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
+    /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Only for `ClusterSigSciConnection` (required there); a `SigSciConnection` reads the
@@ -92,6 +93,7 @@ pub struct SigSciConnectionSpec {
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("apiURL must be an http(s) URL such as https://dashboard.signalsciences.net"))]
     #[schemars(length(min = 8, max = 2048))]
     pub api_url: String,
+    /// The Secret holding the API user's e-mail and access token.
     pub credentials_secret_ref: CredentialsSecretRef,
 }
 
@@ -136,13 +138,16 @@ pub struct SigSciConnectionSpec {
     .field_path(".credentialsSecretRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSigSciConnectionSpec {
+    /// Corp short name.
     #[x_kube(validation = Rule::new("self.matches('^[0-9a-z_.-]+$')").message("corp must be a corp short name: lower-case letters, digits, '_', '.', '-'"))]
     #[schemars(length(min = 1, max = 100))]
     pub corp: String,
+    /// API base URL without `/api/v0`.
     #[serde(rename = "apiURL", default = "default_api_url")]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("apiURL must be an http(s) URL such as https://dashboard.signalsciences.net"))]
     #[schemars(length(min = 8, max = 2048))]
     pub api_url: String,
+    /// The Secret holding the API user's e-mail and access token.
     pub credentials_secret_ref: CredentialsSecretRef,
 }
 

@@ -16,6 +16,7 @@ use super::common::{ConnectionRef, SecretKeyRef, SyncStatus};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueSource {
+    /// A key of a Secret in this namespace.
     pub secret_key_ref: SecretKeyRef,
 }
 
@@ -61,6 +62,17 @@ pub struct FieldValue {
         name = "Synced",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Synced")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
+        priority = 1
     ),
     printcolumn(name = "Remote ID", type_ = "string", json_path = ".status.remoteId"),
     printcolumn(

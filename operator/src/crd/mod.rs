@@ -13,17 +13,56 @@ pub use connection::{
 };
 pub use integration::{Integration, IntegrationSpec};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 /// Every CRD, in the order `crdgen` writes them.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         SigSciConnection::crd(),
         ClusterSigSciConnection::crd(),
         AgentAlert::crd(),
         Integration::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                unwrap_descriptions(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Doc comments wrap at the source's line width; `kubectl explain` wraps on its own, so the
+/// descriptions are single lines (paragraphs joined by a space).
+fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(description) = schema.description.as_mut() {
+        *description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    let children = schema
+        .properties
+        .iter_mut()
+        .flat_map(|properties| properties.values_mut())
+        .chain(match schema.items.as_mut() {
+            Some(JSONSchemaPropsOrArray::Schema(item)) => vec![item.as_mut()],
+            Some(JSONSchemaPropsOrArray::Schemas(items)) => items.iter_mut().collect(),
+            None => Vec::new(),
+        })
+        .chain(match schema.additional_properties.as_mut() {
+            Some(JSONSchemaPropsOrBool::Schema(value)) => Some(value.as_mut()),
+            _ => None,
+        })
+        .chain(schema.any_of.iter_mut().flatten())
+        .chain(schema.one_of.iter_mut().flatten())
+        .chain(schema.all_of.iter_mut().flatten());
+    children.for_each(unwrap_descriptions);
 }
 
 #[cfg(test)]
@@ -88,6 +127,43 @@ mod tests {
                 "{}: {schema}",
                 crd.spec.names.kind
             );
+        }
+    }
+
+    /// Every field `kubectl explain` shows has a description, on one line.
+    fn described(schema: &Value, path: &str, missing: &mut Vec<String>) {
+        let Value::Object(map) = schema else { return };
+        match map.get("description").and_then(Value::as_str) {
+            None if !path.ends_with(".metadata") => missing.push(format!("{path}: none")),
+            Some(text) if text.contains('\n') || text.trim().is_empty() => {
+                missing.push(format!("{path}: {text:?}"))
+            }
+            _ => {}
+        }
+        if let Some(Value::Object(properties)) = map.get("properties") {
+            for (name, child) in properties {
+                described(child, &format!("{path}.{name}"), missing);
+            }
+        }
+        if let Some(items) = map.get("items") {
+            described(items, &format!("{path}[]"), missing);
+        }
+    }
+
+    #[test]
+    fn every_field_has_a_one_line_description() {
+        for crd in super::all() {
+            for version in &crd.spec.versions {
+                let schema = version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+                    .unwrap_or(Value::Null);
+                let mut missing = Vec::new();
+                described(&schema, &crd.spec.names.kind, &mut missing);
+                assert!(missing.is_empty(), "{missing:#?}");
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use common::{
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use sigsci::AlertBody;
 use sigsci_config::{
@@ -328,6 +328,55 @@ async fn deletion_policies_delete_and_orphan_and_a_missing_alert_is_created() {
             .await
             .iter()
             .any(|r| r == "Created")
+    );
+
+    // A deletion the API refuses is held up, says so, and names the way out.
+    sim.state
+        .set_credentials(&CredentialsUpdate {
+            token: Some("revoked-token".into()),
+            password: None,
+        })
+        .expect("revoke");
+    alerts
+        .delete("recreated", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let blocked = wait_until(&alerts, "recreated", "DeletionBlocked", |a| {
+        a.status
+            .as_ref()
+            .is_some_and(|s| is_condition(&s.conditions, "DeletionBlocked", "True"))
+    })
+    .await;
+    let conditions = blocked.status.expect("status").conditions;
+    let message = &condition(&conditions, "DeletionBlocked")
+        .expect("condition")
+        .message;
+    assert!(
+        message.contains("cannot apply deletionPolicy Delete")
+            && message.contains("set deletionPolicy: Orphan"),
+        "{message}"
+    );
+    // The way out works while the API still refuses.
+    alerts
+        .patch(
+            "recreated",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .expect("patch");
+    wait_gone(&alerts, "recreated").await;
+    sim.state
+        .set_credentials(&CredentialsUpdate {
+            token: Some(TOKEN.into()),
+            password: None,
+        })
+        .expect("restore");
+    assert!(
+        remote_alert(&truth, "site-1", "requests_total")
+            .await
+            .is_some(),
+        "Orphan leaves the alert"
     );
 
     cleanup(&admin, &namespace).await;
