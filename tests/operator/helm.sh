@@ -18,3 +18,32 @@ for values in "" "--set replicaCount=0" "--set watchNamespace=team-a --set opera
   printf '%s\n' "$rendered" | "$kubectl" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts --field-manager=sigsci-chart-check --dry-run=server -f - >/dev/null
   echo "helm: template ${values:-(defaults)} validated by the API server"
 done
+
+# Two releases in one namespace: no object of one may carry a name of the other (ServiceAccount,
+# RBAC, Service, the Lease the operator is told to take), and pod annotations and labels apply.
+render_names() {
+  "$helm" template "$1" "$chart" --namespace sigsci-system --set-string podAnnotations.team=soc \
+    --set-string podLabels.cost-centre=sec |
+    "$root/target/venv/bin/python" -c '
+import sys, yaml
+for doc in yaml.safe_load_all(sys.stdin):
+    if not doc:
+        continue
+    print(doc["kind"], doc["metadata"]["name"])
+    if doc["kind"] == "Deployment":
+        pod = doc["spec"]["template"]
+        assert pod["metadata"]["annotations"] == {"team": "soc"}, pod["metadata"]
+        assert pod["metadata"]["labels"]["cost-centre"] == "sec", pod["metadata"]
+        print("ServiceAccount", pod["spec"]["serviceAccountName"])
+        lease = [a for a in pod["spec"]["containers"][0]["args"] if a.startswith("--lease-name=")]
+        print("Lease", lease[0].split("=", 1)[1])
+'
+}
+first=$(render_names soc-a | sort -u)
+second=$(render_names soc-b | sort -u)
+shared=$(comm -12 <(printf '%s\n' "$first") <(printf '%s\n' "$second"))
+if [[ -n "$shared" ]]; then
+  echo "two releases in one namespace collide on: $shared" >&2
+  exit 1
+fi
+echo "helm: two releases in one namespace share no object name, pod annotations and labels apply"

@@ -10,6 +10,11 @@
 {{- end -}}
 {{- end -}}
 
+{{- /* The ServiceAccount and the Lease take the release's name, so two releases never share one. */ -}}
+{{- define "sigsci-operator.serviceAccountName" -}}
+{{- .Values.serviceAccount.name | default (include "sigsci-operator.fullname" .) -}}
+{{- end -}}
+
 {{- define "sigsci-operator.labels" -}}
 app.kubernetes.io/name: {{ include "sigsci-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use sigsci_config::alert::find_alert;
 use sigsci_config::{AlertDeletionPolicy, Change, plan_alert, plan_alert_removal};
 
-use super::{Context, publish, record_sync, recorded_remote_id, succeeded};
+use super::{Context, record_sync, recorded_remote_id, report_cleanup, succeeded};
 use crate::connect::connect;
 use crate::crd::AgentAlert;
 use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
@@ -141,7 +140,7 @@ async fn cleanup(
                 (AlertDeletionPolicy::Disable, true) => ("Disabled", format!("disabled {subject}")),
                 (AlertDeletionPolicy::Delete, true) => ("Deleted", format!("deleted {subject}")),
             };
-            publish(ctx, &regarding, EventType::Normal, reason, "Cleanup", note).await;
+            report_cleanup(ctx, &regarding, reason, note).await;
             Ok(Action::await_change())
         }
         Err(error) => {

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use sigsci_config::integration::find_integration;
 use sigsci_config::{Change, IntegrationDeletionPolicy, Sensitive, plan_integration_removal};
 
-use super::{Context, publish, record_sync, recorded_remote_id, succeeded};
+use super::{Context, record_sync, recorded_remote_id, report_cleanup, succeeded};
 use crate::connect::{connect, secret_value};
 use crate::crd::Integration;
 use crate::crd::common::{FIELDS_DIGEST_ANNOTATION, FINALIZER, REMOTE_ID_ANNOTATION};
@@ -191,7 +190,7 @@ async fn cleanup(
                     ("AlreadyGone", format!("{subject} was already gone"))
                 }
             };
-            publish(ctx, &regarding, EventType::Normal, reason, "Cleanup", note).await;
+            report_cleanup(ctx, &regarding, reason, note).await;
             Ok(Action::await_change())
         }
         Err(error) => {

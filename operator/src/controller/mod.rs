@@ -63,7 +63,45 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub clock: Clock,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: FailureLog,
+}
+
+/// Consecutive failed reconciles per object: the backoff, and which failure was logged last so
+/// that a retry failing the same way is not logged again.
+#[derive(Default)]
+struct FailureLog(Mutex<HashMap<String, Failures>>);
+
+struct Failures {
+    count: u32,
+    logged: String,
+}
+
+impl FailureLog {
+    /// Counts one more failure of `key`: how long to back off, and whether `error` differs from
+    /// the failure logged last.
+    fn record(&self, key: &str, error: &str, min: Duration, max: Duration) -> (Duration, bool) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failures = all.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            logged: String::new(),
+        });
+        failures.count = failures.count.saturating_add(1);
+        let new = failures.logged != error;
+        if new {
+            failures.logged = error.to_string();
+        }
+        (backoff_delay(failures.count, min, max), new)
+    }
+
+    fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
+    }
 }
 
 impl Context {
@@ -80,7 +118,7 @@ impl Context {
             metrics,
             settings,
             clock,
-            failures: Mutex::default(),
+            failures: FailureLog::default(),
         }
     }
 
@@ -88,23 +126,14 @@ impl Context {
         Time((self.clock)())
     }
 
-    /// Count one more transient failure of `key` and return how long to wait.
-    fn next_backoff(&self, key: &str) -> Duration {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = failures.entry(key.to_string()).or_insert(0);
-        *count = count.saturating_add(1);
-        backoff_delay(*count, self.settings.backoff_min, self.settings.backoff_max)
+    fn count_failure(&self, key: &str, error: &str) -> (Duration, bool) {
+        let settings = &self.settings;
+        self.failures
+            .record(key, error, settings.backoff_min, settings.backoff_max)
     }
 
     fn reset_backoff(&self, key: &str) {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        failures.remove(key);
+        self.failures.forget(key);
     }
 }
 
@@ -131,17 +160,18 @@ where
     move |object, error, ctx| {
         ctx.metrics.failure(kind, error.metric_label());
         let key = object_key(object.as_ref());
-        match error.class() {
-            ErrorClass::Permanent => {
-                tracing::warn!(object = %key, reason = error.reason(), %error, "reconcile failed; waiting for a change");
-                Action::requeue(ctx.settings.permanent_retry)
-            }
-            ErrorClass::Transient => {
-                let delay = ctx.next_backoff(&key);
-                tracing::warn!(object = %key, reason = error.reason(), %error, retry_in = ?delay, "reconcile failed; backing off");
-                Action::requeue(delay)
-            }
+        let (backoff, new) = ctx.count_failure(&key, &error.to_string());
+        let (delay, retry) = match error.class() {
+            ErrorClass::Permanent => (ctx.settings.permanent_retry, "after a change, or in"),
+            ErrorClass::Transient => (backoff, "in"),
+        };
+        // Each failure is logged once; retries failing the same way only at debug level.
+        if new {
+            tracing::warn!(object = %key, reason = error.reason(), retry_in = ?delay, "{key} failed: {error}; retrying {retry} {}s", delay.as_secs());
+        } else {
+            tracing::debug!(object = %key, reason = error.reason(), retry_in = ?delay, "{key} failed again: {error}");
         }
+        Action::requeue(delay)
     }
 }
 
@@ -197,6 +227,26 @@ where
     Ok(())
 }
 
+/// The outcome of a deletion: one log line and an Event.
+pub(crate) async fn report_cleanup(
+    ctx: &Context,
+    regarding: &ObjectReference,
+    reason: &str,
+    note: String,
+) {
+    tracing::info!(object = %object_name(regarding), reason, "{note}");
+    publish(ctx, regarding, EventType::Normal, reason, "Cleanup", note).await;
+}
+
+fn object_name(object: &ObjectReference) -> String {
+    format!(
+        "{}/{}/{}",
+        object.kind.as_deref().unwrap_or_default(),
+        object.namespace.as_deref().unwrap_or_default(),
+        object.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Publish an Event; failures are logged, never fatal (events are best effort).
 pub(crate) async fn publish(
     ctx: &Context,
@@ -249,6 +299,7 @@ where
             wrote,
             ..
         } if *wrote || *reason == status::reason::ADOPTED => {
+            tracing::info!(object = %object_key(object), reason, "{message}");
             publish(
                 ctx,
                 &regarding,
@@ -302,6 +353,19 @@ pub(crate) fn recorded_remote_id<K: Resource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_logged_once_until_it_changes_or_the_object_recovers() {
+        let log = FailureLog::default();
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        let record = |error| log.record("AgentAlert/ns/a", error, min, max);
+        assert_eq!(record("401 unauthorized"), (Duration::from_secs(1), true));
+        assert_eq!(record("401 unauthorized"), (Duration::from_secs(2), false));
+        assert_eq!(record("503 unavailable"), (Duration::from_secs(4), true));
+        log.forget("AgentAlert/ns/a");
+        assert_eq!(record("503 unavailable"), (Duration::from_secs(1), true));
+        assert!(log.record("AgentAlert/ns/b", "503 unavailable", min, max).1);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
