@@ -171,7 +171,7 @@ impl Evaluator {
             Ok(sites) => sites,
             Err(error) => {
                 return CorpObservation::ListFailed {
-                    error: with_causes(&error),
+                    error: sigsci::with_causes(&error),
                     status: error.status(),
                 };
             }
@@ -191,7 +191,7 @@ impl Evaluator {
                     .list_agents(&site)
                     .await
                     .map(|agents| agents.iter().map(snapshot).collect())
-                    .map_err(|error| with_causes(&error));
+                    .map_err(|error| sigsci::with_causes(&error));
                 SiteObservation {
                     site,
                     observed_at,
@@ -298,23 +298,6 @@ impl Evaluator {
                 .map(Some),
         }
     }
-}
-
-/// The error and the causes under it: a transport error alone says "error sending request", not
-/// whether the name, the connection or TLS failed.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        // Errors that print their source already would otherwise repeat it.
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 /// The evaluator's heartbeat: a run that started earlier than the recorded one never overwrites it.

@@ -1,5 +1,6 @@
 //! Resolves the secret references of the rules (`env:NAME`, `secretsmanager:NAME`). Values are JSON
-//! objects holding the wanted field, or the bare value. Nothing here ever puts a secret in an error.
+//! objects holding the wanted field, or the bare value; a secret read for several fields (an email
+//! channel's login) must be an object holding each. Nothing here ever puts a secret in an error.
 
 use std::sync::Arc;
 
@@ -10,16 +11,20 @@ use tokio::sync::Mutex;
 
 use crate::rules::{ChannelKind, SecretRef};
 
-/// The field a channel type reads from its secret.
+/// The field a channel type reads from its secret (comma-separated when it reads several).
 pub fn channel_field(kind: ChannelKind) -> &'static str {
     match kind {
         ChannelKind::Slack => "webhook_url",
         ChannelKind::Pagerduty => "routing_key",
         ChannelKind::Opsgenie => "api_key",
         ChannelKind::Webhook => "signing_key",
+        ChannelKind::Email => SMTP_LOGIN_FIELDS,
         ChannelKind::Console => "",
     }
 }
+
+/// The fields of an email channel's secret: its SMTP login.
+pub const SMTP_LOGIN_FIELDS: &str = "username,password";
 
 /// The field of the acknowledgement link signing key.
 pub const ACK_KEY_FIELD: &str = "key";
@@ -50,6 +55,9 @@ impl SecretResolver {
         SecretResolver { secrets_manager }
     }
 
+    /// The value of `field` in the secret `reference` names. Several comma-separated fields
+    /// (`username,password`) come back together as one JSON object holding just those, so that a
+    /// channel's whole login stays in one [`SecretString`] until the channel uses it.
     pub async fn resolve(
         &self,
         reference: &SecretRef,
@@ -85,6 +93,9 @@ impl SecretResolver {
                 source.json(name).await?
             }
         };
+        if field.contains(',') {
+            return several_fields(reference, &value, field);
+        }
         let text = match &value {
             serde_json::Value::String(text) => Some(text.as_str()),
             serde_json::Value::Object(object) => object.get(field).and_then(|v| v.as_str()),
@@ -101,6 +112,41 @@ impl SecretResolver {
             })?;
         Ok(SecretString::from(text.to_string()))
     }
+}
+
+/// The `fields` (comma-separated) of an object secret, as a JSON object of non-empty strings.
+fn several_fields(
+    reference: &SecretRef,
+    value: &serde_json::Value,
+    fields: &str,
+) -> Result<SecretString, SecretError> {
+    let names: Vec<&str> = fields.split(',').collect();
+    let wanted = || {
+        let quoted: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
+        format!(
+            "expected a JSON object with non-empty string fields {}",
+            quoted.join(" and ")
+        )
+    };
+    let object = value.as_object().ok_or_else(|| SecretError::Malformed {
+        reference: reference.clone(),
+        reason: wanted(),
+    })?;
+    let mut picked = serde_json::Map::new();
+    for name in &names {
+        let text = object
+            .get(*name)
+            .and_then(|v| v.as_str())
+            .filter(|text| !text.trim().is_empty())
+            .ok_or_else(|| SecretError::Malformed {
+                reference: reference.clone(),
+                reason: format!("{}; {name:?} is missing or empty", wanted()),
+            })?;
+        picked.insert((*name).to_string(), text.into());
+    }
+    Ok(SecretString::from(
+        serde_json::Value::Object(picked).to_string(),
+    ))
 }
 
 /// Least time between two reads of the signing key prompted by links that did not verify, so
@@ -217,6 +263,50 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, SecretError::NoSecretsManager { .. }));
+    }
+
+    #[tokio::test]
+    async fn an_smtp_login_needs_both_fields_and_never_echoes_them() {
+        let source = StaticSecrets::new()
+            .with(
+                "smtp",
+                r#"{"username": "mailer", "password": "pa55-w0rd", "note": "x"}"#,
+            )
+            .with("no-password", r#"{"username": "mailer", "password": ""}"#)
+            .with("bare", r#""pa55-w0rd""#);
+        let resolver = SecretResolver::new(Some(Arc::new(source)));
+        let field = channel_field(ChannelKind::Email);
+        let login = resolver
+            .resolve(&SecretRef::SecretsManager("smtp".into()), field)
+            .await
+            .unwrap();
+        let login: serde_json::Value = serde_json::from_str(login.expose_secret()).unwrap();
+        assert_eq!(
+            login,
+            serde_json::json!({"username": "mailer", "password": "pa55-w0rd"})
+        );
+        let error = resolver
+            .resolve(&SecretRef::SecretsManager("no-password".into()), field)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("\"password\" is missing or empty"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("mailer"), "{error}");
+        let error = resolver
+            .resolve(&SecretRef::SecretsManager("bare".into()), field)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "a JSON object with non-empty string fields \"username\" and \"password\""
+            ),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("pa55"), "{error}");
     }
 
     #[tokio::test]

@@ -59,15 +59,3 @@ impl ProvideCredentials for LazyDefaultChain {
         })
     }
 }
-
-/// An SDK error with its causes, for transport failures that have no service message.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -169,44 +169,19 @@ fn commit_locked(
 }
 
 fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>> {
-    // Walk only below the deepest directory the prefix names completely.
-    let base = match prefix.rfind('/') {
-        Some(end) => &prefix[..end],
-        None => "",
-    };
     let mut found = Vec::new();
-    let mut pending = vec![(root.join(base), base.to_string())];
-    while let Some((dir, key_prefix)) = pending.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == ErrorKind::NotFound => continue,
-            Err(error) => return Err(io_error("list", &dir)(error)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io_error("list", &dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let key = if key_prefix.is_empty() {
-                name
-            } else {
-                format!("{key_prefix}/{name}")
-            };
-            let file_type = entry.file_type().map_err(io_error("stat", &entry.path()))?;
-            if file_type.is_dir() {
-                if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
-                    pending.push((entry.path(), key));
-                }
-            } else if key.starts_with(prefix) {
-                let size = entry
-                    .metadata()
-                    .map_err(io_error("stat", &entry.path()))?
-                    .len();
-                found.push(ObjectMeta { key, size });
-            }
+    walk_prefix(root, prefix, |entry, key| {
+        // Hidden names are the store's own (temp and lock files), never objects.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            return Ok(());
         }
-    }
+        let size = entry
+            .metadata()
+            .map_err(io_error("stat", &entry.path()))?
+            .len();
+        found.push(ObjectMeta { key, size });
+        Ok(())
+    })?;
     found.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(found)
 }
@@ -217,13 +192,29 @@ fn sweep_blocking(root: &Path, prefix: &str) -> Result<usize> {
     if !Path::new("/proc/self").exists() {
         return Ok(0);
     }
+    let mut removed = 0;
+    walk_prefix(root, prefix, |entry, _| {
+        if remove_if_abandoned(&entry.path(), &entry.file_name().to_string_lossy())? {
+            removed += 1;
+        }
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+/// Calls `visit` with every file whose key starts with `prefix`, hidden ones included, walking
+/// only the directories that can hold such keys (below the deepest one the prefix names whole).
+fn walk_prefix(
+    root: &Path,
+    prefix: &str,
+    mut visit: impl FnMut(&fs::DirEntry, String) -> Result<()>,
+) -> Result<()> {
     let base = match prefix.rfind('/') {
         Some(end) => &prefix[..end],
         None => "",
     };
-    let mut removed = 0;
-    let mut pending = vec![root.join(base)];
-    while let Some(dir) = pending.pop() {
+    let mut pending = vec![(root.join(base), base.to_string())];
+    while let Some((dir, key_prefix)) = pending.pop() {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == ErrorKind::NotFound => continue,
@@ -231,22 +222,24 @@ fn sweep_blocking(root: &Path, prefix: &str) -> Result<usize> {
         };
         for entry in entries {
             let entry = entry.map_err(io_error("list", &dir))?;
-            let path = entry.path();
-            let relative = path.strip_prefix(root).unwrap_or(&path);
             let name = entry.file_name().to_string_lossy().into_owned();
-            let key = relative.to_string_lossy();
-            let in_prefix = key.starts_with(prefix) || prefix.starts_with(&format!("{key}/"));
-            if !in_prefix {
-                continue;
-            }
-            if entry.file_type().map_err(io_error("stat", &path))?.is_dir() {
-                pending.push(path);
-            } else if remove_if_abandoned(&path, &name)? {
-                removed += 1;
+            let key = if key_prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{key_prefix}/{name}")
+            };
+            let file_type = entry.file_type().map_err(io_error("stat", &entry.path()))?;
+            if file_type.is_dir() {
+                let wanted = key.starts_with(prefix) || prefix.starts_with(&format!("{key}/"));
+                if wanted && !name.starts_with('.') {
+                    pending.push((entry.path(), key));
+                }
+            } else if key.starts_with(prefix) {
+                visit(&entry, key)?;
             }
         }
     }
-    Ok(removed)
+    Ok(())
 }
 
 /// Removes a hidden file if it is a temp file of a process that no longer runs, or a lock file

@@ -123,6 +123,15 @@ impl S3Store {
         })
     }
 
+    /// A listing prefix below the store's own (not validated as a key: it may end mid-name).
+    fn full_prefix(&self, prefix: &str) -> String {
+        if self.location.prefix.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{}/{prefix}", self.location.prefix)
+        }
+    }
+
     fn relative_key<'a>(&self, full: &'a str) -> &'a str {
         if self.location.prefix.is_empty() {
             full
@@ -166,7 +175,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
         Some(message) => message.to_string(),
         None if !code.is_empty() => code.clone(),
         // Transport-level failures carry their cause in the source chain.
-        None => aws::error_chain(error),
+        None => sigsci::with_causes(error),
     };
     match (code.as_str(), status) {
         ("NoSuchBucket", _) => StorageError::BucketMissing {
@@ -296,11 +305,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let full_prefix = if self.location.prefix.is_empty() {
-            prefix.to_string()
-        } else {
-            format!("{}/{prefix}", self.location.prefix)
-        };
+        let full_prefix = self.full_prefix(prefix);
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -333,11 +338,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn sweep_incomplete(&self, prefix: &str) -> Result<usize> {
-        let full_prefix = if self.location.prefix.is_empty() {
-            prefix.to_string()
-        } else {
-            format!("{}/{prefix}", self.location.prefix)
-        };
+        let full_prefix = self.full_prefix(prefix);
         let mut abandoned = Vec::new();
         let (mut key_marker, mut upload_id_marker) = (None, None);
         loop {
@@ -537,7 +538,7 @@ impl Drop for S3Upload {
         let key = self.full_key.clone();
         runtime.spawn(async move {
             if let Err(error) = client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(upload_id).send().await {
-                tracing::warn!(key = %key, error = %aws::error_chain(&error), "could not abort an abandoned multipart upload");
+                tracing::warn!(key = %key, error = %sigsci::with_causes(&error), "could not abort an abandoned multipart upload");
             }
         });
     }

@@ -153,7 +153,7 @@ fn unreadable<E: ProvideErrorMetadata + std::error::Error + 'static>(
             service.code().unwrap_or("error"),
             service.message().unwrap_or_default()
         ),
-        None => aws::error_chain(&error),
+        None => sigsci::with_causes(&error),
     };
     StorageError::SecretUnreadable {
         name: name.to_string(),

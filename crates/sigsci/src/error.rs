@@ -111,14 +111,15 @@ impl Error {
     }
 }
 
-/// `error: cause: cause...` on one line, skipping a cause the text already ends with (hyper
-/// and reqwest sometimes repeat their cause in their own message).
-fn with_causes(error: &dyn std::error::Error) -> String {
+/// `error: cause: cause...` on one line, skipping a cause the text already holds (hyper, reqwest
+/// and the AWS SDK sometimes repeat their cause in their own message). A transport error alone
+/// says "error sending request", not whether the name, the connection or TLS failed.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(cause) = next {
         let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
+        if !text.contains(&cause_text) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }

@@ -18,7 +18,7 @@ mod retry;
 
 pub use auth::{CredentialSecret, Credentials};
 pub use client::{Client, ClientBuilder};
-pub use error::{Error, Result};
+pub use error::{Error, Result, with_causes};
 pub use feed::{FeedPage, FeedPages, FeedQuery, FeedRecord, MAX_PAGE_SIZE};
 pub use models::{
     Agent, Alert, AlertBody, Corp, Integration, IntegrationBody, IntegrationUpdate, Site,

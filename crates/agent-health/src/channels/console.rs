@@ -7,6 +7,7 @@ pub fn text(corp: &str, channel: &str, items: &[Notification]) -> String {
     for item in items {
         out.push_str(&item.headline());
         out.push('\n');
+        out.push_str(&format!("    severity: {}\n", item.severity));
         if item.status == Status::Firing {
             out.push_str(&format!(
                 "    since {}\n",
@@ -32,6 +33,7 @@ mod tests {
     fn prints_each_item_with_its_ack_link() {
         let text = text("testcorp", "console", &[firing("www"), resolved("api")]);
         assert!(text.contains("[FIRING] testcorp/www · No agents online: 0 of 3 agents online\n"));
+        assert!(text.contains("    severity: critical\n"), "{text}");
         assert!(text.contains(
             "    acknowledge: https://ack.example.com/ack?check=www%2Fno_agents_online&sig=x\n"
         ));

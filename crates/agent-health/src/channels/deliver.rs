@@ -1,5 +1,5 @@
-//! Sends built payloads. Grouping channels (Slack, webhook, console) get one request per run; PagerDuty
-//! and Opsgenie one per condition, since each keys its incident by the condition.
+//! Sends built payloads. Grouping channels (Slack, webhook, email, console) get one request or message
+//! per run; PagerDuty and Opsgenie one per condition, since each keys its incident by the condition.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,13 +7,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Notification, console, opsgenie, pagerduty, slack, webhook};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::{Notification, console, email, opsgenie, pagerduty, slack, webhook};
 use crate::rules::{ChannelKind, ChannelRules};
 
 /// Where console channels write (standard output in the CLI and Lambda, a buffer in tests).
 pub type ConsoleSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole SMTP session (connect, STARTTLS, login, message): lettre bounds only the connect, and a
+/// server that stops answering must cost one delivery, not the run.
+const SMTP_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Response bodies quoted in errors are cut to this many characters.
 const ERROR_BODY_CHARS: usize = 200;
 
@@ -30,12 +37,20 @@ pub enum DeliveryError {
     Transport { channel: String, message: String },
     #[error("channel {channel}: {message}")]
     Config { channel: String, message: String },
+    /// Connection, STARTTLS, certificate, login or a refusal by the server named.
+    #[error("channel {channel}: SMTP server {server}: {message}")]
+    Smtp {
+        channel: String,
+        server: String,
+        message: String,
+    },
 }
 
 #[derive(Clone)]
 pub struct Deliverer {
     http: reqwest::Client,
     console: ConsoleSink,
+    smtp_session_timeout: Duration,
 }
 
 impl Deliverer {
@@ -51,7 +66,11 @@ impl Deliverer {
                 channel: "*".into(),
                 message: format!("HTTP client: {error}"),
             })?;
-        Ok(Deliverer { http, console })
+        Ok(Deliverer {
+            http,
+            console,
+            smtp_session_timeout: SMTP_SESSION_TIMEOUT,
+        })
     }
 
     /// Delivers `items` to one channel; one result per item, in order.
@@ -76,6 +95,7 @@ impl Deliverer {
                 grouped(Ok(()))
             }
             ChannelKind::Slack => grouped(self.slack(channel, secret, corp, items).await),
+            ChannelKind::Email => grouped(self.email(channel, secret, corp, items).await),
             ChannelKind::Webhook => {
                 grouped(self.webhook(channel, secret, delivery_id, now, items).await)
             }
@@ -111,6 +131,81 @@ impl Deliverer {
         let url = endpoint(channel, webhook_url.expose_secret())?;
         let request = self.http.post(url).json(&slack::message(corp, items));
         self.send(channel, request).await
+    }
+
+    async fn email(
+        &self,
+        channel: &ChannelRules,
+        secret: Option<&SecretString>,
+        corp: &str,
+        items: &[Notification],
+    ) -> Result<(), DeliveryError> {
+        let login = email::SmtpLogin::from_secret(required(channel, secret)?).ok_or_else(|| {
+            config(
+                channel,
+                "its secret does not hold the SMTP username and password",
+            )
+        })?;
+        let host = channel
+            .smtp_host
+            .as_deref()
+            .ok_or_else(|| config(channel, "email channel without smtp_host"))?;
+        let port = channel.smtp_port.unwrap_or(email::DEFAULT_PORT);
+        let server = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let smtp_error = |error: lettre::transport::smtp::Error| DeliveryError::Smtp {
+            channel: channel.name.clone(),
+            server: server.clone(),
+            message: sigsci::with_causes(&error),
+        };
+        let content = email::message(corp, &channel.name, items);
+        let mailbox = |raw: &str, field: &str| {
+            raw.parse::<Mailbox>()
+                .map_err(|error| config(channel, &format!("{field} {raw:?}: {error}")))
+        };
+        let mut builder = Message::builder()
+            .from(mailbox(
+                channel.from.as_deref().unwrap_or_default(),
+                "from",
+            )?)
+            .subject(content.subject);
+        for to in channel.to.iter().flatten() {
+            builder = builder.to(mailbox(to, "to")?);
+        }
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(
+                content.text,
+                content.html,
+            ))
+            .map_err(|error| config(channel, &format!("cannot build the message: {error}")))?;
+        // STARTTLS or nothing (`starttls_relay` is `Tls::Required`): the session ends before the
+        // login when the server does not offer it, so the password never crosses the network in
+        // clear. The server's certificate is checked against the platform's roots
+        // (rustls-native-certs), which SSL_CERT_FILE or SSL_CERT_DIR replace for a private CA
+        // (internal relays, the tests).
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+            .map_err(smtp_error)?
+            .port(port)
+            .credentials(Credentials::new(
+                login.username,
+                login.password.expose_secret().to_string(),
+            ))
+            .timeout(Some(REQUEST_TIMEOUT))
+            .build();
+        match tokio::time::timeout(self.smtp_session_timeout, transport.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(smtp_error),
+            Err(_) => Err(DeliveryError::Smtp {
+                channel: channel.name.clone(),
+                server: server.clone(),
+                message: format!(
+                    "no answer within {:?}; the session was abandoned",
+                    self.smtp_session_timeout
+                ),
+            }),
+        }
     }
 
     async fn webhook(
@@ -284,7 +379,10 @@ fn endpoint(channel: &ChannelRules, target: &str) -> Result<url::Url, DeliveryEr
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+    use crate::channels::fixtures::firing;
     use crate::rules::Rules;
 
     fn channel(base_url: Option<&str>) -> ChannelRules {
@@ -315,5 +413,48 @@ mod tests {
     fn errors_never_echo_the_endpoint() {
         let error = endpoint(&channel(None), "not a url with secret T0KEN").unwrap_err();
         assert!(!error.to_string().contains("T0KEN"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_smtp_server_that_stops_answering_costs_one_delivery_not_the_run() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(b"220 mute.test ESMTP\r\n").await.unwrap();
+            // Takes the EHLO and never answers it.
+            let mut buffer = [0u8; 1024];
+            while socket.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
+        });
+        let rules = Rules::parse(
+            &format!(
+                "channels:\n  - {{name: mail, type: email, secret: env:S, ack_enabled: false, \
+                 smtp_host: 127.0.0.1, smtp_port: {port}, from: a@example.com, to: b@example.com}}\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let deliverer = Deliverer {
+            smtp_session_timeout: Duration::from_millis(300),
+            ..Deliverer::new(Arc::new(|_: &str| {})).unwrap()
+        };
+        let login = SecretString::from(r#"{"username": "u", "password": "p4ss-w0rd"}"#);
+        let started = std::time::Instant::now();
+        let results = deliverer
+            .deliver(
+                &rules.channels[0],
+                Some(&login),
+                "d1",
+                Utc::now(),
+                &[firing("www"), firing("api")],
+            )
+            .await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let error = DeliveryError::Smtp {
+            channel: "mail".into(),
+            server: format!("127.0.0.1:{port}"),
+            message: "no answer within 300ms; the session was abandoned".into(),
+        };
+        assert_eq!(results, vec![Err(error.clone()), Err(error)]);
     }
 }

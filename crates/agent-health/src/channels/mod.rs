@@ -2,6 +2,7 @@
 
 pub mod console;
 mod deliver;
+pub mod email;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod slack;
@@ -60,18 +61,41 @@ impl Notification {
 
     /// One line: `[FIRING] testcorp/www · No agents online: 0 of 3 agents online`.
     pub fn headline(&self) -> String {
-        let status = match self.status {
-            Status::Firing if self.repeat => "STILL FIRING",
-            Status::Firing => "FIRING",
-            Status::Resolved if self.trigger_missed => "FIRED AND RESOLVED",
-            Status::Resolved => "RESOLVED",
-        };
         format!(
-            "[{status}] {} · {}: {}",
+            "[{}] {} · {}: {}",
+            self.status_label(),
             self.site_label(),
             self.check.check.title(),
             self.details()
         )
+    }
+
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            Status::Firing if self.repeat => "STILL FIRING",
+            Status::Firing => "FIRING",
+            Status::Resolved if self.trigger_missed => "FIRED AND RESOLVED",
+            Status::Resolved => "RESOLVED",
+        }
+    }
+
+    /// The status at a glance, for channels that show pictures (Slack, email).
+    pub fn status_icon(&self) -> &'static str {
+        match self.status {
+            Status::Firing => "🔴",
+            Status::Resolved if self.trigger_missed => "⚠️",
+            Status::Resolved => "✅",
+        }
+    }
+
+    /// `since 2026-11-26 08:00 UTC`, or for a resolved condition when it cleared.
+    pub fn when(&self) -> String {
+        match (self.status, self.cleared_at) {
+            (Status::Resolved, Some(cleared)) => {
+                format!("cleared {}", cleared.format("%Y-%m-%d %H:%M UTC"))
+            }
+            _ => format!("since {}", self.since.format("%Y-%m-%d %H:%M UTC")),
+        }
     }
 
     /// The finding, or for a resolved condition what it was.
@@ -102,6 +126,24 @@ impl Notification {
         } else {
             format!("{}/{}", self.corp, self.check.site)
         }
+    }
+}
+
+/// What a grouping channel's message is about: `🔴 2 agent health problems in testcorp, 1 resolved`.
+pub(crate) fn group_headline(corp: &str, items: &[Notification]) -> String {
+    let firing = items.iter().filter(|n| n.status == Status::Firing).count();
+    let resolved = items.len() - firing;
+    let problems = |n: usize| {
+        if n == 1 {
+            "1 agent health problem".to_string()
+        } else {
+            format!("{n} agent health problems")
+        }
+    };
+    match (firing, resolved) {
+        (0, n) => format!("✅ {} resolved in {corp}", problems(n)),
+        (n, 0) => format!("🔴 {} in {corp}", problems(n)),
+        (f, r) => format!("🔴 {} in {corp}, {r} resolved", problems(f)),
     }
 }
 

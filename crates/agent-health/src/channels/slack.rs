@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Notification, Status, truncate};
+use super::{Notification, group_headline, truncate};
 
 /// Slack allows 50 blocks; keep room for the header and the trailing context blocks.
 const MAX_LISTED: usize = 45;
@@ -15,42 +15,16 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn headline(corp: &str, items: &[Notification]) -> String {
-    let firing = items.iter().filter(|n| n.status == Status::Firing).count();
-    let resolved = items.len() - firing;
-    let problems = |n: usize| {
-        if n == 1 {
-            "1 agent health problem".to_string()
-        } else {
-            format!("{n} agent health problems")
-        }
-    };
-    match (firing, resolved) {
-        (0, n) => format!("✅ {} resolved in {corp}", problems(n)),
-        (n, 0) => format!("🔴 {} in {corp}", problems(n)),
-        (f, r) => format!("🔴 {} in {corp}, {r} resolved", problems(f)),
-    }
-}
-
 fn item_block(index: usize, item: &Notification) -> Value {
-    let (icon, status) = match (item.status, item.repeat) {
-        (Status::Firing, false) => ("🔴", "FIRING"),
-        (Status::Firing, true) => ("🔴", "STILL FIRING"),
-        (Status::Resolved, _) if item.trigger_missed => ("⚠️", "FIRED AND RESOLVED"),
-        (Status::Resolved, _) => ("✅", "RESOLVED"),
-    };
-    let when = match (item.status, item.cleared_at) {
-        (Status::Resolved, Some(cleared)) => {
-            format!("cleared {}", cleared.format("%Y-%m-%d %H:%M UTC"))
-        }
-        _ => format!("since {}", item.since.format("%Y-%m-%d %H:%M UTC")),
-    };
     let mut text = format!(
-        "{icon} *{status}* · *{}* · {} ({})\n{}\n_{when}_",
+        "{} *{}* · *{}* · {} ({})\n{}\n_{}_",
+        item.status_icon(),
+        item.status_label(),
         escape(&item.site_label()),
         item.check.check.title(),
         item.severity,
         escape(&truncate(&item.details(), 2500)),
+        item.when(),
     );
     if let Some(url) = &item.ack_channel_url {
         text.push_str(&format!(
@@ -70,7 +44,7 @@ fn item_block(index: usize, item: &Notification) -> Value {
 }
 
 pub fn message(corp: &str, items: &[Notification]) -> Value {
-    let headline = headline(corp, items);
+    let headline = group_headline(corp, items);
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&headline, 150)}}),
     ];

@@ -82,6 +82,8 @@ pub enum ChannelKind {
     Pagerduty,
     Opsgenie,
     Webhook,
+    /// An email over SMTP with STARTTLS.
+    Email,
     /// Prints the notification to standard output (demo, CLI runs).
     Console,
 }
@@ -93,6 +95,7 @@ impl ChannelKind {
             ChannelKind::Pagerduty => "pagerduty",
             ChannelKind::Opsgenie => "opsgenie",
             ChannelKind::Webhook => "webhook",
+            ChannelKind::Email => "email",
             ChannelKind::Console => "console",
         }
     }
@@ -149,12 +152,26 @@ pub struct ChannelRules {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ChannelKind,
-    /// Slack: `webhook_url`; PagerDuty: `routing_key`; Opsgenie: `api_key`; webhook: `signing_key`.
+    /// Slack: `webhook_url`; PagerDuty: `routing_key`; Opsgenie: `api_key`; webhook: `signing_key`;
+    /// email: `username` and `password` (the SMTP login).
     #[serde(default)]
     pub secret: Option<SecretRef>,
     /// Webhook only: where the JSON is POSTed.
     #[serde(default)]
     pub url: Option<String>,
+    /// Email only: the SMTP server's host name (or IP address), which its certificate must match.
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    /// Email only: the SMTP server's port (default 587, submission); the session must upgrade
+    /// with STARTTLS before the login.
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// Email only: the sender, `alerts@example.com` or `Agent health <alerts@example.com>`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Email only: the recipients, one address or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub to: Option<Vec<String>>,
     /// Replaces the scheme, host and port of the channel's endpoint (tests, proxies, EU instances).
     #[serde(default)]
     pub base_url: Option<String>,
@@ -175,6 +192,36 @@ pub struct ChannelRules {
     /// Overrides `ack.one_click` for links sent through this channel.
     #[serde(default)]
     pub one_click: Option<bool>,
+}
+
+/// `to: a@example.com` or `to: [a@example.com, b@example.com]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    struct Addresses;
+    impl<'de> serde::de::Visitor<'de> for Addresses {
+        type Value = Option<Vec<String>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an email address or a list of them")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(Some(vec![value.to_string()]))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut addresses = Vec::new();
+            while let Some(address) = seq.next_element::<String>()? {
+                addresses.push(address);
+            }
+            Ok(Some(addresses))
+        }
+    }
+    deserializer.deserialize_any(Addresses)
 }
 
 fn default_throttle() -> Period {
@@ -387,6 +434,109 @@ mod tests {
             "channels:\n  - {name: w, type: webhook, secret: env:K, ack_enabled: false}\n",
         );
         assert_eq!(error.path, "channels[0].url");
+    }
+
+    #[test]
+    fn email_channels_need_a_server_a_sender_and_recipients() {
+        let email = "channels:\n  - name: mail\n    type: email\n    secret: env:SMTP\n    ack_enabled: false\n";
+        let rules = Rules::parse(
+            &format!("{email}    smtp_host: smtp.example.com\n    from: Agent health <alerts@example.com>\n    to: ops@example.com\n"),
+            "test.yaml",
+        )
+        .unwrap();
+        let mail = rules.channel("mail").unwrap();
+        assert_eq!(mail.kind, ChannelKind::Email);
+        assert_eq!(
+            mail.to.as_deref(),
+            Some(&["ops@example.com".to_string()][..])
+        );
+        assert_eq!(mail.smtp_port, None);
+        let rules = Rules::parse(
+            &format!("{email}    smtp_host: 10.0.0.5\n    smtp_port: 25\n    from: a@example.com\n    to: [b@example.com, c@example.com]\n"),
+            "test.yaml",
+        )
+        .unwrap();
+        assert_eq!(rules.channels[0].to.as_ref().map(Vec::len), Some(2));
+
+        let complete =
+            "    smtp_host: smtp.example.com\n    from: a@example.com\n    to: b@example.com\n";
+        let error = error_of(&format!(
+            "{email}    from: a@example.com\n    to: b@example.com\n"
+        ));
+        assert_eq!(error.path, "channels[0].smtp_host");
+        assert!(
+            error.message.starts_with("required for email channels"),
+            "{error}"
+        );
+        for host in [
+            "smtp://smtp.example.com",
+            "smtp.example.com:587",
+            "smtp example.com",
+        ] {
+            let error = error_of(&format!(
+                "{email}    smtp_host: '{host}'\n    from: a@example.com\n    to: b@example.com\n"
+            ));
+            assert_eq!(error.path, "channels[0].smtp_host", "{host}");
+            assert!(error.message.contains("is not a host name"), "{error}");
+        }
+        let error = error_of(&format!("{email}{complete}    smtp_port: 465\n"));
+        assert_eq!(error.path, "channels[0].smtp_port");
+        assert!(error.message.contains("STARTTLS"), "{error}");
+        let error = error_of(&format!("{email}{complete}    smtp_port: 70000\n"));
+        assert_eq!(error.path, "channels[0].smtp_port");
+        let error = error_of(&format!(
+            "{email}    smtp_host: h.example.com\n    to: b@example.com\n"
+        ));
+        assert_eq!(error.path, "channels[0].from");
+        let error = error_of(&format!(
+            "{email}    smtp_host: h.example.com\n    from: not-an-address\n    to: b@example.com\n"
+        ));
+        assert_eq!(error.path, "channels[0].from");
+        assert!(
+            error
+                .message
+                .contains("\"not-an-address\" is not an email address"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{email}    smtp_host: h.example.com\n    from: a@example.com\n"
+        ));
+        assert_eq!(error.path, "channels[0].to");
+        let error = error_of(&format!(
+            "{email}    smtp_host: h.example.com\n    from: a@example.com\n    to: [b@example.com, 'c@']\n"
+        ));
+        assert_eq!(error.path, "channels[0].to[1]");
+        let error = error_of(&format!(
+            "{email}    smtp_host: h.example.com\n    from: a@example.com\n    to: {{x: 1}}\n"
+        ));
+        assert_eq!(error.path, "channels[0].to");
+        assert!(
+            error.message.contains("an email address or a list of them"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{email}{complete}    base_url: http://127.0.0.1:1\n"
+        ));
+        assert_eq!(error.path, "channels[0].base_url");
+        let error = error_of(
+            "channels:\n  - {name: mail, type: email, ack_enabled: false, smtp_host: h.example.com, \
+             from: a@example.com, to: b@example.com}\n",
+        );
+        assert_eq!(error.path, "channels[0].secret");
+        assert!(
+            error.message.contains("the SMTP username and password"),
+            "{error}"
+        );
+        let error = error_of(
+            "channels:\n  - {name: s, type: slack, secret: env:S, ack_enabled: false, smtp_host: h.example.com}\n",
+        );
+        assert_eq!(error.path, "channels[0].smtp_host");
+        assert!(
+            error
+                .message
+                .contains("only email channels take smtp_host, not slack"),
+            "{error}"
+        );
     }
 
     #[test]

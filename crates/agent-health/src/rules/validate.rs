@@ -96,12 +96,14 @@ fn validate_channel(channel: &ChannelRules, path: &str) -> Result<(), RulesError
         ChannelKind::Slack
         | ChannelKind::Pagerduty
         | ChannelKind::Opsgenie
-        | ChannelKind::Webhook => {
+        | ChannelKind::Webhook
+        | ChannelKind::Email => {
             if channel.secret.is_none() {
                 let what = match channel.kind {
                     ChannelKind::Slack => "the webhook URL",
                     ChannelKind::Pagerduty => "the routing key",
                     ChannelKind::Opsgenie => "the API key",
+                    ChannelKind::Email => "the SMTP username and password",
                     _ => "the signing key",
                 };
                 return Err(RulesError::at(
@@ -135,11 +137,12 @@ fn validate_channel(channel: &ChannelRules, path: &str) -> Result<(), RulesError
         }
         (None, _) => {}
     }
+    validate_email(channel, path)?;
     if let Some(base_url) = &channel.base_url {
-        if channel.kind == ChannelKind::Console {
+        if matches!(channel.kind, ChannelKind::Console | ChannelKind::Email) {
             return Err(RulesError::at(
                 format!("{path}.base_url"),
-                "console channels have no endpoint",
+                format!("{kind} channels have no HTTP endpoint"),
             ));
         }
         validate_url(base_url, &format!("{path}.base_url"))?;
@@ -153,6 +156,89 @@ fn validate_channel(channel: &ChannelRules, path: &str) -> Result<(), RulesError
         ));
     }
     Ok(())
+}
+
+/// The SMTP settings: required by email channels, refused by the others.
+fn validate_email(channel: &ChannelRules, path: &str) -> Result<(), RulesError> {
+    let kind = channel.kind.as_str();
+    if channel.kind != ChannelKind::Email {
+        let misplaced = [
+            ("smtp_host", channel.smtp_host.is_some()),
+            ("smtp_port", channel.smtp_port.is_some()),
+            ("from", channel.from.is_some()),
+            ("to", channel.to.is_some()),
+        ];
+        return match misplaced.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(RulesError::at(
+                format!("{path}.{field}"),
+                format!("only email channels take {field}, not {kind}"),
+            )),
+            None => Ok(()),
+        };
+    }
+    let host = channel.smtp_host.as_deref().unwrap_or("");
+    if host.trim().is_empty() {
+        return Err(RulesError::at(
+            format!("{path}.smtp_host"),
+            "required for email channels (the SMTP server's host name)",
+        ));
+    }
+    // A bare host: the port has its own key, and the scheme is always SMTP with STARTTLS.
+    let ip = host.parse::<std::net::IpAddr>().is_ok();
+    if !ip && (host.contains(['/', ':', '@', ' ']) || url::Host::parse(host).is_err()) {
+        return Err(RulesError::at(
+            format!("{path}.smtp_host"),
+            format!("{host:?} is not a host name (no scheme or port: set smtp_port for the port)"),
+        ));
+    }
+    match channel.smtp_port {
+        Some(0) => {
+            return Err(RulesError::at(
+                format!("{path}.smtp_port"),
+                "must be 1-65535",
+            ));
+        }
+        Some(465) => {
+            return Err(RulesError::at(
+                format!("{path}.smtp_port"),
+                "465 is SMTPS (TLS from the first byte); email channels upgrade with STARTTLS: \
+                 use the server's submission port (587, the default)",
+            ));
+        }
+        _ => {}
+    }
+    let from = channel.from.as_deref().unwrap_or("");
+    if from.trim().is_empty() {
+        return Err(RulesError::at(
+            format!("{path}.from"),
+            "required for email channels (the sender address)",
+        ));
+    }
+    validate_mailbox(from, &format!("{path}.from"))?;
+    let to = channel.to.as_deref().unwrap_or_default();
+    if to.is_empty() {
+        return Err(RulesError::at(
+            format!("{path}.to"),
+            "required for email channels: one recipient address or a list",
+        ));
+    }
+    for (index, address) in to.iter().enumerate() {
+        validate_mailbox(address, &format!("{path}.to[{index}]"))?;
+    }
+    Ok(())
+}
+
+fn validate_mailbox(raw: &str, path: &str) -> Result<(), RulesError> {
+    raw.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|error| {
+            RulesError::at(
+                path,
+                format!(
+                    "{raw:?} is not an email address ({error}): write a@example.com or Name <a@example.com>"
+                ),
+            )
+        })
 }
 
 fn validate_url(raw: &str, path: &str) -> Result<(), RulesError> {

@@ -762,25 +762,34 @@ async fn refused_credentials(h: &Harness) -> u64 {
     log["refused_credentials"].as_u64().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_secret_version_is_read_before_the_api_refuses_the_old_token() {
-    let h = Harness::start("").await;
+/// The deployed function's environment: credentials from `api_secret` (created here, holding the
+/// simulator's token), state in a new bucket, and `rules` if given.
+async fn rotation_env(h: &Harness, api_secret: &str, rules: Option<String>) -> Env {
     let bucket = create_bucket("agent-health").await;
-    let api_secret = format!("{}/api", h.secrets_prefix);
     create_secret(
-        &api_secret,
+        api_secret,
         r#"{"email": "sim@example.com", "token": "sim-token"}"#,
     )
     .await;
-    let vars: HashMap<&str, String> = [
+    let mut vars: HashMap<&str, String> = [
         ("SIGSCI_CORP", CORP.to_string()),
         ("SIGSCI_API_URL", h.sim.base_url.clone()),
-        ("SIGSCI_KIT_CREDENTIALS_SECRET", api_secret.clone()),
+        ("SIGSCI_KIT_CREDENTIALS_SECRET", api_secret.to_string()),
         ("SIGSCI_KIT_STATE", format!("s3://{bucket}/lambda-state")),
     ]
     .into_iter()
     .collect();
-    let env = Env::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    if let Some(rules) = rules {
+        vars.insert("SIGSCI_KIT_RULES", rules);
+    }
+    Env::from_lookup(|name| vars.get(name).cloned()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_secret_version_is_read_before_the_api_refuses_the_old_token() {
+    let h = Harness::start("").await;
+    let api_secret = format!("{}/api", h.secrets_prefix);
+    let env = rotation_env(&h, &api_secret, None).await;
     let deps = Deps::with(env, None, Arc::new(h.clock.clone()), Some(moto_url()));
     let first = deps.evaluate().await.unwrap();
     assert_eq!((first.sites_evaluated, first.corp_error), (3, None));
@@ -803,29 +812,11 @@ async fn a_new_secret_version_is_read_before_the_api_refuses_the_old_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_and_rotated_signing_key_are_read_again_without_a_cold_start() {
     let h = Harness::start("").await;
-    let bucket = create_bucket("agent-health").await;
     let api_secret = format!("{}/api", h.secrets_prefix);
     let ack_secret = format!("{}/ack", h.secrets_prefix);
-    create_secret(
-        &api_secret,
-        r#"{"email": "sim@example.com", "token": "sim-token"}"#,
-    )
-    .await;
-    let vars: HashMap<&str, String> = [
-        ("SIGSCI_CORP", CORP.to_string()),
-        ("SIGSCI_API_URL", h.sim.base_url.clone()),
-        ("SIGSCI_KIT_CREDENTIALS_SECRET", api_secret.clone()),
-        ("SIGSCI_KIT_STATE", format!("s3://{bucket}/lambda-state")),
-        (
-            "SIGSCI_KIT_RULES",
-            format!(
-                "ack: {{base_url: 'http://ack.invalid', secret: 'secretsmanager:{ack_secret}'}}\n"
-            ),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let env = Env::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let rules =
+        format!("ack: {{base_url: 'http://ack.invalid', secret: 'secretsmanager:{ack_secret}'}}\n");
+    let env = rotation_env(&h, &api_secret, Some(rules)).await;
     let secrets: Arc<dyn kit_storage::SecretSource> =
         Arc::new(VersionlessSecrets(SecretsManager::new(Some(&moto_url()))));
     // One container serving both functions: the state of a warm Lambda.
