@@ -1,8 +1,10 @@
 //! The text of `sigsci-kit health status` (also printed at the end of the demo): the agent-health
 //! state as an operator reads it.
 
-use agent_health::{ChannelState, Condition, ConditionKey, State};
-use chrono::{DateTime, TimeDelta, Utc};
+use agent_health::{AckAction, AckMethod, ChannelState, Condition, ConditionKey, State};
+use chrono::{DateTime, Utc};
+
+use crate::output::{Colour, age, paint};
 
 /// The state as `health status` prints it: heartbeat, conditions with their channels and
 /// acknowledgements, and the recent acknowledgement log.
@@ -54,13 +56,24 @@ pub fn render(state: &State, now: DateTime<Utc>) -> String {
             } else {
                 event.channels.join(",")
             };
+            // Pages record who as "NAME (link from CHANNEL)": the method is said only when `by` does not.
+            let how = match event.how {
+                AckMethod::Cli => " (command line)",
+                AckMethod::Link if event.by.contains("(link") => "",
+                AckMethod::Link => " (link)",
+                AckMethod::LinkOneClick => " (one click)",
+                AckMethod::Recovered => "",
+            };
             out.push_str(&format!(
-                "  {} {:?} {} [{channels}] by {} ({:?}){}\n",
+                "  {} {} {} [{channels}] by {}{how}{}\n",
                 event.at.format("%Y-%m-%d %H:%M UTC"),
-                event.action,
+                match event.action {
+                    AckAction::Ack => "acknowledged",
+                    AckAction::Unack => "unacknowledged",
+                    AckAction::Cleared => "cleared (recovered)",
+                },
                 event.check,
                 event.by,
-                event.how,
                 event
                     .until
                     .map(|u| format!(" until {}", u.format("%Y-%m-%d %H:%M UTC")))
@@ -72,10 +85,11 @@ pub fn render(state: &State, now: DateTime<Utc>) -> String {
 }
 
 fn render_condition(key: &ConditionKey, condition: &Condition, now: DateTime<Utc>) -> String {
+    // Padded before painting, so the escape codes do not count towards the width.
     let label = if condition.firing {
-        "FIRING  "
+        paint("FIRING  ", Colour::Red)
     } else {
-        "RESOLVED"
+        paint("RESOLVED", Colour::Green)
     };
     let mut out = format!(
         "  {label} {key} [{}] since {}: {}\n",
@@ -113,8 +127,17 @@ fn render_channel(channel: &ChannelState, now: DateTime<Utc>) -> String {
     }
     if let Some(pending) = &channel.pending {
         parts.push(format!(
-            "{:?} in flight (run {})",
-            pending.kind, pending.run_id
+            "{} in flight (run {})",
+            // The kind's serialized name (`trigger`/`resolve`): the library does not export the type.
+            match serde_json::to_value(pending.kind)
+                .ok()
+                .as_ref()
+                .and_then(|v| v.as_str())
+            {
+                Some("resolve") => "resolved notification",
+                _ => "notification",
+            },
+            pending.run_id
         ));
     }
     if let Some(error) = &channel.last_error {
@@ -127,17 +150,11 @@ fn render_channel(channel: &ChannelState, now: DateTime<Utc>) -> String {
 }
 
 fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
-    let delta = now - then;
-    let text = if delta < TimeDelta::minutes(1) {
-        format!("{}s", delta.num_seconds().max(0))
-    } else if delta < TimeDelta::hours(2) {
-        format!("{}m", delta.num_minutes())
-    } else if delta < TimeDelta::days(2) {
-        format!("{}h", delta.num_hours())
-    } else {
-        format!("{}d", delta.num_days())
-    };
-    format!("{} ({text} ago)", then.format("%Y-%m-%d %H:%M:%S UTC"))
+    format!(
+        "{} ({} ago)",
+        then.format("%Y-%m-%d %H:%M:%S UTC"),
+        age(now, then)
+    )
 }
 
 #[cfg(test)]
@@ -169,5 +186,9 @@ mod tests {
             "{status}"
         );
         assert!(status.contains("slack: sent 1×"), "{status}");
+        assert!(
+            !status.contains("(Link)") && !status.contains("(Cli)"),
+            "{status}"
+        );
     }
 }

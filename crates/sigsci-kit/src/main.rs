@@ -3,12 +3,14 @@
 mod api_args;
 mod cmd;
 mod health_status;
+mod output;
 mod progress_bar;
 mod telemetry;
+mod times;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +22,9 @@ struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true, env = "SIGSCI_KIT_LOG_JSON")]
     log_json: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,7 +36,7 @@ enum Command {
     /// Run the kit end to end against an in-process simulator.
     Demo(cmd::demo::DemoArgs),
     /// List the corp's sites.
-    Sites(api_args::ApiArgs),
+    Sites(cmd::agents::SitesArgs),
     /// List a site's agents.
     Agents(cmd::agents::AgentsArgs),
     /// Export the request feed to S3 or a directory (export, backfill, status, verify).
@@ -40,6 +45,18 @@ enum Command {
     Config(cmd::config::ConfigArgs),
     /// Agent health: evaluate, show status, acknowledge, serve acknowledgement pages.
     Health(cmd::health::HealthArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Install:\n  bash: sigsci-kit completion bash > ~/.local/share/bash-completion/completions/sigsci-kit\n  \
+                      zsh:  sigsci-kit completion zsh > \"${fpath[1]}/_sigsci-kit\"\n  \
+                      fish: sigsci-kit completion fish > ~/.config/fish/completions/sigsci-kit.fish"
+    )]
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `sigsci-kit man > sigsci-kit.1`.
+    Man,
 }
 
 /// Rust ignores SIGPIPE, so `println!` to a closed pipe (`sigsci-kit feed status | head`) panics;
@@ -53,11 +70,18 @@ fn end_quietly_on_closed_pipes() {
     }
 }
 
+/// The man page, generated from the same definition as `--help`.
+fn man_page() -> anyhow::Result<ExitCode> {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     end_quietly_on_closed_pipes();
     let cli = Cli::parse();
-    telemetry::init(cli.log_json);
+    output::set_color_choice(cli.color);
+    telemetry::init(cli.log_json, output::stderr_colour());
     let outcome = match cli.command {
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
@@ -66,6 +90,16 @@ async fn main() -> ExitCode {
         Command::Feed(args) => cmd::feed::run(args).await,
         Command::Config(args) => cmd::config::run(args).await,
         Command::Health(args) => cmd::health::run(args).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "sigsci-kit",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => man_page(),
     };
     match outcome {
         Ok(code) => code,
@@ -74,5 +108,34 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and positional of every subcommand says what it is for (`--help`, the man page).
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "sigsci-kit", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use feed_export::status::SiteStatus;
-use feed_export::window::{Hour, check_range, parse_time};
+use feed_export::window::{Hour, check_range};
 use feed_export::{
     ExportRequest, ExportSettings, Exporter, HourSummary, RunOutcome, RunReport, SiteSelection,
     system_clock,
@@ -15,7 +15,9 @@ use feed_export::{
 use kit_storage::ObjectStore;
 
 use crate::api_args::ApiArgs;
+use crate::output::{OutputArgs, Table};
 use crate::progress_bar::ProgressBar;
+use crate::times::{self, Relative};
 
 #[derive(Args, Debug)]
 pub struct FeedArgs {
@@ -78,10 +80,11 @@ struct ExportArgs {
     /// Site short name (repeatable); default every site of the corp.
     #[arg(long = "site")]
     sites: Vec<String>,
-    /// Start of the range: RFC3339 or epoch seconds, on a whole minute.
+    /// Start of the range: RFC 3339, a date (YYYY-MM-DD, midnight UTC), epoch seconds, or a
+    /// duration ago (6h); on a whole minute (a duration is rounded down to one).
     #[arg(long)]
     from: Option<String>,
-    /// End of the range (exclusive): RFC3339 or epoch seconds, on a whole minute.
+    /// End of the range (exclusive), in the forms --from takes (1h: an hour ago).
     #[arg(long)]
     until: Option<String>,
     /// gzip level of the parts (0-9).
@@ -101,6 +104,8 @@ struct StatusArgs {
     /// Site short name (repeatable, checked against the corp's sites); default every site of the corp.
     #[arg(long = "site")]
     sites: Vec<String>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -110,9 +115,10 @@ struct VerifyArgs {
     corp: String,
     #[command(flatten)]
     destination: Destination,
+    /// Site short name.
     #[arg(long)]
     site: String,
-    /// Any time inside the hour (RFC3339 or epoch seconds).
+    /// Any time inside the hour: RFC 3339, a date, epoch seconds, or a duration ago (2h).
     #[arg(long)]
     hour: String,
 }
@@ -137,7 +143,7 @@ fn selection(sites: &[String]) -> SiteSelection {
 async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCode> {
     let range = match (&args.from, &args.until) {
         (Some(from), Some(until)) => {
-            let (from, until) = (parse_time("--from", from)?, parse_time("--until", until)?);
+            let (from, until) = (range_end("--from", from)?, range_end("--until", until)?);
             check_range(from, until, system_clock().now(), ["--from", "--until"])?;
             Some((from, until))
         }
@@ -185,6 +191,19 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
     })
 }
 
+/// A range end as epoch seconds on a whole minute: exact forms must be on one, durations are
+/// rounded down to one.
+fn range_end(flag: &str, text: &str) -> anyhow::Result<i64> {
+    let at = times::parse(flag, text, chrono::Utc::now(), Relative::Ago)?;
+    if at.timestamp() % 60 == 0 {
+        return Ok(at.timestamp());
+    }
+    if agent_health::Period::parse(text).is_ok() {
+        return Ok(times::floor_minute(at));
+    }
+    bail!("{flag}: {} is not on a whole minute", at.to_rfc3339())
+}
+
 fn print_report(report: &RunReport) {
     for site in &report.sites {
         for hour in &site.exported {
@@ -208,6 +227,17 @@ fn print_report(report: &RunReport) {
         0 => String::new(),
         busy => format!(" ({busy} busy)"),
     };
+    let nothing_to_do = report.hours_exported() == 0
+        && report.hours_lost() == 0
+        && report.hours_pending() == 0
+        && report.errors().is_empty();
+    if nothing_to_do {
+        println!(
+            "run {}: every requested hour is already complete, skipped",
+            report.run_id
+        );
+        return;
+    }
     println!(
         "run {}: exported {} hours ({} records), lost {}, pending {}{busy}{}",
         report.run_id,
@@ -290,48 +320,144 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             args.destination.out
         );
     }
-    print_status(&statuses);
+    if args.output.is_document() {
+        let sites: Vec<StatusDocument> = statuses.iter().map(StatusDocument::of).collect();
+        args.output
+            .print_document(&serde_json::json!({ "sites": sites }))?;
+    } else {
+        print!("{}", status_table(&statuses, args.output.wide()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(statuses: &[SiteStatus]) {
-    println!(
-        "{:<24} {:>8} {:>8} {:>5}",
-        "site", "complete", "pending", "lost"
-    );
-    for status in statuses {
-        if !status.ledger_found {
-            // Without a ledger every retained hour would show as pending: say what it means.
-            println!(
-                "{:<24} never exported to this --out (no ledger)",
-                status.site
-            );
-            continue;
-        }
-        println!(
-            "{:<24} {:>8} {:>8} {:>5}",
-            status.site,
-            status.complete.len(),
-            status.pending.len(),
-            status.lost.len()
-        );
-        for hour in &status.lost {
-            println!("  lost    {hour}");
-        }
-        for hour in &status.pending {
-            println!("  pending {hour}");
+/// One site in `feed status -o json|yaml`: hours as RFC 3339 starts, and the pending hours as
+/// ranges `[from, until)`.
+#[derive(serde::Serialize)]
+struct StatusDocument {
+    site: String,
+    ledger_found: bool,
+    complete: Vec<String>,
+    pending: Vec<String>,
+    lost: Vec<String>,
+    pending_ranges: Vec<HourRange>,
+}
+
+impl StatusDocument {
+    fn of(status: &SiteStatus) -> StatusDocument {
+        let rfc3339 = |hours: &[String]| {
+            hours
+                .iter()
+                .filter_map(|h| hour_start(h))
+                .map(|h| h.to_rfc3339())
+                .collect()
+        };
+        StatusDocument {
+            site: status.site.clone(),
+            ledger_found: status.ledger_found,
+            complete: rfc3339(&status.complete),
+            pending: rfc3339(&status.pending),
+            lost: rfc3339(&status.lost),
+            pending_ranges: hour_ranges(&status.pending),
         }
     }
 }
 
+#[derive(serde::Serialize, Debug, PartialEq)]
+struct HourRange {
+    from: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    hours: usize,
+}
+
+impl std::fmt::Display for HourRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let start = self.from.format("%Y-%m-%dT%H:00Z");
+        if self.hours == 1 {
+            write!(f, "{start}")
+        } else {
+            let last = (self.until - chrono::TimeDelta::hours(1)).format("%Y-%m-%dT%H:00Z");
+            write!(f, "{start}..{last} ({}h)", self.hours)
+        }
+    }
+}
+
+/// An hour as `feed_export::status` names it (`2026-11-26T08:00Z`).
+fn hour_start(hour: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(hour, "%Y-%m-%dT%H:%MZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Runs of consecutive hours collapsed into ranges, so a day behind reads as one line.
+fn hour_ranges(hours: &[String]) -> Vec<HourRange> {
+    let mut starts: Vec<_> = hours.iter().filter_map(|h| hour_start(h)).collect();
+    starts.sort();
+    let mut ranges: Vec<HourRange> = Vec::new();
+    for start in starts {
+        match ranges.last_mut() {
+            Some(range) if range.until == start => {
+                range.until = start + chrono::TimeDelta::hours(1);
+                range.hours += 1;
+            }
+            _ => ranges.push(HourRange {
+                from: start,
+                until: start + chrono::TimeDelta::hours(1),
+                hours: 1,
+            }),
+        }
+    }
+    ranges
+}
+
+fn joined(ranges: &[HourRange]) -> String {
+    if ranges.is_empty() {
+        return "-".to_string();
+    }
+    ranges
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn status_table(statuses: &[SiteStatus], wide: bool) -> String {
+    let mut headers = vec!["SITE", "COMPLETE", "PENDING", "LOST", "PENDING HOURS"];
+    if wide {
+        headers.push("LOST HOURS");
+    }
+    let mut table = Table::new(headers);
+    for status in statuses {
+        if !status.ledger_found {
+            // Without a ledger every retained hour would show as pending: say what it means.
+            table.row(vec![
+                status.site.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "never exported to this --out (no ledger)".into(),
+            ]);
+            continue;
+        }
+        let mut row = vec![
+            status.site.clone(),
+            status.complete.len().to_string(),
+            status.pending.len().to_string(),
+            status.lost.len().to_string(),
+            joined(&hour_ranges(&status.pending)),
+        ];
+        if wide {
+            row.push(joined(&hour_ranges(&status.lost)));
+        }
+        table.row(row);
+    }
+    table.render()
+}
+
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = args.destination.open()?;
-    let hour = Hour::containing(parse_time("--hour", &args.hour).or_else(|_| {
-        // An hour like 2024-05-01T10:00Z or one with seconds is fine here: any instant inside it.
-        chrono::DateTime::parse_from_rfc3339(&args.hour)
-            .map(|t| t.timestamp() - t.timestamp() % 60)
-            .context("--hour is neither RFC3339 nor epoch seconds")
-    })?);
+    let hour = Hour::containing(
+        times::parse("--hour", &args.hour, chrono::Utc::now(), Relative::Ago)?.timestamp(),
+    );
     let result =
         feed_export::verify::verify_hour(store.as_ref(), &args.corp, &args.site, hour).await?;
     println!(
@@ -350,5 +476,28 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             args.site,
             result.problems.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_pending_hours_collapse_into_ranges() {
+        let hours: Vec<String> = [
+            "2026-11-26T08:00Z",
+            "2026-11-26T09:00Z",
+            "2026-11-26T10:00Z",
+            "2026-11-26T13:00Z",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            joined(&hour_ranges(&hours)),
+            "2026-11-26T08:00Z..2026-11-26T10:00Z (3h), 2026-11-26T13:00Z"
+        );
+        assert_eq!(joined(&hour_ranges(&[])), "-");
     }
 }

@@ -12,12 +12,14 @@ use agent_health::{
     acknowledge, new_run_id, unacknowledge,
 };
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use kit_storage::{SecretSource, SecretsManager};
 
 use crate::api_args::ApiArgs;
 use crate::health_status;
+use crate::output::{Colour, OutputArgs, paint};
+use crate::times::{self, Relative};
 
 #[derive(Args, Debug)]
 pub struct HealthArgs {
@@ -80,7 +82,7 @@ struct CheckArgs {
     /// Rules document (YAML or JSON); without it the built-in defaults apply and nobody is notified.
     #[arg(long, env = "SIGSCI_KIT_RULES_FILE")]
     rules: Option<PathBuf>,
-    /// Print the run report as JSON.
+    /// Print the run report as JSON (the console channel's messages then go to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -95,9 +97,8 @@ struct StatusArgs {
     /// Exit with status 2 when the last evaluation is older than this (e.g. 15m): a watchdog for the watchdog.
     #[arg(long, value_parser = Period::parse)]
     max_age: Option<Period>,
-    /// Print the state document as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -115,9 +116,9 @@ struct AckArgs {
     /// Acknowledge only this channel (repeatable); default: every channel that accepts acknowledgements.
     #[arg(long = "channel")]
     channels: Vec<String>,
-    /// End the acknowledgement early: an RFC 3339 time or a duration from now (e.g. 2h).
-    #[arg(long, value_parser = parse_until)]
-    until: Option<Until>,
+    /// End the acknowledgement early: RFC 3339, a date, epoch seconds, or a duration from now (2h).
+    #[arg(long)]
+    until: Option<String>,
     /// Who acknowledges (recorded in the state).
     #[arg(long, env = "USER", default_value = "cli")]
     by: String,
@@ -158,21 +159,6 @@ struct ServeArgs {
     listen: SocketAddr,
 }
 
-#[derive(Clone, Debug)]
-enum Until {
-    At(DateTime<Utc>),
-    In(Period),
-}
-
-fn parse_until(text: &str) -> Result<Until, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Until::At(at.with_timezone(&Utc)));
-    }
-    Period::parse(text)
-        .map(Until::In)
-        .map_err(|error| format!("{text:?} is neither an RFC 3339 time nor a duration ({error})"))
-}
-
 pub async fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         HealthCommand::Check(args) => check(args).await,
@@ -192,8 +178,24 @@ fn read_rules(path: Option<&PathBuf>) -> anyhow::Result<Rules> {
     Ok(Rules::parse(&text, &path.display().to_string())?)
 }
 
-fn stdout_console() -> ConsoleSink {
-    Arc::new(|text: &str| println!("{text}"))
+/// The console channel: stdout, or stderr when stdout carries a JSON document; the status
+/// labels coloured on a terminal.
+fn console(to_stderr: bool) -> ConsoleSink {
+    Arc::new(move |text: &str| {
+        let text = paint_labels(text);
+        if to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    })
+}
+
+/// `[FIRING]` red, `[RESOLVED]` green (no-ops without colour).
+fn paint_labels(text: &str) -> String {
+    text.replace("[FIRING]", &paint("[FIRING]", Colour::Red))
+        .replace("[STILL FIRING]", &paint("[STILL FIRING]", Colour::Red))
+        .replace("[RESOLVED]", &paint("[RESOLVED]", Colour::Green))
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -204,7 +206,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         store: args.state.open(client.corp())?,
         client,
         secrets: args.state.secrets(),
-        deliverer: Deliverer::new(stdout_console())?,
+        deliverer: Deliverer::new(console(args.json))?,
         clock: Arc::new(SystemClock),
     };
     let report = evaluator.run(&rules, &new_run_id()).await?;
@@ -268,8 +270,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = args.state.open(&args.corp)?;
     let (state, etag) = store.load(&args.corp).await?;
     let now = Utc::now();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&state)?);
+    if args.output.is_document() {
+        args.output.print_document(&state)?;
     } else {
         if etag.is_none() {
             println!(
@@ -300,10 +302,11 @@ async fn ack(args: AckArgs) -> anyhow::Result<ExitCode> {
     let rules = read_rules(args.rules.as_ref())?;
     let store = args.state.open(&args.corp)?;
     let now = SystemClock.now();
-    let until = args.until.map(|until| match until {
-        Until::At(at) => at,
-        Until::In(period) => now + period.delta(),
-    });
+    let until = args
+        .until
+        .as_deref()
+        .map(|text| times::parse("--until", text, now, Relative::Ahead))
+        .transpose()?;
     let request = AckRequest {
         check: args.check.clone(),
         channels: args.channels.clone(),
@@ -458,7 +461,7 @@ mod tests {
                 s3_endpoint: None,
             },
             max_age: Some(Period::parse(max_age).unwrap()),
-            json: false,
+            output: OutputArgs::default(),
         }
     }
 
@@ -514,15 +517,5 @@ mod tests {
         let fresh = status(status_args(&dir, "30m")).await.unwrap();
         assert_eq!(fresh, ExitCode::SUCCESS);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn until_takes_a_time_or_a_duration() {
-        assert!(matches!(parse_until("2h"), Ok(Until::In(_))));
-        assert!(matches!(
-            parse_until("2030-01-01T00:00:00Z"),
-            Ok(Until::At(_))
-        ));
-        assert!(parse_until("tomorrow").unwrap_err().contains("neither"));
     }
 }

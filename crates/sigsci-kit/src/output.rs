@@ -1,0 +1,211 @@
+//! Output format and colour decisions, made here once for every command: `-o table|wide|json|yaml`,
+//! `--color auto|always|never` with `NO_COLOR`, aligned tables and ages.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns with a header.
+    #[default]
+    Table,
+    /// The table with the columns it hides.
+    Wide,
+    /// One JSON document on stdout, nothing else there.
+    Json,
+    /// One YAML document on stdout, nothing else there.
+    Yaml,
+}
+
+/// `-o`, flattened into every command that prints a listing.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct OutputArgs {
+    /// Output format: table (default), wide (every column), json or yaml (only the document on stdout).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+impl OutputArgs {
+    /// JSON or YAML: stdout is reserved for the document.
+    pub fn is_document(self) -> bool {
+        matches!(self.format, Format::Json | Format::Yaml)
+    }
+
+    pub fn wide(self) -> bool {
+        self.format == Format::Wide
+    }
+
+    /// Prints `document` as JSON or YAML; callers print tables themselves.
+    pub fn print_document<T: Serialize>(self, document: &T) -> anyhow::Result<()> {
+        match self.format {
+            Format::Yaml => print!("{}", serde_yaml::to_string(document)?),
+            _ => println!("{}", serde_json::to_string_pretty(document)?),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    #[default]
+    Auto,
+    /// Colour even into pipes and files (and despite NO_COLOR).
+    Always,
+    /// No colour.
+    Never,
+}
+
+static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+
+/// Records `--color`; called once by `main` before anything prints.
+pub fn set_color_choice(choice: ColorChoice) {
+    let _ = CHOICE.set(choice);
+}
+
+fn colour_for(is_terminal: bool) -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    match CHOICE.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => is_terminal && !no_color,
+    }
+}
+
+/// Whether text written to stdout may carry ANSI colour.
+pub fn stdout_colour() -> bool {
+    colour_for(std::io::stdout().is_terminal())
+}
+
+/// Whether stderr (logs, progress) may carry ANSI codes.
+pub fn stderr_colour() -> bool {
+    colour_for(std::io::stderr().is_terminal())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    Red,
+    Green,
+    Yellow,
+}
+
+/// `text` in `colour` when stdout takes colour, else unchanged.
+pub fn paint(text: &str, colour: Colour) -> String {
+    if !stdout_colour() {
+        return text.to_string();
+    }
+    let code = match colour {
+        Colour::Red => 31,
+        Colour::Green => 32,
+        Colour::Yellow => 33,
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// A terraform-style plan with its `+`, `~` and `-` lines coloured (on a terminal).
+pub fn paint_plan(plan: &str) -> String {
+    plan.lines()
+        .map(|line| {
+            let colour = match line.trim_start().chars().next() {
+                Some('+') => Some(Colour::Green),
+                Some('~') => Some(Colour::Yellow),
+                Some('-') => Some(Colour::Red),
+                _ => None,
+            };
+            let mut out = colour.map_or_else(|| line.to_string(), |c| paint(line, c));
+            out.push('\n');
+            out
+        })
+        .collect()
+}
+
+/// Columns aligned as kubectl and gh print them: a header in capitals, two spaces between columns.
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: Vec<&'static str>) -> Table {
+        Table {
+            headers,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let last = cells.len().saturating_sub(1);
+            let mut text = String::new();
+            for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+                text.push_str(cell);
+                if index < last {
+                    let pad = width - cell.chars().count() + 2;
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            text.truncate(text.trim_end().len());
+            text.push('\n');
+            text
+        };
+        let mut out = line(self.headers.clone());
+        for row in &self.rows {
+            out.push_str(&line(row.iter().map(String::as_str).collect()));
+        }
+        out
+    }
+}
+
+/// How long ago, as kubectl's AGE column says it: `45s`, `5m`, `3h`, `2d`.
+pub fn age(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let delta = (now - then).max(TimeDelta::zero());
+    if delta < TimeDelta::minutes(1) {
+        format!("{}s", delta.num_seconds())
+    } else if delta < TimeDelta::hours(1) {
+        format!("{}m", delta.num_minutes())
+    } else if delta < TimeDelta::days(2) {
+        format!("{}h", delta.num_hours())
+    } else {
+        format!("{}d", delta.num_days())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_their_columns_under_the_headers() {
+        let mut table = Table::new(vec!["NAME", "STATUS", "AGE"]);
+        table.row(vec!["site-1-agent-10".into(), "online".into(), "5m".into()]);
+        table.row(vec!["a".into(), "offline".into(), "2d".into()]);
+        assert_eq!(
+            table.render(),
+            "NAME             STATUS   AGE\nsite-1-agent-10  online   5m\na                offline  2d\n"
+        );
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = Utc::now();
+        assert_eq!(age(now, now - TimeDelta::seconds(45)), "45s");
+        assert_eq!(age(now, now - TimeDelta::minutes(5)), "5m");
+        assert_eq!(age(now, now - TimeDelta::hours(3)), "3h");
+        assert_eq!(age(now, now - TimeDelta::days(2)), "2d");
+        assert_eq!(age(now, now + TimeDelta::minutes(1)), "0s");
+    }
+}
