@@ -2,7 +2,8 @@
 # The one test command: installs what the tests need, starts the real services, runs every suite.
 # Fresh machine: ./tests/run.sh   (Python packages go to target/venv, Go-built binaries to target/k8s-bin)
 # Some suites only: ./tests/run.sh SUITE...  (plus the build and the services they need), with SUITE one of
-#   cargo (cargo test), k8s-smoke, and the directories with a run.sh: cli conformance feed health operator
+#   cargo (cargo test), k8s-smoke, and the directories with a run.sh: cli conformance deploy feed health
+#   operator terraform
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,8 +23,8 @@ done
 wants() { [[ " ${selected[*]} " == *" $1 "* ]]; }
 # What the suites need besides the build: moto for S3 and Secrets Manager, the Kubernetes test bed.
 services=()
-{ wants cargo || wants feed; } && services+=(moto)
-{ wants cargo || wants k8s-smoke || wants operator; } && services+=(k8s)
+{ wants cargo || wants feed || wants deploy; } && services+=(moto)
+{ wants cargo || wants k8s-smoke || wants operator || wants deploy; } && services+=(k8s)
 needs() { [[ " ${services[*]-} " == *" $1 "* ]]; }
 # shellcheck source=tests/lib/cargo.sh
 source tests/lib/cargo.sh
@@ -98,6 +99,12 @@ k8s_build_wait() {
 # --- static checks and the build --------------------------------------------------------------
 step "cargo fmt --check" cargo fmt --all --check
 must "cargo build with clippy lints (-D warnings)" workspace_build
+# The cross builds (arm64 Lambdas, the static operator) take minutes of their own: a step of their own,
+# beside the Go build, rather than inside the deploy suite's time limit.
+package() {
+  scripts/package.sh --arch "${SIGSCI_KIT_DEPLOY_ARCH:-arm64}" && export SIGSCI_KIT_TEST_PACKAGED=1
+}
+wants deploy && must "lambda zips and the operator binary (scripts/package.sh)" package
 [[ -n "$k8s_build_pid" ]] && must "kube-apiserver, etcd, helm (target/k8s-bin)" k8s_build_wait
 
 # --- services ---------------------------------------------------------------------------------

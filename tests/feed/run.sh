@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Feed export suite: the CLI killed mid-hour and rerun, verify/status, bad input, the Lambda
-# bootstrap under `cargo lambda watch` + `invoke`, and one `cargo lambda build --release`.
+# Feed export suite: the CLI killed mid-hour and rerun (to a directory and to S3), verify/status, bad
+# input, exit codes. The Lambda is packaged and run under cargo lambda's emulator by tests/deploy/run.sh.
 # Needs moto (SIGSCI_KIT_TEST_MOTO_URL) and target/venv: `tests/run.sh feed` provides both, or
 # `tests/services.sh up DIR moto` and `source DIR/env`.
 set -euo pipefail
@@ -13,10 +13,3 @@ export PATH="$venv/bin:$PATH"
 source tests/lib/cargo.sh
 workspace_build
 "$venv/bin/python" -m pytest -q tests/feed/test_feed_cli.py
-
-# One cargo-lambda build: arm64 when the aarch64 target is installed, else x86_64 (zig from the venv).
-if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then arch=--arm64; else arch=--x86-64; fi
-(cd functions/feed-export && cargo lambda build --release "$arch" --bin feed-export)
-bootstrap=$(find target/lambda/feed-export -name bootstrap -type f | head -1)
-[[ -x "$bootstrap" ]] || { echo "cargo lambda build produced no bootstrap" >&2; exit 1; }
-echo "built $bootstrap ($arch, $(du -h "$bootstrap" | cut -f1))"
