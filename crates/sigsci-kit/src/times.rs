@@ -1,6 +1,7 @@
 //! The one parser behind every time flag: RFC 3339, a date (midnight UTC), epoch seconds, or a
 //! duration (`6h`, `1h30m`, `2d`) counted back from now (`--from 6h`: six hours ago) or, for
-//! flags that point ahead (`health ack --until 2h`), forward from now.
+//! flags that point ahead (`health ack --until 2h`), forward from now. Durations land on the start
+//! of their minute, so relative range ends meet the feed's minute grid.
 
 use agent_health::Period;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -41,10 +42,10 @@ pub fn parse(
             });
     }
     match Period::parse(text) {
-        Ok(period) => Ok(match relative {
+        Ok(period) => Ok(start_of_minute(match relative {
             Relative::Ago => now - period.delta(),
             Relative::Ahead => now + period.delta(),
-        }),
+        })),
         Err(_) => anyhow::bail!(
             "{flag}: {text:?} is not a time: write RFC 3339 (2026-11-26T08:00:00Z), a date (2026-11-26), \
              epoch seconds (1795680000) or a duration ({})",
@@ -56,10 +57,9 @@ pub fn parse(
     }
 }
 
-/// The start of the minute holding `at`: a relative `--from 6h` lands on the feed's minute grid.
-pub fn floor_minute(at: DateTime<Utc>) -> i64 {
+fn start_of_minute(at: DateTime<Utc>) -> DateTime<Utc> {
     let secs = at.timestamp();
-    secs - secs.rem_euclid(60)
+    DateTime::from_timestamp(secs - secs.rem_euclid(60), 0).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -80,6 +80,9 @@ mod tests {
         assert_eq!(at("1795680000", Relative::Ago), "2026-11-26T08:00:00+00:00");
         assert_eq!(at("6h", Relative::Ago), "2026-11-26T06:00:00+00:00");
         assert_eq!(at("1h30m", Relative::Ahead), "2026-11-26T13:30:00+00:00");
+        let late = now + chrono::TimeDelta::seconds(42);
+        let relative = parse("--from", "6h", late, Relative::Ago).unwrap();
+        assert_eq!(relative.to_rfc3339(), "2026-11-26T06:00:00+00:00");
         let error = parse("--from", "yesterday", now, Relative::Ago)
             .unwrap_err()
             .to_string();

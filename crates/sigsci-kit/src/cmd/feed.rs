@@ -191,17 +191,13 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
     })
 }
 
-/// A range end as epoch seconds on a whole minute: exact forms must be on one, durations are
-/// rounded down to one.
+/// A range end as epoch seconds on a whole minute (durations already land on one).
 fn range_end(flag: &str, text: &str) -> anyhow::Result<i64> {
     let at = times::parse(flag, text, chrono::Utc::now(), Relative::Ago)?;
-    if at.timestamp() % 60 == 0 {
-        return Ok(at.timestamp());
+    if at.timestamp() % 60 != 0 {
+        bail!("{flag}: {} is not on a whole minute", at.to_rfc3339());
     }
-    if agent_health::Period::parse(text).is_ok() {
-        return Ok(times::floor_minute(at));
-    }
-    bail!("{flag}: {} is not on a whole minute", at.to_rfc3339())
+    Ok(at.timestamp())
 }
 
 fn print_report(report: &RunReport) {
