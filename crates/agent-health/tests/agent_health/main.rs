@@ -749,17 +749,20 @@ async fn rotate_api_token(h: &Harness, api_secret: &str, token: &str) {
     .await;
 }
 
-async fn refused_credentials(h: &Harness) -> u64 {
-    let log: Value = h
-        .http
+/// The simulator's call log (`GET /__sim/log`).
+async fn sim_log(h: &Harness) -> Value {
+    h.http
         .get(format!("{}/__sim/log", h.sim.base_url))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    log["refused_credentials"].as_u64().unwrap()
+        .unwrap()
+}
+
+async fn refused_credentials(h: &Harness) -> u64 {
+    sim_log(h).await["refused_credentials"].as_u64().unwrap()
 }
 
 /// The deployed function's environment: credentials from `api_secret` (created here, holding the
@@ -876,16 +879,7 @@ async fn refused_credentials_and_rotated_signing_key_are_read_again_without_a_co
 }
 
 async fn sim_calls(h: &Harness) -> u64 {
-    let log: Value = h
-        .http
-        .get(format!("{}/__sim/log", h.sim.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    log["calls"]
+    sim_log(h).await["calls"]
         .as_object()
         .unwrap()
         .values()
