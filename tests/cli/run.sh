@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CLI conventions shared by every subcommand: target and credentials from flags or the environment
-# (flags win), and bad input answered by one clear line and a non-zero exit.
+# (flags win), and bad input answered by one clear line and a non-zero exit; then test_output.py
+# (-o documents and tables, colour, time flags, config -f forms, completions, man page).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kit="$root/target/release/sigsci-kit"
@@ -59,4 +60,7 @@ check "simulator on a used port" 1 'cannot listen' \
   "$kit" sim --listen "${url#http://}"
 
 echo "cli: $passed passed, $failed failed"
-((failed == 0))
+# Output formats, colour, time flags, config -f forms, completions and the man page.
+pytest_status=0
+"$root/target/venv/bin/python" -m pytest -q "$root/tests/cli/test_output.py" || pytest_status=$?
+((failed == 0 && pytest_status == 0))

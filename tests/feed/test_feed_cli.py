@@ -1,10 +1,9 @@
-"""`sigsci-kit feed` end to end: a real simulator process, the CLI as a process (killed mid-hour
-and rerun), and the Lambda bootstrap under `cargo lambda watch` with S3 and Secrets Manager on moto."""
+"""`sigsci-kit feed` end to end: a real simulator process and the CLI as a process (killed mid-hour and
+rerun, to a directory and to S3 on moto). The Lambda is tested from its package in tests/deploy."""
 import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,55 +12,22 @@ import boto3
 import pytest
 import requests
 
+import testkit
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "target" / "release" / "sigsci-kit"
 CORP = "testcorp"
 SITES = ["site-1", "site-2"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, seconds):
-    """Waits until something listens on the port (an HTTP probe would itself invoke the function)."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on port {port}")
-
-
-def wait_http(url, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.fixture()
 def sim():
-    port = free_port()
-    proc = subprocess.Popen([str(CLI), "sim", "--listen", f"127.0.0.1:{port}", "--sites", "2", "--rps", "8"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/__sim/clock")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with testkit.simulator("--sites", "2", "--rps", "8", kit=CLI) as url:
+        yield url
 
 
 def api_env(sim_url):
-    return dict(os.environ, SIGSCI_API_URL=sim_url, SIGSCI_CORP=CORP, SIGSCI_EMAIL="sim@example.com",
-                SIGSCI_API_TOKEN="sim-token", RUST_LOG="warn")
+    return testkit.sim_env(sim_url, RUST_LOG="warn")
 
 
 def last_hours(sim_url, count):
@@ -130,7 +96,7 @@ def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
     # Rerunning complete hours writes nothing.
     before = {p: p.stat().st_mtime_ns for p in out.glob("**/*")}
     again = feed(sim, "export", *sites, "--out", str(out), *window)
-    assert "exported 0 hours" in again.stdout, again.stdout
+    assert "already complete, skipped" in again.stdout, again.stdout
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("**/*")}
 
 
@@ -224,65 +190,6 @@ def test_bad_input_is_one_clear_error(sim, tmp_path):
     assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
     missing = feed(sim, "export", "--out", "s3://no-such-feed-bucket/x", "--s3-endpoint", moto, check=False)
     assert missing.returncode == 1 and "no-such-feed-bucket" in missing.stderr, missing.stderr
-
-
-def test_lambda_bootstrap_under_cargo_lambda_watch(sim, tmp_path):
-    moto = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
-    assert moto, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
-    aws = dict(endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    bucket = f"feed-lambda-{os.getpid()}"
-    boto3.client("s3", **aws).create_bucket(Bucket=bucket)
-    secret = f"sigsci/feed-{os.getpid()}"
-    boto3.client("secretsmanager", **aws).create_secret(Name=secret, SecretString=json.dumps({"email": "sim@example.com", "token": "sim-token"}))
-
-    port = free_port()
-    cargo_lambda = [str(ROOT / "target" / "venv" / "bin" / "cargo-lambda"), "lambda"]
-    # cargo lambda serves the Runtime API; the function is the binary tests/run.sh built, run as
-    # Lambda runs it (letting watch rebuild it alone would compile another feature set of the tree).
-    watch = subprocess.Popen([*cargo_lambda, "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
-                             cwd=ROOT / "functions" / "feed-export", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    function = None
-    try:
-        wait_port(port, seconds=60)
-        function_env = {**os.environ, "SIGSCI_CORP": CORP, "SIGSCI_API_URL": sim, "SIGSCI_KIT_CREDENTIALS_SECRET": secret,
-                        "SIGSCI_KIT_FEED_LOCATION": f"s3://{bucket}/feeds", "SIGSCI_KIT_SITES": "site-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                        "AWS_ENDPOINT_URL": moto,
-                        "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
-                        "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
-        function_log = tmp_path / "function.log"
-        with open(function_log, "wb") as log:
-            function = subprocess.Popen([str(ROOT / "target" / "release" / "feed-export")], env=function_env,
-                                        stdout=log, stderr=subprocess.STDOUT)
-        start = last_hours(sim, 1)[0]
-        payload = json.dumps({"sites": ["site-1"], "from": start, "until": start + 3600})
-        invoke = subprocess.run([*cargo_lambda, "invoke", "_", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
-                                 "--data-ascii", payload], capture_output=True, text=True, timeout=600)
-        assert invoke.returncode == 0, invoke.stdout + invoke.stderr + function_log.read_text()
-        reply = json.loads(invoke.stdout)
-        assert reply["hours_exported"] == 1, json.dumps(reply)
-        s3 = boto3.client("s3", **aws)
-        t = time.gmtime(start)
-        prefix = f"feeds/corp={CORP}/site=site-1/" + time.strftime("dt=%Y-%m-%d/hour=%H/", t)
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-        assert prefix + "_manifest.json" in keys, keys
-        ids = []
-        for key in keys:
-            if key.rsplit("/", 1)[1].startswith("part-"):
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                ids.extend(json.loads(line)["id"] for line in gzip.decompress(body).splitlines())
-        assert sorted(ids) == truth(sim, "site-1", start)
-    finally:
-        if function is not None:
-            function.kill()
-            function.wait(10)
-        os.killpg(watch.pid, signal.SIGTERM)
-        try:
-            watch.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(watch.pid, signal.SIGKILL)
-            watch.wait(10)
 
 
 def hold_lease(out, site, start, seconds=600):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Agent health through the sigsci-kit CLI and a real headless Chromium (see test_ack_browser.py).
+# Agent health through the sigsci-kit CLI: a real headless Chromium (test_ack_browser.py) and the email
+# channel against a local aiosmtpd server with STARTTLS and AUTH (test_email.py, smtp_receiver.py).
 # Needs the venv and tests/health/install-deps.sh (`tests/run.sh health` runs both).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -6,16 +6,14 @@ Chromium follows the Acknowledge link from the recorded Slack message, presses t
 visit shows "Already acknowledged". The webhook signature is checked with Python's own hmac module.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+import testkit
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SIGSCI_KIT_BIN", ROOT / "target" / "release" / "sigsci-kit"))
 CORP = "testcorp"
@@ -33,105 +33,51 @@ WEBHOOK_KEY = "webhook-key-from-python"
 CHECK = "site-1/no_agents_online"
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(probe, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if probe():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """Records every POST (path, headers, raw body) and answers 200."""
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
-        self.server.recorded.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    if not BINARY.exists():
-        pytest.fail(f"{BINARY} is missing: run tests/run.sh health, which builds it")
     work = tmp_path_factory.mktemp("agent-health")
-    processes = []
+    with contextlib.ExitStack() as stack:
+        sim_url = stack.enter_context(testkit.simulator(kit=BINARY))
+        receiver = stack.enter_context(testkit.http_receiver())
+        receiver_url = receiver.url
 
-    sim = subprocess.Popen([str(BINARY), "sim", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    processes.append(sim)
-    sim_url = sim.stdout.readline().strip()
-    assert sim_url.startswith("http://127.0.0.1:"), sim_url
+        ack_port = testkit.free_port()
+        rules = work / "rules.yaml"
+        rules.write_text(
+            f"ack: {{base_url: 'http://127.0.0.1:{ack_port}', secret: 'env:AH_TEST_ACK_KEY'}}\n"
+            "channels:\n"
+            "  - {name: slack, type: slack, secret: 'env:AH_TEST_SLACK', throttle_period: 30m}\n"
+            f"  - {{name: hook, type: webhook, url: '{receiver_url}/hook', secret: 'env:AH_TEST_HOOK_KEY', ack_enabled: false}}\n"
+        )
+        env = testkit.sim_env(
+            sim_url,
+            AH_TEST_ACK_KEY=json.dumps({"key": "browser-test-signing-key"}),
+            AH_TEST_SLACK=json.dumps({"webhook_url": f"{receiver_url}/services/T000/B000/XXXX"}),
+            AH_TEST_HOOK_KEY=WEBHOOK_KEY,
+        )
+        state = work / "state"
 
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    receiver.recorded = []
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    receiver_url = f"http://127.0.0.1:{receiver.server_address[1]}"
+        def cli(*args, check=True):
+            result = subprocess.run([str(BINARY), "health", *args], env=env, capture_output=True, text=True, timeout=120)
+            if check:
+                assert result.returncode == 0, f"health {' '.join(args)}: {result.stderr}"
+            return result
 
-    ack_port = free_port()
-    rules = work / "rules.yaml"
-    rules.write_text(
-        f"ack: {{base_url: 'http://127.0.0.1:{ack_port}', secret: 'env:AH_TEST_ACK_KEY'}}\n"
-        "channels:\n"
-        "  - {name: slack, type: slack, secret: 'env:AH_TEST_SLACK', throttle_period: 30m}\n"
-        f"  - {{name: hook, type: webhook, url: '{receiver_url}/hook', secret: 'env:AH_TEST_HOOK_KEY', ack_enabled: false}}\n"
-    )
-    env = dict(
-        os.environ,
-        SIGSCI_API_URL=sim_url,
-        SIGSCI_CORP=CORP,
-        SIGSCI_EMAIL="sim@example.com",
-        SIGSCI_API_TOKEN="sim-token",
-        AH_TEST_ACK_KEY=json.dumps({"key": "browser-test-signing-key"}),
-        AH_TEST_SLACK=json.dumps({"webhook_url": f"{receiver_url}/services/T000/B000/XXXX"}),
-        AH_TEST_HOOK_KEY=WEBHOOK_KEY,
-    )
-    state = work / "state"
+        stack.enter_context(testkit.serving(
+            [BINARY, "health", "serve", "--corp", CORP, "--rules", rules, "--state", state,
+             "--listen", f"127.0.0.1:{ack_port}"],
+            f"http://127.0.0.1:{ack_port}/healthz", env=env, stdout=subprocess.DEVNULL,
+        ))
 
-    def cli(*args, check=True):
-        result = subprocess.run([str(BINARY), "health", *args], env=env, capture_output=True, text=True, timeout=120)
-        if check:
-            assert result.returncode == 0, f"health {' '.join(args)}: {result.stderr}"
-        return result
-
-    server = subprocess.Popen(
-        [str(BINARY), "health", "serve", "--corp", CORP, "--rules", str(rules), "--state", str(state),
-         "--listen", f"127.0.0.1:{ack_port}"],
-        env=env, stdout=subprocess.DEVNULL,
-    )
-    processes.append(server)
-    wait_until(lambda: requests.get(f"http://127.0.0.1:{ack_port}/healthz", timeout=2).ok, "the acknowledgement server")
-
-    yield {
-        "sim": sim_url,
-        "receiver": receiver,
-        "rules": rules,
-        "state": state,
-        "state_file": state / "agent-health" / f"{CORP}.json",
-        "cli": cli,
-        "work": work,
-    }
-
-    receiver.shutdown()
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+        yield {
+            "sim": sim_url,
+            "receiver": receiver,
+            "rules": rules,
+            "state": state,
+            "state_file": state / "agent-health" / f"{CORP}.json",
+            "cli": cli,
+            "work": work,
+        }
 
 
 def recorded(bed, path_prefix):

@@ -24,25 +24,12 @@ start_simulator "$kit" "$work"
 url=$sim_url
 
 mkdir -p "$work/manifests"
-cat >"$work/manifests/alerts.yaml" <<YAML
-apiVersion: sigsci-kit.io/v1alpha1
-kind: SigSciConnection
-metadata: {name: prod}
-spec:
-  corp: testcorp
-  apiURL: $url
-  credentialsSecretRef: {name: sigsci-credentials}
----
-apiVersion: sigsci-kit.io/v1alpha1
-kind: AgentAlert
-metadata: {name: no-agents}
-spec:
-  connectionRef: {name: prod}
-  site: site-2
-  metric: onlineAgentCount
-  operator: equalTo
-  threshold: 0
-  interval: 5
+# The connection and alert tests/cli/test_output.py plans too, and an integration to create.
+{
+  sed "s|SIM_URL|$url|" tests/fixtures/manifests/connection.yaml
+  echo ---
+  cat tests/fixtures/manifests/no-agents-alert.yaml
+  cat <<YAML
 ---
 apiVersion: sigsci-kit.io/v1alpha1
 kind: Integration
@@ -54,6 +41,7 @@ spec:
   urlFrom: {secretKeyRef: {name: oncall-hook, key: url}}
   events: [agentAlert]
 YAML
+} >"$work/manifests/alerts.yaml"
 
 export SIGSCI_EMAIL=sim@example.com SIGSCI_API_TOKEN=sim-token
 export SIGSCI_KIT_SECRET_ONCALL_HOOK_URL=https://hooks.example.com/oncall-secret

@@ -7,8 +7,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
 kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/cargo.sh
 source tests/lib/cargo.sh
+# shellcheck source=tests/lib/process.sh
 source tests/lib/process.sh
+# shellcheck source=tests/lib/operator.sh
+source tests/lib/operator.sh
 workspace_build
 kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
 say() { echo "operator-binary: $*"; }
@@ -48,28 +52,9 @@ curl -fsS --max-time 10 "http://127.0.0.1:$port/metrics" | grep -q '^# EOF'
 head -n1 "$work/log" | grep -q '^{".*}$' || { say "not JSON: $(head -n1 "$work/log")" >&2; exit 1; }
 
 # It reconciles: a connection to a running simulator becomes Ready.
-start_simulator target/release/sigsci-kit "$work"
-url=$sim_url
 namespace="operator-binary-$$"
-kc create namespace "$namespace" >/dev/null
-kc -n "$namespace" create secret generic sim-credentials \
-  --from-literal=email=sim@example.com --from-literal=token=sim-token >/dev/null
-kc -n "$namespace" apply -f - >/dev/null <<YAML
-apiVersion: sigsci-kit.io/v1alpha1
-kind: SigSciConnection
-metadata: {name: sim}
-spec:
-  corp: testcorp
-  apiURL: $url
-  credentialsSecretRef: {name: sim-credentials}
-YAML
-ready=""
-for _ in $(seq 150); do
-  ready=$(kc -n "$namespace" get sigsciconnection sim -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
-  [[ "$ready" == True ]] && break
-  sleep 0.2
-done
-[[ "$ready" == True ]] || { say "connection not Ready (${ready:-no status}); log:" >&2; cat "$work/log" >&2; exit 1; }
+sim_connection_ready "$work" "$namespace" ||
+  { say "connection not Ready (${connection_ready:-no status}); log:" >&2; cat "$work/log" >&2; exit 1; }
 say "a SigSciConnection to the simulator became Ready"
 
 # The operator's own grace period is 10 s; it must be gone well before a kubelet's 30 s.
