@@ -283,17 +283,15 @@ impl Deps {
     /// credentials secret has been rotated since.
     async fn client(&self) -> Result<sigsci::Client, Error> {
         let mut cached = self.client.lock().await;
+        let version = self.secret_version().await;
         if let Some(current) = cached.as_ref() {
-            let rotated = match self.secret_version().await {
-                Some(version) => current.secret_version.as_ref() != Some(&version),
-                None => false,
-            };
+            let rotated = version.is_some() && current.secret_version != version;
             if !rotated {
                 return Ok(current.client.clone());
             }
             tracing::info!("the credentials secret has a new version; reading it again");
         }
-        let fresh = self.new_client().await?;
+        let fresh = self.new_client(version).await?;
         let client = fresh.client.clone();
         *cached = Some(fresh);
         Ok(client)
@@ -301,7 +299,7 @@ impl Deps {
 
     /// A client with the credentials read again, replacing the cached one.
     async fn renew_client(&self) -> Result<sigsci::Client, Error> {
-        let fresh = self.new_client().await?;
+        let fresh = self.new_client(self.secret_version().await).await?;
         let client = fresh.client.clone();
         *self.client.lock().await = Some(fresh);
         Ok(client)
@@ -322,9 +320,9 @@ impl Deps {
         }
     }
 
-    async fn new_client(&self) -> Result<CachedClient, Error> {
-        // The version first: a rotation between the two reads only costs one more read later.
-        let secret_version = self.secret_version().await;
+    /// A client with the credentials read now; `secret_version` was read before them, so a
+    /// rotation between the two reads only costs one more read later.
+    async fn new_client(&self, secret_version: Option<String>) -> Result<CachedClient, Error> {
         let credentials = match &self.env.credentials {
             CredentialsSource::Secret(name) => {
                 self.secrets_manager().await.api_credentials(name).await?
