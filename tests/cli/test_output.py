@@ -8,6 +8,7 @@ import re
 import select
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,66 @@ def test_tables_have_headers_aligned_columns_and_ages(sim):
     wide = kit(sim, "agents", "--site", "site-1", "-o", "wide").stdout
     assert "ADDRESS" in wide.splitlines()[0] and "ADDRESS" not in agents
     assert_aligned(wide, "SITE")
+
+
+def cells(line):
+    """A table row's cells: columns are two or more spaces apart, a cell has at most single spaces."""
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_health_status_heading_tables_wide_and_json(sim, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("channels:\n  - {name: console, type: console, ack_enabled: false}\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    empty = kit(sim, "health", "status", "--state", str(state)).stdout
+    assert empty.startswith("no state at ") and "never run for corp testcorp" in empty, empty
+    requests.put(f"{sim}/__sim/sites/site-2/agents", json={"online": 0}).raise_for_status()
+    try:
+        kit(sim, "health", "check", "--rules", str(rules), "--state", str(state))
+        kit(sim, "health", "ack", "--state", str(state), "--rules", str(rules), "--until", "2h", "--by", "oncall",
+            "site-2/no_agents_online")
+    finally:
+        requests.put(f"{sim}/__sim/sites/site-2/agents", json={"online": 3}).raise_for_status()
+    status = ["health", "status", "--state", str(state)]
+    rfc3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+    table = kit(sim, *status).stdout
+    assert not ANSI.search(table), table
+    heading, conditions, acks = table.split("\n\n")
+    assert heading.startswith("corp:       testcorp\n"), heading
+    assert re.search(rf"^evaluator:  last run {rfc3339} \(\d+[smhd] ago\), run \S+$", heading, re.M), heading
+    assert "\nsites:      2 of 2 evaluated\n" in heading and "NOT EVALUATED" not in heading, heading
+    assert cells(conditions.splitlines()[0]) == ["SITE", "CHECK", "STATUS", "SEVERITY", "AGE", "ACK", "SUMMARY"]
+    assert_aligned(conditions, "SITE")
+    row = next(cells(line) for line in conditions.splitlines() if line.startswith("site-2  no_agents_online "))
+    assert row[2:4] == ["FIRING", "critical"] and re.fullmatch(r"\d+[smhd]", row[4]) and row[5] == "oncall", row
+    assert re.fullmatch(r"0 of \d+ agents online.*", row[6]), row
+    title, ack_table = acks.split("\n", 1)
+    assert title == "recent acknowledgements:", acks
+    assert cells(ack_table.splitlines()[0]) == ["TIME", "AGE", "ACTION", "CHECK", "CHANNELS", "BY", "UNTIL"]
+    assert_aligned(ack_table, "TIME")
+    event = cells(ack_table.splitlines()[1])
+    assert re.fullmatch(rfc3339, event[0]) and re.fullmatch(rfc3339, event[6]), event
+    assert event[2:6] == ["acknowledged", "site-2/no_agents_online", "all", "oncall (command line)"], event
+
+    wide = kit(sim, *status, "-o", "wide").stdout
+    wide_conditions = wide.split("\n\n")[1]
+    assert cells(wide_conditions.splitlines()[0])[-4:] == ["SUMMARY", "SINCE", "ACK UNTIL", "CHANNELS"], wide
+    assert_aligned(wide_conditions, "SITE")
+    row = next(cells(line) for line in wide_conditions.splitlines() if line.startswith("site-2  no_agents_online "))
+    assert re.fullmatch(rfc3339, row[7]) and row[8] == event[6], row
+    assert re.fullmatch(r"console: 1 sent \(last \d+[smhd] ago\)", row[9]), row
+
+    document = json.loads(kit(sim, *status, "-o", "json").stdout)
+    condition = document["conditions"]["site-2/no_agents_online"]
+    assert condition["firing"] is True and condition["acks"]["whole"]["by"] == "oncall", condition
+    until = datetime.fromisoformat(document["ack_log"][-1]["until"].replace("Z", "+00:00"))
+    assert until.strftime("%Y-%m-%dT%H:%M:%SZ") == event[6], (document["ack_log"], event)
+    # On a terminal the status is coloured, and the escape codes take no width: columns stay aligned.
+    terminal = on_pty(sim, *status).replace("\r\n", "\n")
+    assert "\x1b[31mFIRING\x1b[0m" in terminal, terminal
+    assert_aligned(ANSI.sub("", terminal).split("\n\n")[1], "SITE")
 
 
 def test_feed_status_collapses_pending_hours_and_times_take_every_form(sim, tmp_path):

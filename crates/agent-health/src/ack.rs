@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::checks::ConditionKey;
+use crate::checks::{ConditionKey, Severity};
+use crate::incidents;
 use crate::rules::Rules;
-use crate::state::{AckAction, AckEvent, AckMethod, AckRecord, State};
+use crate::state::{AckAction, AckEvent, AckMethod, AckRecord, IncidentAction, State};
 
 #[derive(Clone, Debug)]
 pub struct AckRequest {
@@ -20,6 +21,77 @@ pub struct AckRequest {
     pub via: Option<String>,
     /// Links are bound to the episode they were sent for.
     pub episode: Option<String>,
+}
+
+/// What one acknowledgement is for: a check, or every check firing on a site (one outage raises
+/// several, and on-call people acknowledge the outage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AckTarget {
+    Check(ConditionKey),
+    Site(String),
+}
+
+impl std::str::FromStr for AckTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AckTarget, String> {
+        if text.contains('/') {
+            return text.parse().map(AckTarget::Check);
+        }
+        if text.trim().is_empty() {
+            return Err("name a check as SITE/CHECK, or a site for all its firing checks".into());
+        }
+        Ok(AckTarget::Site(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for AckTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AckTarget::Check(check) => write!(f, "{check}"),
+            AckTarget::Site(site) => write!(f, "site {site}"),
+        }
+    }
+}
+
+/// The checks firing on `site`, in key order.
+pub fn firing_checks(state: &State, site: &str) -> Vec<ConditionKey> {
+    state
+        .conditions
+        .iter()
+        .filter(|(key, condition)| key.site == site && condition.firing)
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// Acknowledges `request.check` and, with `whole_site`, every other check firing on its site
+/// (those without the link's episode binding: they were not what the link was sent for). All or
+/// nothing: an error leaves the state as it was (the caller's update is not written).
+pub fn acknowledge_with_site(
+    state: &mut State,
+    rules: &Rules,
+    request: &AckRequest,
+    whole_site: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<(ConditionKey, AckOutcome)>, AckError> {
+    let mut outcomes = vec![(
+        request.check.clone(),
+        acknowledge(state, rules, request, now)?,
+    )];
+    if whole_site {
+        for check in firing_checks(state, &request.check.site) {
+            if check == request.check {
+                continue;
+            }
+            let other = AckRequest {
+                check: check.clone(),
+                episode: None,
+                ..request.clone()
+            };
+            outcomes.push((check, acknowledge(state, rules, &other, now)?));
+        }
+    }
+    Ok(outcomes)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +112,8 @@ pub enum AckError {
         "{check} has cleared since this acknowledgement was requested; a new alert carries a new link"
     )]
     EpisodeOver { check: ConditionKey },
+    #[error("nothing is firing on site {site} (see `health status` for the conditions)")]
+    NothingFiring { site: String },
     #[error("no channel named {channel:?} in the rules")]
     UnknownChannel { channel: String },
     #[error(
@@ -144,14 +218,15 @@ pub fn acknowledge(
                 .insert(channel.clone(), record.clone());
         }
     }
-    let severity = condition.severity;
-    let covered: Vec<String> = rules
-        .channels
-        .iter()
-        .filter(|channel| channel.ack_enabled && channel.wants(check.check, severity))
-        .filter(|channel| request.channels.is_empty() || request.channels.contains(&channel.name))
-        .map(|channel| channel.name.clone())
-        .collect();
+    let covered = silenced_channels(rules, &check, condition.severity, &request.channels);
+    incidents::owe(
+        condition,
+        rules,
+        &covered,
+        IncidentAction::Acknowledge,
+        &request.by,
+        now,
+    );
     state.log_ack(AckEvent {
         at: now,
         check,
@@ -163,6 +238,23 @@ pub fn acknowledge(
         via: request.via.clone(),
     });
     Ok(AckOutcome::Acknowledged { channels: covered })
+}
+
+/// The channels an acknowledgement of `channels` (empty: the whole check) silences: those that
+/// accept acknowledgements and would be told about this check at this severity.
+pub fn silenced_channels(
+    rules: &Rules,
+    check: &ConditionKey,
+    severity: Severity,
+    channels: &[String],
+) -> Vec<String> {
+    rules
+        .channels
+        .iter()
+        .filter(|channel| channel.ack_enabled && channel.wants(check.check, severity))
+        .filter(|channel| channels.is_empty() || channels.contains(&channel.name))
+        .map(|channel| channel.name.clone())
+        .collect()
 }
 
 /// Removes acknowledgements: all of them (no channels) or those of the named channels. Removing one
@@ -213,6 +305,19 @@ pub fn unacknowledge(
             acks.channels.remove(channel);
         }
     }
+    let withdrawn: Vec<String> = if channels.is_empty() {
+        condition.channels.keys().cloned().collect()
+    } else {
+        channels.to_vec()
+    };
+    incidents::owe(
+        condition,
+        rules,
+        &withdrawn,
+        IncidentAction::Unacknowledge,
+        by,
+        now,
+    );
     state.log_ack(AckEvent {
         at: now,
         check: check.clone(),

@@ -11,9 +11,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::checks::{
     AgentSnapshot, CORP_WIDE, CheckKind, ConditionKey, Finding, Outcome, Severity, evaluate_site,
 };
+use crate::incidents;
 use crate::rules::Rules;
 use crate::state::{
-    AckAction, AckEvent, AckMethod, ChannelState, Claim, Condition, DeliveryKind, SiteState, State,
+    AckAction, AckEvent, AckMethod, ChannelState, Claim, Condition, DeliveryKind, IncidentAction,
+    SiteState, State,
 };
 
 /// A claim older than this is taken to be from a run that died before recording its outcome.
@@ -426,9 +428,11 @@ fn claim_live(channel: &ChannelState, now: DateTime<Utc>) -> bool {
 }
 
 /// Records what happened to this run's claimed deliveries. A claim another run has taken over
-/// (after the lease ran out) is left alone.
+/// (after the lease ran out) is left alone. A trigger that opened an incident while someone
+/// acknowledged the condition owes that incident the acknowledgement.
 pub fn record_outcomes(
     state: &mut State,
+    rules: &Rules,
     run_id: &str,
     outcomes: &[(ClaimedDelivery, Result<(), String>)],
     now: DateTime<Utc>,
@@ -458,6 +462,25 @@ pub fn record_outcomes(
                 }
                 channel.failures = 0;
                 channel.last_error = None;
+                let acknowledged_by = [
+                    condition.acks.whole.as_ref(),
+                    condition.acks.channels.get(&delivery.channel),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|ack| ack.in_force(now))
+                .map(|ack| ack.by.clone());
+                if let Some(by) = acknowledged_by.filter(|_| current_episode) {
+                    let channels = [delivery.channel.clone()];
+                    incidents::owe(
+                        condition,
+                        rules,
+                        &channels,
+                        IncidentAction::Acknowledge,
+                        &by,
+                        now,
+                    );
+                }
             }
             (Ok(()), DeliveryKind::Resolve) => {
                 if current_episode {
@@ -538,7 +561,7 @@ mod tests {
         apply_observations(state, rules, observation, run_id, now);
         let (claims, _) = claim_deliveries(state, rules, run_id, now);
         let outcomes: Vec<_> = claims.iter().map(|c| (c.clone(), deliver(c))).collect();
-        record_outcomes(state, run_id, &outcomes, now);
+        record_outcomes(state, rules, run_id, &outcomes, now);
         claims
     }
 
@@ -712,7 +735,7 @@ mod tests {
         // A's late outcome no longer matches the claim and changes nothing.
         let before = state.clone();
         let late: Vec<_> = claims_a.iter().map(|c| (c.clone(), Ok(()))).collect();
-        record_outcomes(&mut state, "a", &late, t(4));
+        record_outcomes(&mut state, &rules, "a", &late, t(4));
         assert_eq!(state, before);
     }
 
@@ -736,6 +759,43 @@ mod tests {
         );
         assert_eq!(tally.sites_superseded, 1);
         assert!(state.conditions.is_empty());
+    }
+
+    #[test]
+    fn a_trigger_that_lands_after_an_acknowledgement_owes_its_incident_the_acknowledgement() {
+        let rules = Rules::parse(
+            "ack: {base_url: 'http://127.0.0.1:9', secret: env:K}\nchannels:\n  \
+             - {name: pd, type: pagerduty, secret: env:PD}\n",
+            "test",
+        )
+        .unwrap();
+        let key = ConditionKey::new("www", CheckKind::NoAgentsOnline);
+        let mut state = State::new("corp");
+        apply_observations(
+            &mut state,
+            &rules,
+            &observe("www", t(0), Ok(agents(0, 2))),
+            "r1",
+            t(0),
+        );
+        let (claims, _) = claim_deliveries(&mut state, &rules, "r1", t(0));
+        // Someone acknowledges while the trigger is on its way to PagerDuty.
+        state.conditions.get_mut(&key).unwrap().acks.whole = Some(AckRecord {
+            by: "ann".into(),
+            at: t(1),
+            how: AckMethod::Cli,
+            until: None,
+        });
+        let done: Vec<_> = claims.iter().map(|c| (c.clone(), Ok(()))).collect();
+        record_outcomes(&mut state, &rules, "r1", &done, t(1));
+        let incident = state.conditions[&key].channels["pd"]
+            .incident
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (incident.action, incident.by.as_str(), incident.done_at),
+            (IncidentAction::Acknowledge, "ann", None)
+        );
     }
 
     #[test]
@@ -1023,7 +1083,7 @@ mod tests {
         assert!(claims.is_empty());
         assert_eq!(tally.in_flight, 2);
         let done: Vec<_> = resolves.iter().map(|c| (c.clone(), Ok(()))).collect();
-        record_outcomes(&mut state, "r2", &done, t(6));
+        record_outcomes(&mut state, &rules, "r2", &done, t(6));
         let (claims, _) = claim_deliveries(&mut state, &rules, "r4", t(7));
         assert_eq!(
             summary(&claims),

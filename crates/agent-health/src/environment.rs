@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::channels::{ConsoleSink, Deliverer, DeliveryError};
 use crate::clock::{Clock, SystemClock};
 use crate::evaluator::{Evaluator, RunError, RunReport, new_run_id};
+use crate::incidents::IncidentSync;
 use crate::rules::{Rules, RulesError};
 use crate::secrets::{SecretError, SecretResolver, SigningKey};
 use crate::store::{StateStore, StoreError};
@@ -387,6 +388,10 @@ impl Deps {
             rules: Arc::new(rules),
             key,
             clock: Arc::clone(&self.clock),
+            incidents: IncidentSync {
+                secrets: self.secret_resolver().await,
+                deliverer: self.deliverer().await?.clone(),
+            },
         })
     }
 }

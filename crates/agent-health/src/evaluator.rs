@@ -10,13 +10,14 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::channels::{Deliverer, Notification, Status};
+use crate::channels::{AlertLink, Deliverer, Notification, Status};
 use crate::checks::{AgentSnapshot, Severity};
 use crate::clock::Clock;
 use crate::engine::{self, ClaimedDelivery, CorpObservation, SiteObservation};
+use crate::incidents::IncidentSync;
 use crate::links::AckLink;
-use crate::rules::{ChannelKind, ChannelRules, Rules};
-use crate::secrets::{ACK_KEY_FIELD, SecretResolver, channel_field};
+use crate::rules::Rules;
+use crate::secrets::{ACK_KEY_FIELD, SecretResolver};
 use crate::state::{DeliveryKind, Heartbeat, State};
 use crate::store::{StateStore, StoreError, UpdateError};
 
@@ -49,6 +50,10 @@ pub struct RunReport {
     pub notifications_acknowledged: usize,
     /// Deliveries another overlapping run had claimed.
     pub notifications_in_flight: usize,
+    /// Acknowledgements (or their withdrawal) passed on to PagerDuty or Opsgenie incidents.
+    pub incidents_updated: usize,
+    /// Incident updates the tool did not accept; the next run tries again.
+    pub incidents_failed: usize,
     /// What was sent (or attempted), per channel.
     pub deliveries: Vec<DeliveryRecord>,
     /// Problems that did not stop the run (delivery failures, unreadable secrets).
@@ -149,7 +154,7 @@ impl Evaluator {
             let finished = self.clock.now();
             self.store
                 .update(&corp, |state| {
-                    engine::record_outcomes(state, run_id, &outcomes, finished);
+                    engine::record_outcomes(state, rules, run_id, &outcomes, finished);
                     if let Some(heartbeat) = state.heartbeat.as_mut().filter(|h| h.run_id == run_id)
                     {
                         heartbeat.finished_at = Some(finished);
@@ -160,9 +165,42 @@ impl Evaluator {
                 })
                 .await?;
         }
+        self.update_incidents(rules, &corp, &mut report).await;
         let elapsed = self.clock.now() - started_at;
         report.duration_ms = u64::try_from(elapsed.num_milliseconds()).unwrap_or_default();
         Ok(report)
+    }
+
+    /// Passes on acknowledgements the links or the CLI could not (the incident tool was down).
+    async fn update_incidents(&self, rules: &Rules, corp: &str, report: &mut RunReport) {
+        let sync = IncidentSync {
+            secrets: self.secrets.clone(),
+            deliverer: self.deliverer.clone(),
+        };
+        match sync
+            .send_owed(&self.store, corp, rules, self.clock.now())
+            .await
+        {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome.error {
+                        None => report.incidents_updated += 1,
+                        Some(error) => {
+                            report.incidents_failed += 1;
+                            if !report.errors.contains(&error) {
+                                report.errors.push(error);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                report.incidents_failed += 1;
+                report
+                    .errors
+                    .push(format!("incident acknowledgements not passed on: {error}"));
+            }
+        }
     }
 
     /// Reads the site list and every enabled site's agents, a bounded number at a time.
@@ -244,7 +282,7 @@ impl Evaluator {
             Some(async move {
                 let items: Vec<Notification> =
                     indexes.iter().map(|&i| notifications[i].clone()).collect();
-                let results = match self.channel_secret(channel).await {
+                let results = match self.secrets.channel_secret(channel).await {
                     Ok(secret) => {
                         let delivery_id = format!("{run_id}-{name}");
                         self.deliverer
@@ -283,20 +321,6 @@ impl Evaluator {
             }
         }
         outcomes
-    }
-
-    async fn channel_secret(
-        &self,
-        channel: &ChannelRules,
-    ) -> Result<Option<SecretString>, crate::secrets::SecretError> {
-        match (&channel.secret, channel.kind) {
-            (_, ChannelKind::Console) | (None, _) => Ok(None),
-            (Some(reference), kind) => self
-                .secrets
-                .resolve(reference, channel_field(kind))
-                .await
-                .map(Some),
-        }
     }
 }
 
@@ -380,6 +404,12 @@ fn notification(
             .unwrap_or_default(),
         ack_url: link(Vec::new()),
         ack_channel_url: link(vec![claim.channel.clone()]),
+        links: rules
+            .links
+            .for_check(&state.corp, &claim.key)
+            .into_iter()
+            .map(|(label, url)| AlertLink { label, url })
+            .collect(),
     }
 }
 

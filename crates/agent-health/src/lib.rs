@@ -16,6 +16,7 @@ mod clock;
 mod engine;
 pub mod environment;
 mod evaluator;
+mod incidents;
 mod links;
 pub mod metrics;
 mod pages;
@@ -26,15 +27,21 @@ mod state;
 mod store;
 mod web;
 
-pub use ack::{AckError, AckOutcome, AckRequest, acknowledge, unacknowledge};
+pub use ack::{
+    AckError, AckOutcome, AckRequest, AckTarget, acknowledge, acknowledge_with_site, firing_checks,
+    silenced_channels, unacknowledge,
+};
 pub use channels::{ConsoleSink, Deliverer, DeliveryError, webhook};
 pub use checks::{CheckKind, ConditionKey, Severity};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use evaluator::{Evaluator, RunError, RunReport, new_run_id};
+pub use incidents::{IncidentOutcome, IncidentSync};
 pub use links::AckLink;
 pub use period::Period;
 pub use rules::{AckRules, Rules, RulesError};
 pub use secrets::{ACK_KEY_FIELD, SecretError, SecretResolver, SigningKey};
-pub use state::{AckAction, AckMethod, ChannelState, Condition, State};
+pub use state::{
+    AckAction, AckMethod, ChannelState, Condition, IncidentAction, IncidentUpdate, State,
+};
 pub use store::{StateStore, StoreError, UpdateError};
 pub use web::{AckService, router, serve};

@@ -41,8 +41,9 @@ pub enum LinkError {
     Malformed(String),
     #[error("the link's signature does not match; it was changed or not issued here")]
     BadSignature,
-    #[error("the link expired at {0}")]
-    Expired(DateTime<Utc>),
+    /// Verified, but past its expiry: the link itself still says which alert it was for.
+    #[error("the link expired at {}", .0.expires)]
+    Expired(Box<AckLink>),
 }
 
 impl AckLink {
@@ -153,7 +154,7 @@ impl AckLink {
             .verify_slice(&sig)
             .map_err(|_| LinkError::BadSignature)?;
         if now >= expires {
-            return Err(LinkError::Expired(expires));
+            return Err(LinkError::Expired(Box::new(link)));
         }
         Ok(link)
     }
@@ -242,7 +243,7 @@ mod tests {
         let url = link().url("https://ack.example.com", &key());
         assert_eq!(
             AckLink::verify(&params_of(&url), &key(), t(60)),
-            Err(LinkError::Expired(t(60)))
+            Err(LinkError::Expired(Box::new(link())))
         );
     }
 

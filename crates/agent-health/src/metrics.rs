@@ -37,6 +37,8 @@ pub fn emf(report: &RunReport) -> Value {
             report.notifications_acknowledged as f64,
             "Count",
         ),
+        ("IncidentsUpdated", report.incidents_updated as f64, "Count"),
+        ("IncidentsFailed", report.incidents_failed as f64, "Count"),
         ("RunDuration", report.duration_ms as f64, "Milliseconds"),
     ];
     let mut document = json!({
@@ -74,7 +76,7 @@ mod tests {
         let declared = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(declared.len(), 8);
+        assert_eq!(declared.len(), 10);
         for metric in declared {
             let name = metric["Name"].as_str().unwrap();
             assert!(document[name].is_number(), "{name}");

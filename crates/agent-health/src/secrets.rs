@@ -9,7 +9,7 @@ use kit_storage::{SecretSource, StorageError};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use crate::rules::{ChannelKind, SecretRef};
+use crate::rules::{ChannelKind, ChannelRules, SecretRef};
 
 /// The field a channel type reads from its secret (comma-separated when it reads several).
 pub fn channel_field(kind: ChannelKind) -> &'static str {
@@ -111,6 +111,19 @@ impl SecretResolver {
                 ),
             })?;
         Ok(SecretString::from(text.to_string()))
+    }
+}
+
+impl SecretResolver {
+    /// What a channel needs from its secret (`None` for a console channel or one without a secret).
+    pub async fn channel_secret(
+        &self,
+        channel: &ChannelRules,
+    ) -> Result<Option<SecretString>, SecretError> {
+        match (&channel.secret, channel.kind) {
+            (_, ChannelKind::Console) | (None, _) => Ok(None),
+            (Some(reference), kind) => self.resolve(reference, channel_field(kind)).await.map(Some),
+        }
     }
 }
 

@@ -178,6 +178,32 @@ pub struct ChannelState {
     pub failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The incident this channel opened (PagerDuty, Opsgenie) is to be acknowledged, or
+    /// un-acknowledged, there as well; kept until delivered so a failure is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentUpdate>,
+}
+
+/// An acknowledgement change owed to (or made at) the incident tool behind a channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentUpdate {
+    pub action: IncidentAction,
+    pub by: String,
+    pub requested_at: DateTime<Utc>,
+    /// When the incident tool accepted it; `None` while owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentAction {
+    Acknowledge,
+    Unacknowledge,
 }
 
 impl ChannelState {
@@ -190,6 +216,7 @@ impl ChannelState {
             pending: None,
             failures: 0,
             last_error: None,
+            incident: None,
         }
     }
 }
@@ -215,6 +242,9 @@ pub struct UsedLink {
     pub episode: String,
     pub used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Other checks of the site the same action acknowledged (undone with it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<ConditionKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -95,7 +95,12 @@ pub enum Colour {
 
 /// `text` in `colour` when stdout takes colour, else unchanged.
 pub fn paint(text: &str, colour: Colour) -> String {
-    if !stdout_colour() {
+    paint_when(stdout_colour(), text, colour)
+}
+
+/// `text` in `colour` when `enabled`, else unchanged: for text rendered before it is printed.
+pub fn paint_when(enabled: bool, text: &str, colour: Colour) -> String {
+    if !enabled {
         return text.to_string();
     }
     let code = match colour {
@@ -142,10 +147,10 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| visible_width(h)).collect();
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
+                *width = (*width).max(visible_width(cell));
             }
         }
         let line = |cells: Vec<&str>| {
@@ -154,7 +159,7 @@ impl Table {
             for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
                 text.push_str(cell);
                 if index < last {
-                    let pad = width - cell.chars().count() + 2;
+                    let pad = width - visible_width(cell) + 2;
                     text.push_str(&" ".repeat(pad));
                 }
             }
@@ -168,6 +173,32 @@ impl Table {
         }
         out
     }
+}
+
+/// The characters a terminal shows: ANSI escape sequences (colour) take no column.
+fn visible_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final byte in @..=~ ends it.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
+}
+
+/// A time as tables and documents print it: RFC 3339, whole seconds, UTC as `Z`.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// How long ago, as kubectl's AGE column says it: `45s`, `5m`, `3h`, `2d`.
@@ -197,6 +228,27 @@ mod tests {
             table.render(),
             "NAME             STATUS   AGE\nsite-1-agent-10  online   5m\na                offline  2d\n"
         );
+    }
+
+    #[test]
+    fn colour_codes_take_no_width_in_tables() {
+        let mut table = Table::new(vec!["STATUS", "AGE"]);
+        table.row(vec![paint_when(true, "FIRING", Colour::Red), "5m".into()]);
+        table.row(vec!["RESOLVED".into(), "2d".into()]);
+        let plain = table
+            .render()
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(plain, "STATUS    AGE\nFIRING    5m\nRESOLVED  2d\n");
+        assert_eq!(paint_when(false, "FIRING", Colour::Red), "FIRING");
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_in_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-12-02T05:04:03.250+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339(at), "2026-12-02T04:04:03Z");
     }
 
     #[test]

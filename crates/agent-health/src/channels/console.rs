@@ -20,6 +20,13 @@ pub fn text(corp: &str, channel: &str, items: &[Notification]) -> String {
         if let Some(url) = &item.ack_channel_url {
             out.push_str(&format!("    acknowledge on {channel} only: {url}\n"));
         }
+        for link in &item.links {
+            out.push_str(&format!(
+                "    {}: {}\n",
+                link.label.to_lowercase(),
+                link.url
+            ));
+        }
     }
     out
 }
@@ -40,6 +47,7 @@ mod tests {
         assert!(text.contains(
             "    acknowledge on console only: https://ack.example.com/ack?check=www%2Fno_agents_online&channels=c&sig=y\n"
         ));
+        assert!(text.contains("    runbook: https://wiki.example/agent-health#no_agents_online\n"));
         assert!(
             text.contains("[RESOLVED] testcorp/api · No agents online: recovered (was: 0 of 3")
         );

@@ -11,8 +11,10 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{Notification, console, email, opsgenie, pagerduty, slack, webhook};
+use super::{Notification, console, email, incident_key, opsgenie, pagerduty, slack, webhook};
+use crate::checks::ConditionKey;
 use crate::rules::{ChannelKind, ChannelRules};
+use crate::state::IncidentAction;
 
 /// Where console channels write (standard output in the CLI and Lambda, a buffer in tests).
 pub type ConsoleSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -245,16 +247,21 @@ impl Deliverer {
         item: &Notification,
     ) -> Result<(), DeliveryError> {
         let routing_key = required(channel, secret)?;
+        self.pagerduty_send(channel, pagerduty::event(routing_key, item))
+            .await
+    }
+
+    async fn pagerduty_send(
+        &self,
+        channel: &ChannelRules,
+        event: serde_json::Value,
+    ) -> Result<(), DeliveryError> {
         let base = channel
             .base_url
             .as_deref()
             .unwrap_or(pagerduty::DEFAULT_BASE_URL);
         let url = format!("{}{}", base.trim_end_matches('/'), pagerduty::ENQUEUE_PATH);
-        let request = self
-            .http
-            .post(url)
-            .json(&pagerduty::event(routing_key, item));
-        self.send(channel, request).await
+        self.send(channel, self.http.post(url).json(&event)).await
     }
 
     async fn opsgenie(
@@ -263,12 +270,21 @@ impl Deliverer {
         secret: Option<&SecretString>,
         item: &Notification,
     ) -> Result<(), DeliveryError> {
+        self.opsgenie_send(channel, secret, opsgenie::request(item))
+            .await
+    }
+
+    async fn opsgenie_send(
+        &self,
+        channel: &ChannelRules,
+        secret: Option<&SecretString>,
+        (segments, query, body): opsgenie::Request,
+    ) -> Result<(), DeliveryError> {
         let api_key = required(channel, secret)?;
         let base = channel
             .base_url
             .as_deref()
             .unwrap_or(opsgenie::DEFAULT_BASE_URL);
-        let (segments, query, body) = opsgenie::request(item);
         let mut url: url::Url = base
             .parse()
             .map_err(|_| config(channel, "base_url is not a URL"))?;
@@ -288,6 +304,40 @@ impl Deliverer {
             )
             .json(&body);
         self.send(channel, request).await
+    }
+
+    /// Acknowledges (or un-acknowledges) the incident a PagerDuty or Opsgenie channel opened for
+    /// `check`. Other channels have no incident; PagerDuty cannot un-acknowledge, so that is a
+    /// configuration error the caller never asks for.
+    pub async fn incident(
+        &self,
+        channel: &ChannelRules,
+        secret: Option<&SecretString>,
+        corp: &str,
+        check: &ConditionKey,
+        action: IncidentAction,
+        by: &str,
+    ) -> Result<(), DeliveryError> {
+        let key = incident_key(corp, check);
+        match (channel.kind, action) {
+            (ChannelKind::Pagerduty, IncidentAction::Acknowledge) => {
+                let routing_key = required(channel, secret)?;
+                self.pagerduty_send(channel, pagerduty::acknowledge_event(routing_key, &key))
+                    .await
+            }
+            (ChannelKind::Opsgenie, action) => {
+                self.opsgenie_send(
+                    channel,
+                    secret,
+                    opsgenie::incident_request(&key, action, by),
+                )
+                .await
+            }
+            _ => Err(config(
+                channel,
+                "has no incident that can take this acknowledgement change",
+            )),
+        }
     }
 
     async fn send(

@@ -80,6 +80,14 @@ pub fn message(corp: &str, channel: &str, items: &[Notification]) -> Email {
                 escape(channel)
             ));
         }
+        for link in &item.links {
+            text.push_str(&format!("{}: {}\n", link.label, link.url));
+            html.push_str(&format!(
+                "<p><a href=\"{}\">{}</a></p>\n",
+                escape(&link.url),
+                link.label
+            ));
+        }
     }
     if items.len() > MAX_LISTED {
         let more = format!(
@@ -197,7 +205,13 @@ mod tests {
             "<a href=\"{}\">Acknowledge on mail only</a>",
             escape(&ack_channel)
         )));
-        assert_eq!(email.html.matches("<a href=").count(), 2);
+        // Both ack links, and each condition's runbook (a resolved one keeps it for the review).
+        assert_eq!(email.html.matches("<a href=").count(), 4);
+        assert!(
+            email
+                .text
+                .contains("Runbook: https://wiki.example/agent-health#no_agents_online\n")
+        );
     }
 
     #[test]

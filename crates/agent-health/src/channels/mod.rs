@@ -48,15 +48,22 @@ pub struct Notification {
     /// Acknowledges only the channel this notification went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_channel_url: Option<String>,
+    /// The rules' dashboard and runbook for this check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<AlertLink>,
+}
+
+/// A link for whoever handles the alert (`Dashboard`, `Runbook`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertLink {
+    pub label: &'static str,
+    pub url: String,
 }
 
 impl Notification {
     /// Stable per corp/site/check: PagerDuty `dedup_key`, Opsgenie `alias`.
     pub fn dedup_key(&self) -> String {
-        format!(
-            "sigsci-kit/{}/{}/{}",
-            self.corp, self.check.site, self.check.check
-        )
+        incident_key(&self.corp, &self.check)
     }
 
     /// One line: `[FIRING] testcorp/www · No agents online: 0 of 3 agents online`.
@@ -129,6 +136,12 @@ impl Notification {
     }
 }
 
+/// The key of a condition's incident at PagerDuty (`dedup_key`) and Opsgenie (`alias`): stable per
+/// corp/site/check, so repeats join one incident and acknowledgements and resolves find it.
+pub fn incident_key(corp: &str, check: &ConditionKey) -> String {
+    format!("sigsci-kit/{corp}/{}/{}", check.site, check.check)
+}
+
 /// What a grouping channel's message is about: `🔴 2 agent health problems in testcorp, 1 resolved`.
 pub(crate) fn group_headline(corp: &str, items: &[Notification]) -> String {
     let firing = items.iter().filter(|n| n.status == Status::Firing).count();
@@ -187,6 +200,10 @@ pub(crate) mod fixtures {
             ack_channel_url: Some(format!(
                 "https://ack.example.com/ack?check={site}%2Fno_agents_online&channels=c&sig=y"
             )),
+            links: vec![AlertLink {
+                label: "Runbook",
+                url: "https://wiki.example/agent-health#no_agents_online".into(),
+            }],
         }
     }
 

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Notification, Status, truncate};
 use crate::checks::Severity;
+use crate::state::IncidentAction;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.opsgenie.com";
 
@@ -17,8 +18,11 @@ fn priority(severity: Severity) -> &'static str {
     }
 }
 
-/// Path segments (after the base URL) and JSON body of the request for one notification.
-pub fn request(item: &Notification) -> (Vec<String>, Option<(&'static str, &'static str)>, Value) {
+/// Path segments after the base URL, an optional query pair, and the JSON body of one API call.
+pub type Request = (Vec<String>, Option<(&'static str, &'static str)>, Value);
+
+/// The call that creates (or closes) the alert for one notification.
+pub fn request(item: &Notification) -> Request {
     let alias = item.dedup_key();
     if item.status == Status::Resolved {
         let body = json!({"source": "sigsci-kit", "note": item.details()});
@@ -34,7 +38,13 @@ pub fn request(item: &Notification) -> (Vec<String>, Option<(&'static str, &'sta
             "\n\nAcknowledge for Opsgenie only (the other channels keep notifying): {url}"
         ));
     }
+    for link in &item.links {
+        description.push_str(&format!("\n\n{}: {}", link.label, link.url));
+    }
     let mut details = json!({"check": item.check.to_string(), "since": item.since.to_rfc3339(), "episode": item.episode});
+    for link in &item.links {
+        details[link.label.to_lowercase()] = json!(link.url);
+    }
     if let Some(url) = &item.ack_url {
         details["ack_url"] = json!(url);
     }
@@ -52,6 +62,22 @@ pub fn request(item: &Notification) -> (Vec<String>, Option<(&'static str, &'sta
         "details": details,
     });
     (vec!["v2".into(), "alerts".into()], None, body)
+}
+
+/// Path segments, query and body that acknowledge (or un-acknowledge) the alert with `alias`, in the
+/// name of whoever did it in sigsci-kit.
+pub fn incident_request(alias: &str, action: IncidentAction, by: &str) -> Request {
+    let (verb, done) = match action {
+        IncidentAction::Acknowledge => ("acknowledge", "Acknowledged"),
+        IncidentAction::Unacknowledge => ("unacknowledge", "Acknowledgement withdrawn"),
+    };
+    let body = json!({
+        "user": truncate(by, 100),
+        "source": "sigsci-kit",
+        "note": format!("{done} in sigsci-kit by {by}"),
+    });
+    let segments = vec!["v2".into(), "alerts".into(), alias.to_string(), verb.into()];
+    (segments, Some(("identifierType", "alias")), body)
 }
 
 #[cfg(test)]
@@ -76,6 +102,10 @@ mod tests {
         assert_eq!(
             body["details"]["ack_channel_url"],
             firing("www").ack_channel_url.unwrap().as_str()
+        );
+        assert_eq!(
+            body["details"]["runbook"],
+            "https://wiki.example/agent-health#no_agents_online"
         );
         let (path, query, _) = request(&resolved("www"));
         assert_eq!(

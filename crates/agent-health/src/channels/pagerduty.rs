@@ -57,10 +57,19 @@ pub fn event(routing_key: &SecretString, item: &Notification) -> Value {
     if let Some(url) = &item.ack_channel_url {
         links.push(json!({"href": url, "text": "Acknowledge for PagerDuty only (the other channels keep notifying)"}));
     }
+    for link in &item.links {
+        links.push(json!({"href": link.url, "text": link.label}));
+    }
     if !links.is_empty() {
         event["links"] = Value::Array(links);
     }
     event
+}
+
+/// Acknowledges the incident `dedup_key` opened (Events API v2 has no way back: an incident stays
+/// acknowledged in PagerDuty until its service's acknowledgement timeout or a person changes it).
+pub fn acknowledge_event(routing_key: &SecretString, dedup_key: &str) -> Value {
+    json!({"routing_key": routing_key.expose_secret(), "event_action": "acknowledge", "dedup_key": dedup_key})
 }
 
 #[cfg(test)]
@@ -91,6 +100,7 @@ mod tests {
             trigger["links"][1]["href"],
             firing("www").ack_channel_url.unwrap().as_str()
         );
+        assert_eq!(trigger["links"][2]["text"], "Runbook");
         assert!(resolve.get("payload").is_none());
     }
 }

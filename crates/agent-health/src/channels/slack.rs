@@ -31,6 +31,14 @@ fn item_block(index: usize, item: &Notification) -> Value {
             "\n<{url}|Acknowledge in Slack only> (the other channels keep notifying)"
         ));
     }
+    let links: Vec<String> = item
+        .links
+        .iter()
+        .map(|link| format!("<{}|{}>", link.url, link.label))
+        .collect();
+    if !links.is_empty() {
+        text.push_str(&format!("\n{}", links.join(" · ")));
+    }
     let mut block = json!({"type": "section", "text": {"type": "mrkdwn", "text": text}});
     if let Some(url) = &item.ack_url {
         block["accessory"] = json!({

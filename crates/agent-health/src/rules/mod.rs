@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::checks::{CheckKind, CheckRules, Severity, SiteChecks};
 use crate::period::Period;
 
+mod links;
 mod validate;
+
+pub use links::LinkRules;
 
 #[derive(Debug, thiserror::Error)]
 #[error("rules: {path}: {message}")]
@@ -38,6 +41,8 @@ pub struct Rules {
     pub sites: BTreeMap<String, SiteRules>,
     pub channels: Vec<ChannelRules>,
     pub ack: AckRules,
+    /// Dashboard and runbook links shown with every alert.
+    pub links: LinkRules,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -98,6 +103,12 @@ impl ChannelKind {
             ChannelKind::Email => "email",
             ChannelKind::Console => "console",
         }
+    }
+
+    /// PagerDuty and Opsgenie open an incident per condition, which an acknowledgement in
+    /// sigsci-kit acknowledges there too.
+    pub fn has_incidents(self) -> bool {
+        matches!(self, ChannelKind::Pagerduty | ChannelKind::Opsgenie)
     }
 }
 

@@ -16,6 +16,7 @@ impl Rules {
             ));
         }
         validate_checks(&self.checks, "checks")?;
+        self.links.validate()?;
         for (site, overrides) in &self.sites {
             if !sigsci::is_short_name(site) {
                 return Err(RulesError::at(

@@ -212,18 +212,49 @@ async fn ack_link_silences_until_recovery_and_a_recurrence_fires_again() {
         (event.action, event.via.as_deref()),
         (AckAction::Ack, Some("slack"))
     );
+    // The incidents are acknowledged where they live, before the page answered.
+    assert_eq!(h.all_counts(), [1, 2, 2, 1]);
+    let acknowledge = &h.pagerduty_events()[1];
+    assert_eq!(
+        (
+            acknowledge["event_action"].as_str(),
+            acknowledge["dedup_key"].as_str(),
+            acknowledge["routing_key"].as_str()
+        ),
+        (
+            Some("acknowledge"),
+            Some("sigsci-kit/testcorp/site-1/no_agents_online"),
+            Some(ROUTING_KEY)
+        )
+    );
+    let opsgenie = &h.opsgenie.requests()[1];
+    assert_eq!(
+        (opsgenie.path.as_str(), opsgenie.query.as_deref()),
+        (
+            "/v2/alerts/sigsci-kit%2Ftestcorp%2Fsite-1%2Fno_agents_online/acknowledge",
+            Some("identifierType=alias")
+        )
+    );
+    assert_eq!(opsgenie.json()["user"], "Ann On-Call (link from slack)");
+    assert_eq!(opsgenie.headers["authorization"], "GenieKey genie-key");
+    let incident = state.conditions[&outage_key()].channels["pagerduty"]
+        .incident
+        .clone()
+        .expect("the PagerDuty incident's acknowledgement is recorded");
+    assert!(incident.done_at.is_some(), "{incident:?}");
 
-    // Past the throttle: only the webhook (ack_enabled: false) keeps firing.
+    // Past the throttle: only the webhook (ack_enabled: false) keeps firing; nothing is owed.
     h.advance_minutes(35);
     let report = h.run().await;
     assert_eq!(report.notifications_acknowledged, 3);
-    assert_eq!(h.all_counts(), [1, 1, 1, 2]);
+    assert_eq!(report.incidents_updated, 0);
+    assert_eq!(h.all_counts(), [1, 2, 2, 2]);
 
     // Recovery resolves everyone who was told and ends the acknowledgement.
     h.set_agents("site-1", json!({"online": 3})).await;
     h.advance_minutes(5);
     h.run().await;
-    assert_eq!(h.all_counts(), [2, 2, 2, 3]);
+    assert_eq!(h.all_counts(), [2, 3, 3, 3]);
     assert_eq!(
         h.state().await.ack_log.last().unwrap().action,
         AckAction::Cleared
@@ -233,7 +264,7 @@ async fn ack_link_silences_until_recovery_and_a_recurrence_fires_again() {
     h.set_agents("site-1", json!({"online": 0})).await;
     h.advance_minutes(5);
     h.run().await;
-    assert_eq!(h.all_counts(), [3, 3, 3, 4]);
+    assert_eq!(h.all_counts(), [3, 4, 4, 4]);
     let replay = h
         .http
         .post(format!("{}/ack", h.ack_url))
@@ -241,8 +272,186 @@ async fn ack_link_silences_until_recovery_and_a_recurrence_fires_again() {
         .send()
         .await
         .unwrap();
-    assert_eq!(replay.status(), 403);
+    // The episode it was for is over; the new one came with a new link.
+    assert_eq!(replay.status(), 410);
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("has recovered since the link was sent")
+    );
     assert!(h.state().await.conditions[&outage_key()].acks.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_action_acknowledges_a_sites_checks_for_a_while_and_can_be_undone() {
+    let h = Harness::start(
+        "checks:\n  low_traffic: {min_rps: 20}\n  outdated_agents: {versions_behind: 1}\n",
+    )
+    .await;
+    let low_traffic = ConditionKey::new("site-2", CheckKind::LowTraffic);
+    let outdated = ConditionKey::new("site-2", CheckKind::OutdatedAgents);
+    h.set_agents("site-2", json!({"rps": 5.0, "versions_behind": 3}))
+        .await;
+    let report = h.run().await;
+    assert_eq!(report.conditions_firing, 2, "{report:?}");
+    let link = ack_buttons(&h.slack_messages()[0])
+        .into_iter()
+        .find(|url| url.contains("check=site-2%2Flow_traffic"))
+        .expect("a link for site-2/low_traffic");
+
+    // The page names what it silences, when the link expires, the durations and the site-wide choice,
+    // and remembers the name typed last time.
+    let page = h
+        .http
+        .get(&link)
+        .header("cookie", "other=1; sigsci_kit_ack_by=Bea%20B")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for wanted in [
+        "<dt>Silences</dt><dd>slack, pagerduty, opsgenie</dd>",
+        "<dt>Incidents</dt><dd>acknowledged in pagerduty, opsgenie as well</dd>",
+        "<dt>Link valid until</dt><dd><time datetime=",
+        "value=\"Bea B\"",
+        " required ",
+        "value=\"recovery\" checked",
+        "value=\"1h\"",
+        "value=\"4h\"",
+        "All 2 firing checks of site-2: Low traffic, Outdated agents",
+    ] {
+        assert!(html.contains(wanted), "{wanted} in {html}");
+    }
+
+    // No name, no acknowledgement.
+    let before = h.raw_state().await;
+    let mut form = query_of(&link);
+    form.insert("by".into(), "  ".into());
+    let nameless = h
+        .http
+        .post(format!("{}/ack", h.ack_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nameless.status(), 422);
+    assert!(nameless.text().await.unwrap().contains("Enter your name"));
+    assert_eq!(h.raw_state().await, before);
+
+    // Both checks for 4 hours, while PagerDuty is down: Opsgenie is acknowledged at once.
+    h.pagerduty.fail_with(503);
+    form.insert("by".into(), "Ann".into());
+    form.insert("for".into(), "4h".into());
+    form.insert("scope".into(), "site".into());
+    let done = h
+        .http
+        .post(format!("{}/ack", h.ack_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let cookie = done.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("sigsci_kit_ack_by=Ann;") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let html = done.text().await.unwrap();
+    assert!(
+        html.contains("site-2: 2 checks (Low traffic, Outdated agents)"),
+        "{html}"
+    );
+    assert!(html.contains("pagerduty: incident of site-2/low_traffic not acknowledged yet"));
+    assert!(html.contains("opsgenie: incident of site-2/outdated_agents acknowledged."));
+    assert!(html.contains("name=\"action\" value=\"undo\""));
+    let state = h.state().await;
+    for check in [&low_traffic, &outdated] {
+        let ack = state.conditions[check].acks.whole.clone().unwrap();
+        assert_eq!(
+            ack.until,
+            Some(agent_health::Clock::now(&h.clock) + chrono::TimeDelta::hours(4))
+        );
+        assert_eq!(ack.by, "Ann (link from slack)");
+    }
+    let acknowledged: Vec<String> = h
+        .opsgenie
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/acknowledge"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(acknowledged.len(), 2, "{acknowledged:?}");
+    let owed = state.conditions[&low_traffic].channels["pagerduty"]
+        .incident
+        .clone()
+        .unwrap();
+    assert_eq!((owed.done_at, owed.failures), (None, 1));
+
+    // The next evaluation passes on what PagerDuty missed (its receiver recorded the refused two).
+    let acknowledges = |h: &Harness| {
+        h.pagerduty_events()
+            .iter()
+            .filter(|e| e["event_action"] == "acknowledge")
+            .count()
+    };
+    assert_eq!(acknowledges(&h), 2);
+    h.pagerduty.recover();
+    h.advance_minutes(5);
+    let report = h.run().await;
+    assert_eq!((report.incidents_updated, report.incidents_failed), (2, 0));
+    assert_eq!(acknowledges(&h), 4);
+    h.advance_minutes(5);
+    assert_eq!(h.run().await.incidents_updated, 0);
+    assert_eq!(acknowledges(&h), 4, "nothing is sent twice");
+
+    // Undo: both acknowledgements go, Opsgenie is un-acknowledged, and the link works again.
+    let pagerduty_before = h.pagerduty.count();
+    let mut undo = query_of(&link);
+    undo.insert("action".into(), "undo".into());
+    undo.insert("by".into(), "Ann".into());
+    let undone = h
+        .http
+        .post(format!("{}/ack", h.ack_url))
+        .form(&undo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undone.status(), 200);
+    assert!(
+        undone
+            .text()
+            .await
+            .unwrap()
+            .contains("Acknowledgement withdrawn")
+    );
+    let state = h.state().await;
+    assert!(state.conditions[&low_traffic].acks.is_empty());
+    assert!(state.conditions[&outdated].acks.is_empty());
+    assert_eq!(
+        h.opsgenie
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/unacknowledge"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        h.pagerduty.count(),
+        pagerduty_before,
+        "PagerDuty has no un-acknowledge"
+    );
+    let again = h.http.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("Acknowledge this alert?")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +491,8 @@ async fn tampered_expired_and_replayed_links_are_refused_and_change_nothing() {
     assert_eq!(h.raw_state().await, before);
 
     // Used once, clicked again while the acknowledgement holds: "already acknowledged", not an error.
-    let form = query_of(&link);
+    let mut form = query_of(&link);
+    form.insert("by".into(), "Ann".into());
     assert_eq!(
         h.http
             .post(format!("{}/ack", h.ack_url))
@@ -334,7 +544,12 @@ async fn tampered_expired_and_replayed_links_are_refused_and_change_nothing() {
     h.advance_minutes(121);
     let expired = h.http.get(&fresh).send().await.unwrap();
     assert_eq!(expired.status(), 403);
-    assert!(expired.text().await.unwrap().contains("expired"));
+    let expired = expired.text().await.unwrap();
+    assert!(expired.contains("expired"));
+    assert!(
+        expired.contains("The link was for <strong>testcorp/site-1 · No agents online</strong>"),
+        "{expired}"
+    );
     assert_eq!(h.raw_state().await, before);
 
     // An explicit acknowledgement of the channel that refuses them is an error, and changes nothing.

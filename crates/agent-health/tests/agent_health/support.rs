@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_health::{
-    AckService, ConsoleSink, Deliverer, Evaluator, ManualClock, Rules, RunReport, SecretResolver,
-    SigningKey, State, StateStore, router,
+    AckService, ConsoleSink, Deliverer, Evaluator, IncidentSync, ManualClock, Rules, RunReport,
+    SecretResolver, SigningKey, State, StateStore, router,
 };
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -278,6 +278,10 @@ impl Harness {
             rules: Arc::new(rules.clone()),
             key: SigningKey::fixed(SecretString::from(ACK_KEY)),
             clock: Arc::new(clock.clone()),
+            incidents: IncidentSync {
+                secrets: evaluator.secrets.clone(),
+                deliverer: evaluator.deliverer.clone(),
+            },
         };
         tokio::spawn(async move { axum::serve(ack_listener, router(service)).await.unwrap() });
         Harness {

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_health::{
-    AckMethod, AckOutcome, AckRequest, AckService, Clock, ConditionKey, ConsoleSink, Deliverer,
-    Evaluator, Period, Rules, RunReport, SecretResolver, SigningKey, StateStore, SystemClock,
-    acknowledge, new_run_id, unacknowledge,
+    AckError, AckMethod, AckOutcome, AckRequest, AckService, AckTarget, Clock, ConditionKey,
+    ConsoleSink, Deliverer, Evaluator, IncidentAction, IncidentSync, Period, Rules, RunReport,
+    SecretResolver, SigningKey, StateStore, SystemClock, acknowledge_with_site, firing_checks,
+    new_run_id, unacknowledge,
 };
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use kit_storage::{SecretSource, SecretsManager};
 
@@ -32,7 +33,8 @@ enum HealthCommand {
     /// Evaluate every site once and send the notifications that are due.
     #[command(
         after_help = "Exit status: 0 every site evaluated and every due notification delivered, \
-                      3 some notifications could not be delivered (the next run retries them), \
+                      3 some notifications (or acknowledgements owed to PagerDuty/Opsgenie incidents) \
+                      could not be delivered (the next run retries them), \
                       1 an error, or no site could be evaluated."
     )]
     Check(CheckArgs),
@@ -111,8 +113,9 @@ struct AckArgs {
     /// The rules document (to know the channels and which accept acknowledgements).
     #[arg(long, env = "SIGSCI_KIT_RULES_FILE")]
     rules: Option<PathBuf>,
-    /// The check, as SITE/CHECK (e.g. www/no_agents_online); `health status` lists them.
-    check: ConditionKey,
+    /// The check, as SITE/CHECK (e.g. www/no_agents_online; `health status` lists them), or a site
+    /// name for every check firing on that site.
+    target: AckTarget,
     /// Acknowledge only this channel (repeatable); default: every channel that accepts acknowledgements.
     #[arg(long = "channel")]
     channels: Vec<String>,
@@ -235,6 +238,13 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(3));
     }
+    if report.incidents_failed > 0 {
+        eprintln!(
+            "error: {} acknowledgement(s) could not be passed on to PagerDuty/Opsgenie; the next run retries them",
+            report.incidents_failed
+        );
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -255,6 +265,12 @@ fn print_report(report: &RunReport) {
         report.notifications_throttled,
         report.notifications_acknowledged,
     );
+    if report.incidents_updated + report.incidents_failed > 0 {
+        println!(
+            "  incident acknowledgements passed on: {} done, {} failed",
+            report.incidents_updated, report.incidents_failed
+        );
+    }
     if let Some(error) = &report.corp_error {
         println!("  could not list the sites: {error}");
     }
@@ -280,7 +296,10 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 args.corp
             );
         } else {
-            print!("{}", health_status::render(&state, now));
+            print!(
+                "{}",
+                health_status::render_with(&state, now, args.output.wide())
+            );
         }
     }
     let stale = match (&args.max_age, &state.heartbeat) {
@@ -307,37 +326,80 @@ async fn ack(args: AckArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|text| times::parse("--until", text, now, Relative::Ahead))
         .transpose()?;
-    let request = AckRequest {
-        check: args.check.clone(),
-        channels: args.channels.clone(),
-        until,
-        by: args.by.clone(),
-        how: AckMethod::Cli,
-        via: None,
-        episode: None,
-    };
-    let outcome = store
+    let outcomes = store
         .update(&args.corp, |state| {
-            acknowledge(state, &rules, &request, now)
+            let (check, whole_site) = match &args.target {
+                AckTarget::Check(check) => (check.clone(), false),
+                AckTarget::Site(site) => {
+                    let first = firing_checks(state, site).into_iter().next();
+                    let check =
+                        first.ok_or_else(|| AckError::NothingFiring { site: site.clone() })?;
+                    (check, true)
+                }
+            };
+            let request = AckRequest {
+                check,
+                channels: args.channels.clone(),
+                until,
+                by: args.by.clone(),
+                how: AckMethod::Cli,
+                via: None,
+                episode: None,
+            };
+            acknowledge_with_site(state, &rules, &request, whole_site, now)
         })
         .await?;
-    match outcome {
-        AckOutcome::Acknowledged { channels } if channels.is_empty() => {
-            println!(
-                "acknowledged {} (no configured channel accepts acknowledgements, so nothing is silenced)",
-                args.check
-            )
-        }
-        AckOutcome::Acknowledged { channels } => println!(
-            "acknowledged {}: silenced {}",
-            args.check,
-            channels.join(", ")
-        ),
-        AckOutcome::AlreadyAcknowledged => {
-            println!("{} is already acknowledged; nothing changed", args.check)
+    for (check, outcome) in outcomes {
+        match outcome {
+            AckOutcome::Acknowledged { channels } if channels.is_empty() => println!(
+                "acknowledged {check} (no configured channel accepts acknowledgements, so nothing is silenced)"
+            ),
+            AckOutcome::Acknowledged { channels } => {
+                println!("acknowledged {check}: silenced {}", channels.join(", "))
+            }
+            AckOutcome::AlreadyAcknowledged => {
+                println!("{check} is already acknowledged; nothing changed")
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    update_incidents(&args.state, &store, &args.corp, &rules, now).await
+}
+
+/// Passes the acknowledgement change on to PagerDuty/Opsgenie incidents at once. Exit status 3
+/// when a tool did not take it: the change is kept and the next evaluation retries it.
+async fn update_incidents(
+    state: &StateArgs,
+    store: &StateStore,
+    corp: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
+    let sync = IncidentSync {
+        secrets: state.secrets(),
+        deliverer: Deliverer::new(console(false))?,
+    };
+    let mut failed = false;
+    for outcome in sync.send_owed(store, corp, rules, now).await? {
+        let what = match outcome.action {
+            IncidentAction::Acknowledge => "acknowledged",
+            IncidentAction::Unacknowledge => "un-acknowledged",
+        };
+        match outcome.error {
+            None => println!("{} incident of {}: {what}", outcome.channel, outcome.check),
+            Some(error) => {
+                failed = true;
+                eprintln!(
+                    "error: {} incident of {} not {what}: {error} (the next evaluation retries it)",
+                    outcome.channel, outcome.check
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn unack(args: UnackArgs) -> anyhow::Result<ExitCode> {
@@ -361,7 +423,7 @@ async fn unack(args: UnackArgs) -> anyhow::Result<ExitCode> {
         "removed the acknowledgement of {}; it notifies again while it fires",
         args.check
     );
-    Ok(ExitCode::SUCCESS)
+    update_incidents(&args.state, &store, &args.corp, &rules, now).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -379,6 +441,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rules: Arc::new(rules),
         key,
         clock: Arc::new(SystemClock),
+        incidents: IncidentSync {
+            secrets: args.state.secrets(),
+            deliverer: Deliverer::new(console(false))?,
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

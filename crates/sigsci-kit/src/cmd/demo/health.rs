@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use agent_health::{
-    AckService, Clock, ConsoleSink, Deliverer, Evaluator, Rules, SecretResolver, SigningKey,
-    StateStore, SystemClock, new_run_id,
+    AckService, Clock, ConsoleSink, Deliverer, Evaluator, IncidentSync, Rules, SecretResolver,
+    SigningKey, StateStore, SystemClock, new_run_id,
 };
 use anyhow::{Context, ensure};
 use chrono::Utc;
@@ -64,6 +64,10 @@ pub async fn run(
         )
         .await?,
         clock: Arc::clone(&clock),
+        incidents: IncidentSync {
+            secrets: resolver.clone(),
+            deliverer: Deliverer::new(Arc::clone(&console))?,
+        },
     };
     let server = tokio::spawn(agent_health::serve(listener, service));
     let evaluator = Evaluator {
@@ -199,6 +203,10 @@ mod tests {
             rules: Arc::new(Rules::default()),
             key: SigningKey::fixed("demo-key".to_string().into()),
             clock: Arc::new(SystemClock),
+            incidents: IncidentSync {
+                secrets: SecretResolver::default(),
+                deliverer: Deliverer::new(Arc::new(|_: &str| {})).unwrap(),
+            },
         };
         let server = tokio::spawn(agent_health::serve(listener, service));
         let unsigned = format!("{base}/ack?corp=testcorp&check=site-1/no_agents_online&sig=00");
