@@ -336,7 +336,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::checks::{CheckKind, Finding, Severity};
+    use crate::checks::CheckKind;
     use crate::state::Condition;
 
     fn t(minutes: i64) -> DateTime<Utc> {
@@ -358,25 +358,9 @@ mod tests {
 
     fn firing_state() -> State {
         let mut state = State::new("corp");
-        state.conditions.insert(
-            key(),
-            Condition {
-                firing: true,
-                episode: "e1".into(),
-                since: t(0),
-                cleared_at: None,
-                severity: Severity::Critical,
-                finding: Finding {
-                    summary: "0 of 2 agents online".into(),
-                    value: 0.0,
-                    threshold: 1.0,
-                    agents: vec![],
-                },
-                updated_at: t(0),
-                acks: Default::default(),
-                channels: Default::default(),
-            },
-        );
+        state
+            .conditions
+            .insert(key(), Condition::firing_for_test("e1", t(0)));
         state
     }
 

@@ -201,7 +201,6 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::checks::{Finding, Severity};
     use crate::state::ChannelState;
 
     fn t(minutes: i64) -> DateTime<Utc> {
@@ -225,19 +224,6 @@ mod tests {
             ..ChannelState::new(episode)
         };
         Condition {
-            firing: true,
-            episode: "e2".into(),
-            since: t(0),
-            cleared_at: None,
-            severity: Severity::Critical,
-            finding: Finding {
-                summary: "0 of 2 agents online".into(),
-                value: 0.0,
-                threshold: 1.0,
-                agents: vec![],
-            },
-            updated_at: t(0),
-            acks: Default::default(),
             channels: [
                 ("slack".to_string(), told("e2")),
                 ("pd".to_string(), told("e2")),
@@ -245,6 +231,7 @@ mod tests {
                 ("late".to_string(), told("e1")),
             ]
             .into(),
+            ..Condition::firing_for_test("e2", t(0))
         }
     }
 

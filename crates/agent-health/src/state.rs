@@ -107,6 +107,29 @@ pub struct Condition {
     pub channels: BTreeMap<String, ChannelState>,
 }
 
+#[cfg(test)]
+impl Condition {
+    /// A critical "0 of 2 agents online" firing since `since` in `episode`, nobody told yet.
+    pub(crate) fn firing_for_test(episode: &str, since: DateTime<Utc>) -> Condition {
+        Condition {
+            firing: true,
+            episode: episode.to_string(),
+            since,
+            cleared_at: None,
+            severity: Severity::Critical,
+            finding: Finding {
+                summary: "0 of 2 agents online".into(),
+                value: 0.0,
+                threshold: 1.0,
+                agents: vec![],
+            },
+            updated_at: since,
+            acks: Default::default(),
+            channels: Default::default(),
+        }
+    }
+}
+
 /// Acknowledgements of the current episode; cleared when the condition evaluates false.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Acks {

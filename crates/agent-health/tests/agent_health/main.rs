@@ -186,13 +186,7 @@ async fn ack_link_silences_until_recovery_and_a_recurrence_fires_again() {
     // POST the form (as the browser would): acknowledged and recorded.
     let mut form = query_of(&link);
     form.insert("by".into(), "Ann On-Call".into());
-    let done = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let done = h.post_ack(&form).await;
     assert_eq!(done.status(), 200);
     assert!(
         done.text()
@@ -265,13 +259,7 @@ async fn ack_link_silences_until_recovery_and_a_recurrence_fires_again() {
     h.advance_minutes(5);
     h.run().await;
     assert_eq!(h.all_counts(), [3, 4, 4, 4]);
-    let replay = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let replay = h.post_ack(&form).await;
     // The episode it was for is over; the new one came with a new link.
     assert_eq!(replay.status(), 410);
     assert!(
@@ -330,13 +318,7 @@ async fn one_action_acknowledges_a_sites_checks_for_a_while_and_can_be_undone() 
     let before = h.raw_state().await;
     let mut form = query_of(&link);
     form.insert("by".into(), "  ".into());
-    let nameless = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let nameless = h.post_ack(&form).await;
     assert_eq!(nameless.status(), 422);
     assert!(nameless.text().await.unwrap().contains("Enter your name"));
     assert_eq!(h.raw_state().await, before);
@@ -346,13 +328,7 @@ async fn one_action_acknowledges_a_sites_checks_for_a_while_and_can_be_undone() 
     form.insert("by".into(), "Ann".into());
     form.insert("for".into(), "4h".into());
     form.insert("scope".into(), "site".into());
-    let done = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let done = h.post_ack(&form).await;
     assert_eq!(done.status(), 200);
     let cookie = done.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
@@ -412,13 +388,7 @@ async fn one_action_acknowledges_a_sites_checks_for_a_while_and_can_be_undone() 
     let mut undo = query_of(&link);
     undo.insert("action".into(), "undo".into());
     undo.insert("by".into(), "Ann".into());
-    let undone = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&undo)
-        .send()
-        .await
-        .unwrap();
+    let undone = h.post_ack(&undo).await;
     assert_eq!(undone.status(), 200);
     assert!(
         undone
@@ -479,13 +449,7 @@ async fn tampered_expired_and_replayed_links_are_refused_and_change_nothing() {
             .await
             .unwrap();
         assert_eq!(response.status(), 403, "{name}");
-        let response = h
-            .http
-            .post(format!("{}/ack", h.ack_url))
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
+        let response = h.post_ack(&params).await;
         assert_eq!(response.status(), 403, "{name}");
     }
     assert_eq!(h.raw_state().await, before);
@@ -493,26 +457,11 @@ async fn tampered_expired_and_replayed_links_are_refused_and_change_nothing() {
     // Used once, clicked again while the acknowledgement holds: "already acknowledged", not an error.
     let mut form = query_of(&link);
     form.insert("by".into(), "Ann".into());
-    assert_eq!(
-        h.http
-            .post(format!("{}/ack", h.ack_url))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(h.post_ack(&form).await.status(), 200);
     let again = h.http.get(&link).send().await.unwrap();
     assert_eq!(again.status(), 200);
     assert!(again.text().await.unwrap().contains("Already acknowledged"));
-    let again = h
-        .http
-        .post(format!("{}/ack", h.ack_url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let again = h.post_ack(&form).await;
     assert_eq!(again.status(), 200);
 
     // Someone un-acknowledges: the used link cannot be replayed to silence it again.

@@ -333,6 +333,16 @@ impl Harness {
         assert!(response.status().is_success());
     }
 
+    /// Submits the acknowledgement form (link parameters plus the form's fields), as a browser would.
+    pub async fn post_ack(&self, form: &HashMap<String, String>) -> reqwest::Response {
+        self.http
+            .post(format!("{}/ack", self.ack_url))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn run(&self) -> RunReport {
         let run_id = format!("run{}", self.runs.fetch_add(1, Ordering::SeqCst));
         self.evaluator
