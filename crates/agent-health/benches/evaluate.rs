@@ -96,6 +96,9 @@ async fn timed(evaluator: &Evaluator, rules: &Rules, label: &str) -> BenchResult
         "  {label:<10} {secs:>6.2} s ({verdict} the {TARGET_SECS} s target): {} sites evaluated, {} firing, {} notifications sent",
         report.sites_evaluated, report.conditions_firing, report.notifications_sent
     );
+    println!(
+        "figure\tagent health, {SITES} sites at {LATENCY_MS} ms, {label} (s)\t{secs:.2}\t<=\t{TARGET_SECS}"
+    );
     Ok(report)
 }
 

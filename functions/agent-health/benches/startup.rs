@@ -2,6 +2,11 @@
 //! binary runs once against an emulated Lambda Runtime API and 1000 simulated sites: binary size,
 //! init time (process start to its first `/invocation/next`) and peak RSS (VmHWM) of one
 //! invocation. (The evaluation's speed at API latency is `agent-health`'s `evaluate` bench.)
+//!
+//! `--init-only NAME=PATH` (repeatable; `tests/bench.sh` passes the feed-export and ack-url
+//! binaries) also starts those, with a configuration that needs no AWS service, and measures their
+//! init time and the RSS at that point; the first invocation is held back. Every figure is also
+//! printed as a tab-separated `figure` line.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -28,7 +33,80 @@ async fn main() -> BenchResult<()> {
     };
     let sim = sigsci_sim::start(config.clone(), ([127, 0, 0, 1], 0).into()).await?;
     lambda_invocation(&sim, &config).await?;
+    let args: Vec<String> = std::env::args().collect();
+    for pair in args.windows(2).filter(|pair| pair[0] == "--init-only") {
+        let (name, path) = pair[1]
+            .split_once('=')
+            .ok_or("--init-only takes NAME=PATH")?;
+        // One binary that does not start must not hide the others' figures.
+        if let Err(error) = init_only(name, path, &sim, &config).await {
+            eprintln!("lambda {name}: {error}");
+        }
+    }
     sim.shutdown().await;
+    Ok(())
+}
+
+/// Start-up of another Lambda binary: process start to its first `/invocation/next`, and its RSS
+/// then. S3 and Secrets Manager point at a closed port: nothing is called before an invocation.
+async fn init_only(
+    name: &str,
+    binary: &str,
+    sim: &RunningSim,
+    config: &SimConfig,
+) -> BenchResult<()> {
+    let log = Arc::new(Mutex::new(RuntimeLog::default()));
+    let polled = Arc::new(Notify::new());
+    let api = runtime_api(
+        Arc::clone(&log),
+        Arc::new(Notify::new()),
+        Some(Arc::clone(&polled)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address: SocketAddr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    let state_dir = std::env::temp_dir().join(format!("{name}-bench-{}", std::process::id()));
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("SIGSCI_CORP", &config.corp)
+        .env("SIGSCI_API_URL", &sim.base_url)
+        .env("SIGSCI_KIT_CREDENTIALS_SECRET", "bench/credentials")
+        .env("SIGSCI_KIT_FEED_LOCATION", "s3://bench-bucket/feed")
+        .env("SIGSCI_KIT_STATE", &state_dir)
+        .env("SIGSCI_KIT_BENCH_ACK_KEY", "bench-signing-key")
+        .env(
+            "SIGSCI_KIT_RULES",
+            "ack: {base_url: 'https://ack.example.com', secret: 'env:SIGSCI_KIT_BENCH_ACK_KEY'}\nchannels:\n  - {name: console, type: console}\n",
+        )
+        .stdout(Stdio::null())
+        .spawn()?;
+    let waited = tokio::time::timeout(Duration::from_secs(30), polled.notified()).await;
+    let peak_rss_kib = peak_rss_kib(&child);
+    stop(&mut child);
+    let _ = std::fs::remove_dir_all(&state_dir);
+    waited.map_err(|_| format!("{name} did not poll for an invocation within 30 s"))?;
+    let init_ms = log
+        .lock()
+        .map_err(|_| "runtime log poisoned")?
+        .first_poll
+        .map(|at| at.duration_since(started).as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN);
+    let rss_mib = peak_rss_kib.map_or(f64::NAN, |kib| kib as f64 / 1024.0);
+    println!("lambda {name}: init {init_ms:.1} ms, RSS at init {rss_mib:.1} MiB");
+    println!(
+        "figure\tLambda {name}: init, process start to first /next (ms)\t{init_ms:.1}\t<=\t20"
+    );
+    println!("figure\tLambda {name}: RSS at init (MiB, context)\t{rss_mib:.1}\t\t");
     Ok(())
 }
 
@@ -46,7 +124,7 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
     let stripped = stripped_size(binary);
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered));
+    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, api).await });
@@ -105,10 +183,24 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
         "  invocation   {} sites evaluated in {} ms",
         report["sites_evaluated"], report["duration_ms"]
     );
+    println!(
+        "figure\tLambda agent-health: init, process start to first /next (ms)\t{init_ms:.1}\t<=\t20"
+    );
+    if let Some(kib) = peak_rss_kib {
+        println!(
+            "figure\tLambda agent-health: peak RSS, one invocation, {SITES} sites (MiB)\t{:.1}\t<=\t40",
+            kib as f64 / 1024.0
+        );
+    }
     Ok(())
 }
 
-fn runtime_api(log: Arc<Mutex<RuntimeLog>>, answered: Arc<Notify>) -> Router {
+/// The Runtime API; with `hold` set, no invocation is handed out and `hold` is told of the first poll.
+fn runtime_api(
+    log: Arc<Mutex<RuntimeLog>>,
+    answered: Arc<Notify>,
+    hold: Option<Arc<Notify>>,
+) -> Router {
     let next_log = Arc::clone(&log);
     let response_log = Arc::clone(&log);
     let response_done = Arc::clone(&answered);
@@ -118,6 +210,7 @@ fn runtime_api(log: Arc<Mutex<RuntimeLog>>, answered: Arc<Notify>) -> Router {
             "/2018-06-01/runtime/invocation/next",
             get(move || {
                 let log = Arc::clone(&next_log);
+                let hold = hold.clone();
                 async move {
                     let first = {
                         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,7 +218,10 @@ fn runtime_api(log: Arc<Mutex<RuntimeLog>>, answered: Arc<Notify>) -> Router {
                         log.first_poll.get_or_insert_with(Instant::now);
                         first
                     };
-                    if !first {
+                    if let Some(hold) = &hold {
+                        hold.notify_one();
+                    }
+                    if !first || hold.is_some() {
                         // One invocation only: hold the next poll until the process is stopped.
                         std::future::pending::<()>().await;
                     }

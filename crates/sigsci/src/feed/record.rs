@@ -1,5 +1,6 @@
 //! Feed page decoding without JSON trees: each record is kept as raw text and only its
-//! top-level `id` and `timestamp` are read.
+//! top-level `id` and `timestamp` are read, in one scanning pass over the page; serde_json's
+//! route decodes whatever the scanner leaves to it.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -33,7 +34,7 @@ pub struct RawRecord {
 impl RawRecord {
     /// The record's JSON text.
     pub fn get(&self) -> &str {
-        // The range is a value serde_json found inside this very page.
+        // The range is a record's bounds found inside this very page.
         &self.page[self.range.clone()]
     }
 }
@@ -44,7 +45,7 @@ impl std::fmt::Debug for RawRecord {
     }
 }
 
-/// The serde route to `id`/`timestamp`, for records the fast scanner declines.
+/// The serde route to `id`/`timestamp`, for records the scanner leaves to it.
 #[derive(Deserialize)]
 struct RecordHead<'a> {
     #[serde(borrow)]
@@ -53,9 +54,12 @@ struct RecordHead<'a> {
     timestamp: Cow<'a, str>,
 }
 
-/// `id` and `timestamp` of one record, or why they cannot be had.
-fn record_head(json: &str) -> std::result::Result<(String, DateTime<Utc>), String> {
-    let (id, timestamp) = match scan_head(json) {
+/// `id` and `timestamp` of one record (`head` when the scanner read them), or why they cannot be had.
+fn record_head(
+    json: &str,
+    head: Option<(&str, &str)>,
+) -> std::result::Result<(String, DateTime<Utc>), String> {
+    let (id, timestamp) = match head {
         Some((id, timestamp)) => (Cow::Borrowed(id), Cow::Borrowed(timestamp)),
         None => {
             let head: RecordHead<'_> =
@@ -93,29 +97,47 @@ pub(crate) fn parse_page(reply: Reply) -> Result<ParsedPage> {
         Ok(text) => Arc::new(text),
         Err(e) => return Err(Error::undecodable(status, e.as_bytes(), e.utf8_error())),
     };
-    let page: PageWire<'_> = serde_json::from_str(&page_text)
-        .map_err(|e| Error::undecodable(status, page_text.as_bytes(), e))?;
-    let page_start = page_text.as_ptr() as usize;
-    let records = page
-        .data
-        .iter()
-        .map(|raw| {
-            let json = raw.get();
-            let (id, timestamp) = record_head(json)
+    let (found, next) = match scan_page(&page_text) {
+        Some((found, next)) => (found, next.to_owned()),
+        None => serde_page(&page_text)
+            .map_err(|e| Error::undecodable(status, page_text.as_bytes(), e))?,
+    };
+    let records = found
+        .into_iter()
+        .map(|Found { range, head }| {
+            let json = &page_text[range.clone()];
+            let (id, timestamp) = record_head(json, head)
                 .map_err(|cause| Error::undecodable(status, json.as_bytes(), cause))?;
-            let start = json.as_ptr() as usize - page_start;
             Ok(FeedRecord {
                 id,
                 timestamp,
                 raw: RawRecord {
                     page: Arc::clone(&page_text),
-                    range: start..start + json.len(),
+                    range,
                 },
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let next = Some(page.next.uri.into_owned()).filter(|uri| !uri.is_empty());
-    Ok((records, next))
+    Ok((records, Some(next).filter(|uri| !uri.is_empty())))
+}
+
+/// The serde route for a whole page: records' bounds only, their heads left to [`record_head`].
+fn serde_page(text: &str) -> serde_json::Result<(Vec<Found<'_>>, String)> {
+    let page: PageWire<'_> = serde_json::from_str(text)?;
+    let page_start = text.as_ptr() as usize;
+    let found = page
+        .data
+        .iter()
+        .map(|raw| {
+            // The value serde_json found inside this very text.
+            let start = raw.get().as_ptr() as usize - page_start;
+            Found {
+                range: start..start + raw.get().len(),
+                head: None,
+            }
+        })
+        .collect();
+    Ok((found, page.next.uri.into_owned()))
 }
 
 /// What the first bytes of a page say about the next page.
@@ -144,118 +166,346 @@ pub(crate) fn peek_next_uri(body: &[u8]) -> Peek<'_> {
     }
 }
 
-/// Finds the top-level `"id"` and `"timestamp"` strings of a record that serde_json has already
-/// validated, stopping as soon as both are seen (a full serde pass would skip every other
-/// field too). Returns `None` for anything unusual (escapes, non-string values, missing
-/// fields) so the caller takes the serde route and its precise errors.
-fn scan_head(json: &str) -> Option<(&str, &str)> {
-    let bytes = json.as_bytes();
-    let mut at = skip_ws(bytes, 0);
-    if *bytes.get(at)? != b'{' {
+/// Where a record sits in its page, and its `id` and `timestamp` when the scanner could read them
+/// as plain strings (`None`: the serde route reads them, with its precise errors).
+struct Found<'a> {
+    range: Range<usize>,
+    head: Option<(&'a str, &'a str)>,
+}
+
+/// What a container is to the page: the scanner only looks inside the first three kinds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Page,
+    Next,
+    Data,
+    Record,
+    Other,
+}
+
+/// What the value after the last key is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    None,
+    Next,
+    Data,
+    Uri,
+    Id,
+    Timestamp,
+}
+
+/// The next token the JSON grammar allows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Value,
+    /// After `[`: a value or `]`.
+    FirstValue,
+    /// After `{`: a key or `}`.
+    FirstKey,
+    Key,
+    Colon,
+    /// After a value inside a container: `,` or its end.
+    Comma,
+    /// The page's object is complete: only spaces may follow.
+    End,
+}
+
+/// Deeper than serde_json's own limit (128) is left to serde_json, which refuses it.
+const MAX_DEPTH: usize = 128;
+
+/// One pass over a page in the API's usual shape: a validating JSON scanner that jumps from quote
+/// to quote with `memchr` and finds every record's bounds and its top-level `id` and `timestamp`
+/// on the way. `None` for anything it does not handle (control characters or line breaks anywhere,
+/// escaped top-level keys, an unusual `next`, non-object records, invalid JSON): the serde route
+/// then decides, so both routes accept exactly the same pages.
+struct PageScan<'a> {
+    text: &'a str,
+    /// Open containers: their kind (`{` or `[`) and role.
+    stack: Vec<(u8, Role)>,
+    expect: Expect,
+    slot: Slot,
+    seen_next: bool,
+    seen_data: bool,
+    seen_uri: bool,
+    next: &'a str,
+    records: Vec<Found<'a>>,
+    /// The record being scanned: where it starts, its head so far, and whether it needs serde.
+    record_start: usize,
+    id: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    unusual: bool,
+}
+
+fn scan_page(text: &str) -> Option<(Vec<Found<'_>>, &str)> {
+    let bytes = text.as_bytes();
+    // JSON strings hold no raw control characters; a compact page holds none outside strings
+    // either. Checking once here (vectorised) keeps them out of the per-string work below.
+    if bytes
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |seen, &b| seen | (b < 0x20)))
+    {
         return None;
     }
-    at += 1;
-    let (mut id, mut timestamp) = (None, None);
+    let mut scan = PageScan {
+        text,
+        stack: Vec::with_capacity(16),
+        expect: Expect::Value,
+        slot: Slot::None,
+        seen_next: false,
+        seen_data: false,
+        seen_uri: false,
+        next: "",
+        records: Vec::with_capacity(1024),
+        record_start: 0,
+        id: None,
+        timestamp: None,
+        unusual: false,
+    };
+    let mut quotes = memchr::memchr2_iter(b'"', b'\\', bytes);
+    let mut at = 0;
     loop {
-        at = skip_ws(bytes, at);
-        if *bytes.get(at)? == b'}' {
-            return None;
+        let quote = quotes.find(|&p| p >= at);
+        scan.structure(at, quote.unwrap_or(bytes.len()))?;
+        let Some(open) = quote else { break };
+        if bytes[open] != b'"' {
+            return None; // A backslash outside a string.
         }
-        let (key, after_key) = plain_string(json, at)?;
-        at = skip_ws(bytes, after_key);
-        if *bytes.get(at)? != b':' {
-            return None;
-        }
-        at = skip_ws(bytes, at + 1);
-        let slot = match key {
-            "id" => Some(&mut id),
-            "timestamp" => Some(&mut timestamp),
-            _ => None,
-        };
-        at = match slot {
-            Some(slot) => {
-                let (value, after_value) = plain_string(json, at)?;
-                *slot = Some(value);
-                after_value
+        let mut plain = true;
+        let mut resume = open + 1;
+        let close = loop {
+            let p = quotes.find(|&p| p >= resume)?;
+            if bytes[p] == b'"' {
+                break p;
             }
-            None => skip_value(bytes, at)?,
+            plain = false;
+            resume = match *bytes.get(p + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => p + 2,
+                b'u' if bytes.get(p + 2..p + 6)?.iter().all(u8::is_ascii_hexdigit) => p + 6,
+                _ => return None,
+            };
         };
-        if let (Some(id), Some(timestamp)) = (id, timestamp) {
-            return Some((id, timestamp));
+        scan.string(&text[open + 1..close], plain)?;
+        at = close + 1;
+    }
+    (scan.expect == Expect::End && scan.seen_data).then_some((scan.records, scan.next))
+}
+
+impl<'a> PageScan<'a> {
+    /// The bytes between two strings: punctuation, numbers, literals, spaces.
+    fn structure(&mut self, from: usize, to: usize) -> Option<()> {
+        let text: &'a str = self.text;
+        let bytes = &text.as_bytes()[..to];
+        let mut at = from;
+        while at < to {
+            match bytes[at] {
+                b' ' => {}
+                b'{' | b'[' => self.open(at)?,
+                b'}' | b']' => self.close(at)?,
+                b':' if self.expect == Expect::Colon => self.expect = Expect::Value,
+                b',' if self.expect == Expect::Comma => {
+                    self.expect = match self.stack.last()? {
+                        (b'{', _) => Expect::Key,
+                        _ => Expect::Value,
+                    }
+                }
+                b'-' | b'0'..=b'9' => {
+                    at = number(bytes, at)?;
+                    self.scalar()?;
+                    continue;
+                }
+                b't' | b'f' | b'n' => {
+                    let word: &[u8] = match bytes[at] {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    if !bytes[at..].starts_with(word) {
+                        return None;
+                    }
+                    at += word.len();
+                    self.scalar()?;
+                    continue;
+                }
+                _ => return None,
+            }
+            at += 1;
         }
-        at = skip_ws(bytes, at);
-        match bytes.get(at)? {
-            b',' => at += 1,
-            _ => return None,
+        Some(())
+    }
+
+    /// A value may start here; returns what it is for, given its container.
+    fn value_start(&mut self) -> Option<(Role, Slot)> {
+        if !matches!(self.expect, Expect::Value | Expect::FirstValue) {
+            return None;
         }
+        let slot = std::mem::replace(&mut self.slot, Slot::None);
+        let parent = self.stack.last().map_or(Role::Other, |&(_, role)| role);
+        Some((parent, slot))
+    }
+
+    fn value_end(&mut self) {
+        self.expect = if self.stack.is_empty() {
+            Expect::End
+        } else {
+            Expect::Comma
+        };
+    }
+
+    fn open(&mut self, at: usize) -> Option<()> {
+        let kind = self.text.as_bytes()[at];
+        let (parent, slot) = self.value_start()?;
+        let role = match (self.stack.is_empty(), parent, slot, kind) {
+            (true, _, _, b'{') => Role::Page,
+            (true, ..) => return None,
+            (false, Role::Page, Slot::Next, b'{') => Role::Next,
+            (false, Role::Page, Slot::Data, b'[') => Role::Data,
+            (false, Role::Page, Slot::Next | Slot::Data, _) => return None,
+            (false, Role::Next, Slot::Uri, _) => return None,
+            (false, Role::Data, _, b'{') => {
+                self.record_start = at;
+                (self.id, self.timestamp, self.unusual) = (None, None, false);
+                Role::Record
+            }
+            (false, Role::Data, ..) => return None,
+            (false, Role::Record, Slot::Id | Slot::Timestamp, _) => {
+                self.unusual = true;
+                Role::Other
+            }
+            _ => Role::Other,
+        };
+        if self.stack.len() >= MAX_DEPTH {
+            return None;
+        }
+        self.stack.push((kind, role));
+        self.expect = if kind == b'{' {
+            Expect::FirstKey
+        } else {
+            Expect::FirstValue
+        };
+        Some(())
+    }
+
+    fn close(&mut self, at: usize) -> Option<()> {
+        let kind = self.text.as_bytes()[at];
+        let (open, role) = *self.stack.last()?;
+        let allowed = match kind {
+            b'}' => open == b'{' && matches!(self.expect, Expect::FirstKey | Expect::Comma),
+            _ => open == b'[' && matches!(self.expect, Expect::FirstValue | Expect::Comma),
+        };
+        if !allowed {
+            return None;
+        }
+        self.stack.pop();
+        if role == Role::Record {
+            let head = match (self.unusual, self.id, self.timestamp) {
+                (false, Some(id), Some(timestamp)) => Some((id, timestamp)),
+                _ => None,
+            };
+            self.records.push(Found {
+                range: self.record_start..at + 1,
+                head,
+            });
+        }
+        self.value_end();
+        Some(())
+    }
+
+    /// A string's contents (between its quotes); `plain` when it holds no escapes.
+    fn string(&mut self, text: &'a str, plain: bool) -> Option<()> {
+        if matches!(self.expect, Expect::Key | Expect::FirstKey) {
+            self.expect = Expect::Colon;
+            let role = self.stack.last().map_or(Role::Other, |&(_, role)| role);
+            self.slot = match (role, plain, text) {
+                (Role::Page, false, _) | (Role::Next, false, _) => return None,
+                (Role::Page, true, "next") if !self.seen_next => {
+                    self.seen_next = true;
+                    Slot::Next
+                }
+                (Role::Page, true, "data") if !self.seen_data => {
+                    self.seen_data = true;
+                    Slot::Data
+                }
+                (Role::Page, true, "next" | "data") => return None,
+                (Role::Next, true, "uri") if !self.seen_uri => {
+                    self.seen_uri = true;
+                    Slot::Uri
+                }
+                (Role::Next, true, "uri") => return None,
+                (Role::Record, true, "id") => Slot::Id,
+                (Role::Record, true, "timestamp") => Slot::Timestamp,
+                (Role::Record, false, _) => {
+                    self.unusual = true; // An escaped key might spell `id`.
+                    Slot::None
+                }
+                _ => Slot::None,
+            };
+            return Some(());
+        }
+        match self.value_start()? {
+            (Role::Page, Slot::Next | Slot::Data) | (Role::Data, _) => return None,
+            (Role::Next, Slot::Uri) if plain => self.next = text,
+            (Role::Next, Slot::Uri) => return None,
+            (Role::Record, Slot::Id) if plain && self.id.is_none() => self.id = Some(text),
+            (Role::Record, Slot::Timestamp) if plain && self.timestamp.is_none() => {
+                self.timestamp = Some(text)
+            }
+            (Role::Record, Slot::Id | Slot::Timestamp) => self.unusual = true,
+            _ => {}
+        }
+        self.value_end();
+        Some(())
+    }
+
+    /// A number or literal.
+    fn scalar(&mut self) -> Option<()> {
+        match self.value_start()? {
+            (Role::Page, Slot::Next | Slot::Data) | (Role::Data, _) | (Role::Next, Slot::Uri) => {
+                return None;
+            }
+            (Role::Record, Slot::Id | Slot::Timestamp) => self.unusual = true,
+            _ => {}
+        }
+        self.value_end();
+        Some(())
     }
 }
 
-fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
-    while bytes.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+/// A JSON number starting at `at` (serde_json's grammar: no leading zeros, no bare `.` or `e`);
+/// the index after it.
+fn number(bytes: &[u8], mut at: usize) -> Option<usize> {
+    let digits = |at: usize| {
+        bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    if bytes[at] == b'-' {
         at += 1;
     }
-    at
-}
-
-/// A string without escapes starting at `at` (the opening quote): its text and the index
-/// after the closing quote.
-fn plain_string(json: &str, at: usize) -> Option<(&str, usize)> {
-    let bytes = json.as_bytes();
-    if *bytes.get(at)? != b'"' {
-        return None;
+    match bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at += digits(at),
+        _ => return None,
     }
-    let len = memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
-    let end = at + 1 + len;
-    (bytes[end] == b'"').then(|| (&json[at + 1..end], end + 1))
-}
-
-/// Skips any valid JSON value starting at `at`; returns the index after it.
-fn skip_value(bytes: &[u8], mut at: usize) -> Option<usize> {
-    match *bytes.get(at)? {
-        b'"' => skip_string(bytes, at),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match *bytes.get(at)? {
-                    b'"' => {
-                        at = skip_string(bytes, at)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(at + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                at += 1;
-            }
+    if bytes.get(at) == Some(&b'.') {
+        let n = digits(at + 1);
+        if n == 0 {
+            return None;
         }
-        _ => {
-            while !matches!(
-                bytes.get(at),
-                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-            ) {
-                at += 1;
-            }
-            Some(at)
-        }
+        at += 1 + n;
     }
-}
-
-/// Skips a string (escapes allowed) starting at its opening quote.
-fn skip_string(bytes: &[u8], mut at: usize) -> Option<usize> {
-    at += 1;
-    loop {
-        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
-        match bytes[at] {
-            b'"' => return Some(at + 1),
-            _ => at += 2,
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
         }
+        let n = digits(at);
+        if n == 0 {
+            return None;
+        }
+        at += n;
     }
+    Some(at)
 }
 
 #[cfg(test)]
@@ -294,34 +544,117 @@ mod tests {
         );
     }
 
+    type Decoded = std::result::Result<(String, DateTime<Utc>), String>;
+
+    /// Both routes on one page: whenever the scanner takes it, serde_json must accept it too and
+    /// find the same records, the same `next` and the same heads. Returns whether it took it.
+    fn routes_agree(text: &str) -> bool {
+        let Some((found, next)) = scan_page(text) else {
+            return false;
+        };
+        let (by_serde, serde_next) = match serde_page(text) {
+            Ok(page) => page,
+            Err(e) => panic!("scanner took a page serde_json refuses ({e}): {text}"),
+        };
+        assert_eq!(next, serde_next, "{text}");
+        assert_eq!(found.len(), by_serde.len(), "{text}");
+        for (fast, slow) in found.iter().zip(&by_serde) {
+            assert_eq!(fast.range, slow.range, "{text}");
+            let json = &text[fast.range.clone()];
+            let via_scan: Decoded = record_head(json, fast.head);
+            let via_serde: Decoded = record_head(json, None);
+            assert_eq!(via_scan, via_serde, "{json}");
+        }
+        true
+    }
+
+    fn page(records: &[&str]) -> String {
+        format!(
+            r#"{{"next":{{"uri":"/api/v0/x?next=abc"}},"data":[{}]}}"#,
+            records.join(",")
+        )
+    }
+
+    /// Odd but valid records: escapes anywhere, unicode, nested `id` keys, spaces, every scalar.
+    const ODD_RECORDS: &[&str] = &[
+        r#"{"id":"a","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"ua":"say \"hi\" \\","id":"b","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":"esc\"aped","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":"r\u00e9q1","timestamp":"2024-05-01T10:00:07+02:00"}"#,
+        r#"{"\u0069d":"spelt","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"k\"ey":"v","id":"c","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"path":"c:\\","id":"d","q":"\/\b\f\n\r\t","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"tags":[{"type":"SQLI","id":"inner"}],"headersIn":[["id","spoof"]],"x":{"id":"deep","timestamp":"1999-01-01T00:00:00Z"},"timestamp":"2024-05-01T10:00:08Z","id":"e"}"#,
+        r#" { "id" : "f" , "timestamp" : "2024-05-01T10:00:09Z" , "e" : [ ] , "o" : { } } "#,
+        r#"{"n":-1.5e3,"z":0,"p":10.25E+2,"b":true,"f":false,"nul":null,"id":"g","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"city":"Zürich 東京 😀","id":"h","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":"","timestamp":"2024-05-01T10:00:07Z"}"#,
+        // Valid JSON whose head is wrong: the serde route must give its error on both routes.
+        r#"{"id":7,"timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":"i","id":"j","timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":null,"timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":{"id":"k"},"timestamp":"2024-05-01T10:00:07Z"}"#,
+        r#"{"id":"l","timestamp":"yesterday"}"#,
+        r#"{"id":"only"}"#,
+        r#"{}"#,
+    ];
+
     #[test]
-    fn scanner_agrees_with_serde_or_declines() {
-        let cases = [
-            r#"{"id":"a","timestamp":"t"}"#,
-            r#" { "x" : [1, {"id":"nested"}, "s\"}]"], "timestamp" : "t2" , "id" : "b" } "#,
-            r#"{"tags":[{"type":"SQLI","id":"inner"}],"n":-1.5e3,"b":true,"z":null,"id":"c","timestamp":"t3"}"#,
-            r#"{"headersIn":[["id","spoof"]],"id":"d","timestamp":"t4"}"#,
-            r#"{"k\"ey":"v","id":"e","timestamp":"t5"}"#,
-            r#"{"id":"esc\"aped","timestamp":"t6"}"#,
-            r#"{"id":7,"timestamp":"t7"}"#,
-            r#"{"id":"only"}"#,
-            r#"{}"#,
-        ];
-        for case in cases {
-            let via_serde = serde_json::from_str::<RecordHead<'_>>(case)
-                .ok()
-                .map(|h| (h.id.into_owned(), h.timestamp.into_owned()));
-            match scan_head(case) {
-                Some((id, ts)) => {
-                    assert_eq!(Some((id.to_string(), ts.to_string())), via_serde, "{case}")
-                }
-                // Declining is always safe: the serde route decides.
-                None => assert!(case.contains('\\') || via_serde.is_none(), "{case}"),
+    fn odd_but_valid_records_read_the_same_on_both_routes() {
+        for record in ODD_RECORDS {
+            assert!(routes_agree(&page(&[record])), "scanner declined {record}");
+        }
+        assert!(routes_agree(&page(ODD_RECORDS)));
+        assert!(routes_agree(
+            r#"{"data":[],"next":{"uri":""},"extra":[1,{"a":"b"}]}"#
+        ));
+        // Line breaks or tabs anywhere, escaped top-level keys, odd `next`: serde's route alone.
+        for declined in [
+            "{\"next\":{\"uri\":\"\"},\n\"data\":[]}",
+            "{\"next\":{\"uri\":\"\"},\"data\":[{\"id\":\"a\tb\",\"timestamp\":\"t\"}]}",
+            r#"{"next":{"uri":"/a\/b"},"data":[]}"#,
+            r#"{"\u006eext":{"uri":""},"data":[]}"#,
+            r#"{"next":null,"data":[]}"#,
+            r#"{"next":{"uri":"a","uri":"b"},"data":[]}"#,
+            r#"{"data":[1]}"#,
+        ] {
+            assert!(scan_page(declined).is_none(), "{declined}");
+        }
+    }
+
+    #[test]
+    fn scanner_never_takes_a_page_serde_refuses() {
+        let base = page(&ODD_RECORDS[..11]);
+        let mut taken = 0;
+        let mut check = |bytes: Vec<u8>| {
+            if let Ok(text) = String::from_utf8(bytes) {
+                taken += usize::from(routes_agree(&text));
+            }
+        };
+        for at in 0..base.len() {
+            check(base.as_bytes()[..at].to_vec());
+            let mut removed = base.as_bytes().to_vec();
+            removed.remove(at);
+            check(removed);
+            for byte in *br#""\{}[],: 0-e.at"# {
+                let mut changed = base.as_bytes().to_vec();
+                changed[at] = byte;
+                check(changed);
             }
         }
+        // The mutations that stay valid JSON (inside strings, mostly) must still be taken.
+        assert!(taken > base.len(), "{taken}");
+    }
+
+    #[test]
+    fn pages_with_line_breaks_still_decode_through_serde() {
+        let text = "{\n  \"next\": {\"uri\": \"/a?next=x\"},\n  \"data\": [\n    {\"id\": \"a\", \"timestamp\": \"2024-05-01T10:00:07Z\"}\n  ]\n}";
+        let (records, next) = parse_page(reply(text.as_bytes())).expect("page");
+        assert_eq!(next.as_deref(), Some("/a?next=x"));
+        assert_eq!(records[0].id, "a");
         assert_eq!(
-            scan_head(r#"{"x":[1,{"id":"nested"}],"timestamp":"t","id":"b"}"#),
-            Some(("b", "t"))
+            records[0].raw.get(),
+            r#"{"id": "a", "timestamp": "2024-05-01T10:00:07Z"}"#
         );
     }
 

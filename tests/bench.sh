@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Every performance figure in one table: tests/bench.sh [RUNS] (default 5). Not part of the test
+# command or CI: it needs a quiet machine and takes about RUNS × 4 minutes on 2 cores.
+#
+# Builds the workspace once (tests/lib/cargo.sh), then runs each benchmark RUNS times: the client's
+# paging (crates/sigsci), the feed export (crates/feed-export: wall, CPU, peak RSS), agent health
+# at 1000 sites (crates/agent-health), the Lambdas' start-up (functions/agent-health's `startup`,
+# which also starts the feed-export and ack-url binaries), and the CLI's own peak RSS for one hour
+# of 100k and of 2M records (`/usr/bin/time -f %M`, the kernel's maximum RSS). The benchmarks print
+# tab-separated `figure` lines (name, value, comparison, target); the table shows, per figure, the
+# median, min–max, the target and pass/fail. Ratios are measured side by side within one run, so
+# they hold on a slower machine; absolute times are context only.
+#
+# The start-up figures are of the native release binaries with an emulated Runtime API (the
+# emulator route of tests/deploy needs the arm64 zips, ~8 min to cross-build); zip sizes are those
+# of target/lambda/*/bootstrap.zip when scripts/package.sh made them, else of a zip of the native
+# stripped binary (said so in the table).
+set -euo pipefail
+
+runs="${1:-5}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# shellcheck source=lib/cargo.sh
+source tests/lib/cargo.sh
+workspace_build
+
+# The benchmarks' full output stays in target/bench/log for a look at what a figure came from.
+work="$root/target/bench"
+rm -rf "$work"
+mkdir -p "$work"
+sims=()
+cleanup() {
+  for pid in "${sims[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+declare -A bench
+while read -r name path; do
+  bench[$name]="$path"
+done < <(cargo build --release --workspace --all-targets --quiet --message-format=json 2>/dev/null |
+  jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.target.kind | index("bench"))) | "\(.target.name) \(.executable)"')
+for name in feed_paging feed_export evaluate startup; do
+  [[ -x "${bench[$name]-}" ]] || { echo "bench.sh: benchmark $name not built" >&2; exit 1; }
+done
+kit="$root/target/release/sigsci-kit"
+figures="$work/figures.tsv"
+
+# One hour of `records` records exported by the CLI as users run it (one site, local directory):
+# prints a figure line with the process's maximum RSS.
+cli_rss() {
+  local label="$1" records="$2" port dir now hour pid
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$kit" sim --listen "127.0.0.1:$port" --sites 1 --rps "$(python3 -c "print($records / 3600)")" >"$work/sim.log" 2>&1 &
+  pid=$!
+  sims+=("$pid")
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/__sim/clock" >/dev/null && break; sleep 0.1; done
+  now="$(curl -sf "http://127.0.0.1:$port/__sim/clock" | jq .now)"
+  hour=$(((now - 300) / 3600 * 3600 - 3600))
+  dir="$work/cli-out"
+  rm -rf "$dir"
+  SIGSCI_API_URL="http://127.0.0.1:$port" SIGSCI_CORP=testcorp SIGSCI_EMAIL=sim@example.com SIGSCI_API_TOKEN=sim-token \
+    /usr/bin/time -f '%M' -o "$work/time" "$kit" feed export --out "$dir" --site site-1 \
+    --from "$hour" --until "$((hour + 3600))" >/dev/null 2>"$work/cli.log" ||
+    { cat "$work/cli.log" >&2; return 1; }
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  printf 'figure\tCLI feed export peak RSS, %s records (MiB)\t%.1f\t<=\t40\n' "$label" "$(python3 -c "print($(tail -1 "$work/time") / 1024)")"
+}
+
+lambda_sizes() {
+  local name zip stripped
+  for name in feed-export agent-health ack-url; do
+    stripped="$work/$name"
+    cp "target/release/$name" "$stripped" && strip "$stripped"
+    printf 'figure\tLambda %s: binary size, native stripped (MB)\t%.1f\t\t\n' "$name" "$(python3 -c "print($(stat -c %s "$stripped") / 1e6)")"
+    zip="target/lambda/$name/bootstrap.zip"
+    if [[ -f "$zip" ]]; then
+      printf 'figure\tLambda %s: zip size, arm64 package (MB)\t%.1f\t<=\t8\n' "$name" "$(python3 -c "print($(stat -c %s "$zip") / 1e6)")"
+    else
+      python3 -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED).write(sys.argv[2], 'bootstrap')" "$work/$name.zip" "$stripped"
+      printf 'figure\tLambda %s: zip size, native stripped binary zipped (MB)\t%.1f\t<=\t8\n' "$name" "$(python3 -c "print($(stat -c %s "$work/$name.zip") / 1e6)")"
+    fi
+  done
+}
+
+lambda_sizes >>"$figures"
+for run in $(seq "$runs"); do
+  echo "bench.sh: run $run of $runs" >&2
+  # A failing benchmark leaves its figures out of the table (and says so) rather than ending the run.
+  {
+    "${bench[feed_paging]}" || echo "bench.sh: feed_paging failed" >&2
+    "${bench[feed_export]}" || echo "bench.sh: feed_export failed" >&2
+    "${bench[evaluate]}" || echo "bench.sh: evaluate failed" >&2
+    "${bench[startup]}" --init-only "feed-export=$root/target/release/feed-export" \
+      --init-only "ack-url=$root/target/release/ack-url" || echo "bench.sh: startup failed" >&2
+    cli_rss 100k 100000 || echo "bench.sh: CLI export of 100k records failed" >&2
+    cli_rss 2M 2000000 || echo "bench.sh: CLI export of 2M records failed" >&2
+  } 2>&1 | tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
+done
+
+python3 - "$figures" "$runs" <<'EOF'
+import statistics, sys
+from collections import OrderedDict
+
+rows = OrderedDict()
+for line in open(sys.argv[1], encoding="utf-8"):
+    _, name, value, op, target = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
+    entry = rows.setdefault(name, {"values": [], "op": op, "target": target})
+    entry["values"].append(float(value))
+# The CLI's 2M ÷ 100k, run by run.
+small = rows.get("CLI feed export peak RSS, 100k records (MiB)")
+large = rows.get("CLI feed export peak RSS, 2M records (MiB)")
+if small and large:
+    rows["CLI feed export peak RSS, 2M ÷ 100k"] = {
+        "values": [b / a for a, b in zip(small["values"], large["values"])],
+        "op": "<=", "target": "1.10"}
+print(f"{'figure':<66} {'median':>8} {'min–max':>17} {'target':>8}  result")
+for name, row in rows.items():
+    values = row["values"]
+    median = statistics.median(values)
+    spread = f"{min(values):.3g}–{max(values):.3g}"
+    if row["op"]:
+        target = float(row["target"])
+        ok = median <= target if row["op"] == "<=" else median >= target
+        verdict, shown = ("pass" if ok else "FAIL"), f"{row['op']} {row['target']}"
+    else:
+        verdict, shown = "", ""
+    print(f"{name:<66} {median:>8.3g} {spread:>17} {shown:>8}  {verdict}")
+print(f"(median of {sys.argv[2]} runs)")
+EOF
