@@ -18,7 +18,8 @@ locals {
   # bucket: its statements on the bucket, in policy order; prefixes (not null) limits s3:ListBucket to
   # them (also what turns a missing key into 404 rather than 403).
   # secrets: its own secrets. The exporter the credentials; the evaluator the credentials, the channels
-  # and the signing key (it signs links); the ack pages only the signing key (they verify them).
+  # and the signing key (it signs links); the ack pages the signing key (they verify links) and the
+  # channels (they acknowledge incidents), never the API credentials.
   function_access = {
     # The feed prefix; sweeping uploads a killed run left (ListMultipartUploads takes no prefix condition).
     feed_export = {
@@ -40,15 +41,16 @@ locals {
       secrets_sid = "Secrets"
       secrets     = concat([local.credentials_secret_arn, aws_secretsmanager_secret.this["channels"].arn, aws_secretsmanager_secret.this["ack_key"].arn], var.additional_secret_arns)
     }
-    # The state prefix (acknowledgements are recorded there), the rules, the signing key.
+    # The state prefix (acknowledgements are recorded there), the rules, the signing key, and the
+    # channels' secrets: an acknowledgement is passed on to PagerDuty/Opsgenie incidents at once.
     ack_url = {
       bucket = [
         { sid = "State", actions = ["s3:GetObject", "s3:PutObject"], resources = ["${local.bucket_arn}/${local.state_prefix}/*"], prefixes = null },
         { sid = "Rules", actions = ["s3:GetObject"], resources = ["${local.bucket_arn}/${local.rules_key}"], prefixes = null },
         { sid = "StateList", actions = ["s3:ListBucket"], resources = [local.bucket_arn], prefixes = ["${local.state_prefix}/*", local.rules_key] },
       ]
-      secrets_sid = "SigningKey"
-      secrets     = [aws_secretsmanager_secret.this["ack_key"].arn]
+      secrets_sid = "Secrets"
+      secrets     = concat([aws_secretsmanager_secret.this["ack_key"].arn, aws_secretsmanager_secret.this["channels"].arn], var.additional_secret_arns)
     }
   }
 }

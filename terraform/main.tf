@@ -44,6 +44,13 @@ locals {
         SIGSCI_KIT_FEED_LOCATION      = local.feed_location
         SIGSCI_KIT_SITES              = length(var.sites) > 0 ? join(",", var.sites) : null
         SIGSCI_KIT_FEED_GZIP_LEVEL    = var.feed_gzip_level == null ? null : tostring(var.feed_gzip_level)
+        SIGSCI_KIT_FEED_FORMAT        = local.ocsf ? var.feed_format : null
+        # Without security_lake the OCSF goes to the exporter's default: {feed location}/ocsf, Hive layout.
+        SIGSCI_KIT_OCSF_LOCATION   = local.security_lake ? "s3://${local.lake_bucket}" : null
+        SIGSCI_KIT_OCSF_LAYOUT     = local.security_lake ? "security-lake" : null
+        SIGSCI_KIT_OCSF_SOURCE     = local.security_lake ? var.security_lake.source_name : null
+        SIGSCI_KIT_OCSF_REGION     = local.security_lake ? local.region : null
+        SIGSCI_KIT_OCSF_ACCOUNT_ID = local.security_lake ? local.account_id : null
       }
     }
     agent_health = {

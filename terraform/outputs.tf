@@ -77,3 +77,13 @@ output "dead_letter_queue_url" {
   description = "The schedules' dead-letter queue."
   value       = aws_sqs_queue.schedule_dlq.url
 }
+
+output "ocsf_table" {
+  description = "The OCSF table (database.requests_ocsf) when ocsf_glue_table is set, else null."
+  value       = var.ocsf_glue_table ? "${aws_glue_catalog_database.feed.name}.${aws_glue_catalog_table.ocsf[0].name}" : null
+}
+
+output "security_lake_location" {
+  description = "The Security Lake custom source's location the exporter writes to, when security_lake is set, else null."
+  value       = local.security_lake ? aws_securitylake_custom_log_source.feed[0].provider_details[0].location : null
+}

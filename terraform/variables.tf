@@ -103,6 +103,38 @@ variable "feed_gzip_level" {
   }
 }
 
+variable "feed_format" {
+  description = "What the feed export writes (SIGSCI_KIT_FEED_FORMAT): ndjson, ocsf-parquet (OCSF HTTP Activity in Parquet, docs/ocsf-mapping.md) or both."
+  type        = string
+  default     = "ndjson"
+
+  validation {
+    condition     = contains(["ndjson", "ocsf-parquet", "both"], var.feed_format)
+    error_message = "feed_format must be ndjson, ocsf-parquet or both."
+  }
+}
+
+variable "ocsf_glue_table" {
+  description = "Create the Glue table requests_ocsf over the OCSF Parquet in the feed bucket ({feed_prefix}/ocsf/, Hive layout). Needs feed_format ocsf-parquet or both, and no security_lake."
+  type        = bool
+  default     = false
+}
+
+variable "security_lake" {
+  description = "Register the OCSF output as an Amazon Security Lake custom source and write it there: source_name (the custom source), crawler_role_arn (the IAM role the lake's Glue crawler assumes), external_id (of the provider identity, this account). Needs feed_format ocsf-parquet or both. null: no lake."
+  type = object({
+    source_name      = string
+    crawler_role_arn = string
+    external_id      = string
+  })
+  default = null
+
+  validation {
+    condition     = var.security_lake == null || try(can(regex("^[A-Za-z0-9_-]{1,64}$", var.security_lake.source_name)) && can(regex("^arn:[^:]+:iam::[0-9]{12}:role/", var.security_lake.crawler_role_arn)), false)
+    error_message = "security_lake.source_name must be 1-64 of A-Z a-z 0-9 - _, and crawler_role_arn an IAM role ARN."
+  }
+}
+
 variable "rules" {
   description = "The agent-health rules document (YAML or JSON, see crates/agent-health/README.md). The module sets ack.base_url (the ack function URL) and ack.secret (the generated signing key) unless given, and points every channel without a secret at the channel-settings secret."
   type        = string

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 
 use crate::crd::{
     AgentAlert, ClusterSigSciConnection, ConnectionKind, ConnectionRef, Integration,
-    SigSciConnection,
+    SigSciConnection, SigSciList,
 };
 
 /// A connection, by kind and (for the namespaced kind) namespace.
@@ -71,20 +71,37 @@ pub fn connections_using_secret(
     local.chain(global).collect()
 }
 
-/// Agent alerts that use any of `connections`.
-pub fn alerts_using(
-    alerts: &[Arc<AgentAlert>],
+/// Kinds that reach the API only through their connection (no Secrets of their own).
+pub trait UsesConnection: Resource<DynamicType = ()> {
+    fn connection_ref(&self) -> &ConnectionRef;
+}
+
+impl UsesConnection for AgentAlert {
+    fn connection_ref(&self) -> &ConnectionRef {
+        &self.spec.connection_ref
+    }
+}
+
+impl UsesConnection for SigSciList {
+    fn connection_ref(&self) -> &ConnectionRef {
+        &self.spec.connection_ref
+    }
+}
+
+/// Objects (alerts, lists) that use any of `connections`.
+pub fn using_connections<K: UsesConnection>(
+    objects: &[Arc<K>],
     connections: &[ConnectionKey],
-) -> Vec<ObjectRef<AgentAlert>> {
-    alerts
+) -> Vec<ObjectRef<K>> {
+    objects
         .iter()
-        .filter(|alert| {
-            let namespace = alert.namespace();
+        .filter(|object| {
+            let namespace = object.namespace();
             connections
                 .iter()
-                .any(|key| key.is_referenced_by(namespace.as_deref(), &alert.spec.connection_ref))
+                .any(|key| key.is_referenced_by(namespace.as_deref(), object.connection_ref()))
         })
-        .map(|alert| ObjectRef::from_obj(alert.as_ref()))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
         .collect()
 }
 
@@ -272,7 +289,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            names(alerts_using(&alerts, &keys)),
+            names(using_connections(&alerts, &keys)),
             vec!["local", "via-cluster"]
         );
     }

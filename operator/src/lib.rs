@@ -1,5 +1,5 @@
-//! sigsci-kit operator: `SigSciConnection`, `ClusterSigSciConnection`, `AgentAlert` and
-//! `Integration` reconciled against the Signal Sciences API.
+//! sigsci-kit operator: `SigSciConnection`, `ClusterSigSciConnection`, `AgentAlert`,
+//! `Integration` and `SigSciList` reconciled against the Signal Sciences API.
 
 pub mod connect;
 pub mod controller;
@@ -37,6 +37,10 @@ pub enum Error {
     },
     #[error("invalid spec: {0}")]
     InvalidSpec(Problems),
+    #[error(
+        "{subject} is held by SigSciList {holder}, which declared it first; this object writes nothing while that one exists"
+    )]
+    Conflict { subject: String, holder: String },
     #[error("object has no {0}")]
     MissingMetadata(&'static str),
     // Boxed: the finalizer error wraps this type.
@@ -68,6 +72,7 @@ impl Error {
             | Error::ConnectionNotFound { .. }
             | Error::Secret { .. }
             | Error::InvalidSpec(_)
+            | Error::Conflict { .. }
             | Error::MissingMetadata(_) => ErrorClass::Permanent,
         }
     }
@@ -89,6 +94,7 @@ impl Error {
             Error::ConnectionNotFound { .. } => "ConnectionNotFound",
             Error::Secret { .. } => "SecretNotFound",
             Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Conflict { .. } => "Conflict",
             Error::MissingMetadata(_) => "InvalidObject",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(error)
@@ -111,6 +117,7 @@ impl Error {
             },
             Error::ConnectionNotFound { .. } | Error::Secret { .. } => "reference",
             Error::InvalidSpec(_) | Error::MissingMetadata(_) => "invalid_spec",
+            Error::Conflict { .. } => "conflict",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(error)
                 | kube::runtime::finalizer::Error::CleanupFailed(error) => error.metric_label(),

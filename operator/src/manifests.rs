@@ -14,7 +14,7 @@ use sigsci_config::{DesiredState, ObservedState, Sensitive};
 
 use crate::crd::{
     AgentAlert, ClusterSigSciConnection, ConnectionKind, ConnectionRef, Integration,
-    SigSciConnection,
+    SigSciConnection, SigSciList,
 };
 use crate::remote;
 
@@ -66,6 +66,7 @@ pub struct Manifests {
     pub cluster_connections: Vec<ClusterSigSciConnection>,
     pub alerts: Vec<AgentAlert>,
     pub integrations: Vec<Integration>,
+    pub lists: Vec<SigSciList>,
     pub secrets: Vec<Secret>,
 }
 
@@ -161,6 +162,9 @@ pub fn load_str(
                     .integrations
                     .push(namespaced(typed(value, &parse_error)?, default_namespace));
             }
+            (API_VERSION, "SigSciList") => manifests
+                .lists
+                .push(namespaced(typed(value, &parse_error)?, default_namespace)),
             ("v1", "Secret") => manifests
                 .secrets
                 .push(namespaced(typed(value, &parse_error)?, default_namespace)),
@@ -401,6 +405,13 @@ pub fn desired_by_connection(
             })?;
         group(&mut groups, target).integrations.push(desired);
     }
+    for list in &manifests.lists {
+        let namespace = list.namespace().unwrap_or_default();
+        let address = format!("SigSciList {namespace}/{}", list.name_any());
+        let target = find_target(manifests, &namespace, &list.spec.connection_ref, &address)?;
+        let desired = list.desired(&namespace, &list.name_any(), None);
+        group(&mut groups, target).lists.push(desired);
+    }
     let groups: Vec<ConnectionGroup> = groups.into_values().collect();
     for group in &groups {
         group.desired.validate().map_err(ManifestError::Invalid)?;
@@ -453,8 +464,8 @@ fn find_target(
     }
 }
 
-/// Read what the plan needs: alerts and integrations of every declared site, the corp's
-/// integrations when declared. Write-only integration fields are unknowable here.
+/// Read what the plan needs: alerts, integrations and lists of every declared site, the corp's
+/// integrations and lists when declared. Write-only integration fields are unknowable here.
 pub async fn observe(
     client: &sigsci::Client,
     desired: &DesiredState,
@@ -471,6 +482,10 @@ pub async fn observe(
     for location in desired.integration_locations() {
         let listed = remote::observe_integrations(client, &location, |_| None).await?;
         observed.integrations.insert(location, listed);
+    }
+    for location in desired.list_locations() {
+        let listed = remote::observe_lists(client, &location).await?;
+        observed.lists.insert(location, listed);
     }
     Ok(observed)
 }

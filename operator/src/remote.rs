@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use sigsci::{AlertBody, IntegrationBody, IntegrationUpdate};
+use sigsci::{
+    AlertBody, EntryChanges, IntegrationBody, IntegrationUpdate, ListBody, ListScope, ListUpdate,
+};
 use sigsci_config::alert::{AGENT_ALERT_ACTION, AGENT_ALERT_FIELD_NAME, AlertSettings};
 use sigsci_config::integration::IntegrationSettings;
 use sigsci_config::{
-    AlertChange, Change, IntegrationChange, Location, ObservedAlert, ObservedIntegration, Op,
-    Sensitive,
+    AlertChange, Change, IntegrationChange, ListChange, Location, ObservedAlert,
+    ObservedIntegration, ObservedList, Op, Sensitive,
 };
 
 /// The site's alerts.
@@ -55,6 +57,31 @@ pub async fn observe_integrations(
         .collect())
 }
 
+fn list_scope(location: &Location) -> ListScope<'_> {
+    match location {
+        Location::Site(site) => ListScope::Site(site),
+        Location::Corp => ListScope::Corp,
+    }
+}
+
+/// The lists of a site or of the corp.
+pub async fn observe_lists(
+    client: &sigsci::Client,
+    location: &Location,
+) -> sigsci::Result<Vec<ObservedList>> {
+    let lists = client.list_lists(list_scope(location)).await?;
+    Ok(lists
+        .into_iter()
+        .map(|list| ObservedList {
+            id: list.id,
+            name: list.name,
+            list_type: list.list_type,
+            description: list.description,
+            entries: list.entries,
+        })
+        .collect())
+}
+
 /// The id of the remote object after a change; `None` once deleted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
@@ -66,6 +93,42 @@ pub async fn execute(client: &sigsci::Client, change: &Change) -> sigsci::Result
     match change {
         Change::Alert(change) => execute_alert(client, change).await,
         Change::Integration(change) => execute_integration(client, change).await,
+        Change::List(change) => execute_list(client, change).await,
+    }
+}
+
+async fn execute_list(client: &sigsci::Client, change: &ListChange) -> sigsci::Result<Applied> {
+    let scope = list_scope(&change.location);
+    match &change.op {
+        Op::Create(write) => {
+            let body = ListBody {
+                name: write.name.clone(),
+                list_type: write.list_type.as_str().to_string(),
+                description: write.description.clone().unwrap_or_default(),
+                entries: write.additions.clone(),
+            };
+            let created = client.create_list(scope, &body).await?;
+            Ok(Applied {
+                remote_id: Some(created.id),
+            })
+        }
+        Op::Update { id, desired, .. } => {
+            let update = ListUpdate {
+                description: desired.description.clone(),
+                entries: EntryChanges {
+                    additions: desired.additions.clone(),
+                    deletions: desired.deletions.clone(),
+                },
+            };
+            client.update_list(scope, id, &update).await?;
+            Ok(Applied {
+                remote_id: Some(id.clone()),
+            })
+        }
+        Op::Delete { id } => {
+            ignore_not_found(client.delete_list(scope, id).await)?;
+            Ok(Applied { remote_id: None })
+        }
     }
 }
 

@@ -17,9 +17,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{self, Context, Settings, agent_alert, connection, integration};
-use crate::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection};
-use crate::index::{self, ConnectionKey};
+use crate::controller::{self, Context, Settings, agent_alert, connection, integration, list};
+use crate::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection, SigSciList};
+use crate::index::{self, ConnectionKey, UsesConnection};
 use crate::lease::{Clock, LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 
@@ -154,6 +154,10 @@ async fn preflight(client: &kube::Client, namespace: Option<&str>) -> Result<(),
         .list_metadata(&probe)
         .await
         .map_err(missing(integration::KIND))?;
+    scoped::<SigSciList>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map_err(missing(list::KIND))?;
     Ok(())
 }
 
@@ -195,7 +199,8 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
     let cluster_store = cluster_connections.store();
     let alerts = Controller::new(scoped::<AgentAlert>(client, namespace), watch())
         .with_config(config.clone());
-    let alert_store = alerts.store();
+    let lists = Controller::new(scoped::<SigSciList>(client, namespace), watch())
+        .with_config(config.clone());
     let integrations =
         Controller::new(scoped::<Integration>(client, namespace), watch()).with_config(config);
     let integration_store = integrations.store();
@@ -259,34 +264,20 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         )
         .for_each(log_result);
 
-    let alerts = alerts
-        .watches(secret_metadata(client, namespace), watch(), {
-            let (alert_store, users_of_secret) = (alert_store.clone(), users_of_secret.clone());
-            move |secret| index::alerts_using(&alert_store.state(), &users_of_secret(&secret))
-        })
-        .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
-            let alert_store = alert_store.clone();
-            move |connection| {
-                index::alerts_using(&alert_store.state(), &[namespaced_key(&connection)])
-            }
-        })
-        .watches(
-            Api::<ClusterSigSciConnection>::all(client.clone()),
-            watch(),
-            {
-                let alert_store = alert_store.clone();
-                move |connection| {
-                    index::alerts_using(
-                        &alert_store.state(),
-                        &[ConnectionKey::cluster(&connection.name_any())],
-                    )
-                }
-            },
-        )
+    let alerts = follow_connections(alerts, client, namespace, users_of_secret.clone())
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(
             agent_alert::reconcile,
             controller::error_policy(agent_alert::KIND),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let lists = follow_connections(lists, client, namespace, users_of_secret.clone())
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
+        .run(
+            list::reconcile,
+            controller::error_policy(list::KIND),
             ctx.clone(),
         )
         .for_each(log_result);
@@ -342,8 +333,57 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         namespace = namespace.unwrap_or("(all)"),
         "controllers started"
     );
-    futures::join!(connections, cluster_connections, alerts, integrations);
+    futures::join!(
+        connections,
+        cluster_connections,
+        alerts,
+        lists,
+        integrations
+    );
     tracing::info!("controllers stopped");
+}
+
+/// Requeue the objects of a kind that reaches the API only through its connection when that
+/// connection, or the Secret behind it, changes.
+fn follow_connections<K>(
+    controller: Controller<K>,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    users_of_secret: impl Fn(&PartialObjectMeta<Secret>) -> Vec<ConnectionKey> + Send + Sync + 'static,
+) -> Controller<K>
+where
+    K: UsesConnection
+        + Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let store = controller.store();
+    let watch = watcher::Config::default;
+    controller
+        .watches(secret_metadata(client, namespace), watch(), {
+            let store = store.clone();
+            move |secret| index::using_connections(&store.state(), &users_of_secret(&secret))
+        })
+        .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
+            let store = store.clone();
+            move |connection| {
+                index::using_connections(&store.state(), &[namespaced_key(&connection)])
+            }
+        })
+        .watches(
+            Api::<ClusterSigSciConnection>::all(client.clone()),
+            watch(),
+            move |connection| {
+                index::using_connections(
+                    &store.state(),
+                    &[ConnectionKey::cluster(&connection.name_any())],
+                )
+            },
+        )
 }
 
 fn namespaced_key(connection: &SigSciConnection) -> ConnectionKey {

@@ -20,6 +20,8 @@ pub mod reason {
     pub const UPDATED: &str = "Updated";
     pub const IN_SYNC: &str = "InSync";
     pub const ADOPTED: &str = "Adopted";
+    /// `managementPolicy: ObserveOnly`: read and reported, never written.
+    pub const OBSERVED: &str = "Observed";
     pub const AUTHENTICATED: &str = "Authenticated";
 }
 
@@ -118,7 +120,7 @@ impl Outcome {
     }
 }
 
-/// The status of an `AgentAlert` or `Integration` after `outcome`.
+/// The common status part (`AgentAlert`, `Integration`, `SigSciList`) after `outcome`.
 pub fn next_sync_status(
     current: Option<&SyncStatus>,
     generation: Option<i64>,

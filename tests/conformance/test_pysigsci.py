@@ -528,6 +528,99 @@ def test_delete_integration(log):
     assert gone.json().get("message"), gone.text
 
 
+# --- lists ---------------------------------------------------------------------------------------
+# The pysigsci CLI only reads site lists (`--get rule-lists`); its library (SigSciApi) has the rest,
+# so the writes go through the library, unchanged, pointed at the simulator as the wrapper does.
+
+
+def pysigsci_library(sim, site=None):
+    from pysigsci import sigsciapi
+
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    api = sigsciapi.SigSciApi(email=EMAIL, api_token=TOKEN)
+    api.base_url = sim.base_url + "/api/"
+    api.corp = CORP
+    api.site = site
+    return api
+
+
+BLOCKLIST = {"name": "Conformance Block", "type": "ip", "description": "pysigsci", "entries": ["198.51.100.0/24"]}
+
+
+def test_site_list_lifecycle_through_the_pysigsci_library(log):
+    api = pysigsci_library(log, site="site-2")
+
+    created = api.add_site_rule_lists(BLOCKLIST)
+    assert created["id"] == "site.conformance-block", created
+    assert (created["name"], created["type"], created["entries"]) == ("Conformance Block", "ip", ["198.51.100.0/24"])
+
+    patched = api.update_site_rule_lists(
+        created["id"], {"entries": {"additions": ["203.0.113.9", "192.0.2.0/28"], "deletions": ["198.51.100.0/24"]}}
+    )
+    assert patched["entries"] == ["203.0.113.9", "192.0.2.0/28"], patched
+    assert api.get_site_rule_list(created["id"]) == patched
+
+    listed = pysigsci_json(log, "--get", "rule-lists", "--site", "site-2")
+    assert [item["id"] for item in listed["data"]] == [created["id"]]
+    assert listed == log.api_json("GET", f"/corps/{CORP}/sites/site-2/lists")
+
+    replaced = api.replace_site_rule_lists(created["id"], {"entries": ["10.0.0.0/8"]})
+    assert replaced["entries"] == ["10.0.0.0/8"]
+
+    assert api.delete_site_rule_lists(created["id"]) == {"message": "DELETE successful."}
+    assert log.api("GET", f"/corps/{CORP}/sites/site-2/lists/{created['id']}").status_code == 404
+    assert log.api_calls() == {
+        "POST /corps/{}/sites/{}/lists": 1,
+        "PATCH /corps/{}/sites/{}/lists/{}": 1,
+        "GET /corps/{}/sites/{}/lists/{}": 2,
+        "GET /corps/{}/sites/{}/lists": 2,
+        "PUT /corps/{}/sites/{}/lists/{}": 1,
+        "DELETE /corps/{}/sites/{}/lists/{}": 1,
+    }
+
+
+def test_corp_list_lifecycle_through_the_pysigsci_library(log):
+    api = pysigsci_library(log)
+    created = api.add_corp_rule_lists({"name": "embargo", "type": "country", "entries": ["KP"]})
+    assert created["id"] == "corp.embargo", created
+    updated = api.update_corp_rule_lists(created["id"], {"description": "sanctions", "entries": {"additions": ["IR"]}})
+    assert (updated["description"], updated["entries"]) == ("sanctions", ["KP", "IR"])
+    assert [item["id"] for item in api.get_corp_rule_lists()["data"]] == [created["id"]]
+    assert api.delete_corp_rule_lists(created["id"]) == {"message": "DELETE successful."}
+    assert api.get_corp_rule_lists() == {"data": []}
+
+
+INVALID_LISTS = {
+    "no name": ({"type": "ip"}, "name is required"),
+    "unknown type": ({"name": "x", "type": "cidr"}, "invalid list type"),
+    "bad address": ({"name": "x", "type": "ip", "entries": ["10.0.0.0/33"]}, "invalid ip list entry"),
+    "bad country": ({"name": "x", "type": "country", "entries": ["Germany"]}, "invalid country list entry"),
+}
+
+
+@pytest.mark.parametrize("label", INVALID_LISTS)
+def test_invalid_lists_are_refused_with_400_message(log, label):
+    body, message = INVALID_LISTS[label]
+    api = pysigsci_library(log, site="site-1")
+    # pysigsci raises "400 Bad Request: <message>" for a 400.
+    with pytest.raises(Exception, match=f"^400 Bad Request: .*{re.escape(message)}"):
+        api.add_site_rule_lists(body)
+    assert log.api_json("GET", f"/corps/{CORP}/sites/site-1/lists") == {"data": []}
+
+
+def test_duplicate_list_name_and_contradictory_patch_are_refused(log):
+    api = pysigsci_library(log, site="site-3")
+    created = api.add_site_rule_lists({"name": "dup", "type": "string", "entries": ["a"]})
+    try:
+        with pytest.raises(Exception, match="^400 Bad Request: .*already exists"):
+            api.add_site_rule_lists({"name": "DUP", "type": "string"})
+        with pytest.raises(Exception, match="^400 Bad Request: .*both added and deleted"):
+            api.update_site_rule_lists(created["id"], {"entries": {"additions": ["b"], "deletions": ["b"]}})
+        assert api.get_site_rule_list(created["id"])["entries"] == ["a"]
+    finally:
+        api.delete_site_rule_lists(created["id"])
+
+
 # --- request feed ----------------------------------------------------------------------------------
 
 

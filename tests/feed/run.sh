@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Feed export suite: the CLI killed mid-hour and rerun (to a directory and to S3), verify/status, bad
-# input, exit codes. The Lambda is packaged and run under cargo lambda's emulator by tests/deploy/run.sh.
+# input, exit codes; the OCSF Parquet output read back with pyarrow and validated (test_ocsf.py). The Lambda is packaged and run under cargo lambda's emulator by tests/deploy/run.sh.
 # Needs moto (SIGSCI_KIT_TEST_MOTO_URL) and target/venv: `tests/run.sh feed` provides both, or
 # `tests/services.sh up DIR moto` and `source DIR/env`.
 set -euo pipefail
@@ -12,4 +12,4 @@ export PATH="$venv/bin:$PATH"
 
 source tests/lib/cargo.sh
 workspace_build
-"$venv/bin/python" -m pytest -q tests/feed/test_feed_cli.py
+"$venv/bin/python" -m pytest -q tests/feed/test_feed_cli.py tests/feed/test_ocsf.py

@@ -68,9 +68,10 @@ def test_killed_export_reruns_to_an_exact_result(sim, tmp_path):
     requests.put(sim + "/__sim/faults", json={"page_latency_ms": 150}).raise_for_status()
     proc = subprocess.Popen([str(CLI), "feed", "export", *sites, "--out", str(out), "--lease-ttl", "10", *window],
                             env=api_env(sim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed once a part is done and the next one is being written (its hidden temp file exists).
     deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("**/part-*.ndjson.gz")):
-        time.sleep(0.05)
+    while time.time() < deadline and not (list(out.glob("**/part-*.ndjson.gz")) and list(out.glob("**/.part-*.tmp-*"))):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list(out.glob("**/part-*.ndjson.gz")), "the exporter wrote no part before the kill"

@@ -105,3 +105,44 @@ spec: {connectionRef: {name: prod}, site: site-1, type: slack, url: "https://hoo
 expect_error event "$work/event" \
   "error: invalid manifests: Integration default/pager spec.events: \"agentAlerts\" is not a site integration event (one of flag, agentAlert, loggingModeChanged, listCreated, webhookEvents)"
 echo "config-cli: wrong token, unknown field, bad interval and unknown event each fail with one clear line"
+
+# Active response: `lists block` writes a SigSciList manifest that `config plan` accepts; apply
+# creates the list, `--apply` adds at once, and an entry past its expiry is removed by the next apply.
+mkdir -p "$work/lists"
+sed "s|SIM_URL|$url|" tests/fixtures/manifests/connection.yaml >"$work/lists/connection.yaml"
+block="$work/lists/block.yaml"
+"$kit" lists block --site site-1 --ip 198.51.100.0/24 --for 24h --comment "incident 42: scanner" \
+  --connection prod -f "$block" >"$work/block.out"
+expect "$work/block.out" "SigSciList default/site-1-blocked-ips in site site-1 (198.51.100.0/24 until "
+expect "$block" "comment: 'incident 42: scanner'"
+set +e
+"$kit" config plan -f "$work/lists" >"$work/lists-plan.out"
+status=$?
+set -e
+[[ $status -eq 2 ]] || { echo "config-cli: lists plan exited $status, want 2" >&2; cat "$work/lists-plan.out" >&2; exit 1; }
+expect "$work/lists-plan.out" '+ site site-1 list "blocked-ips" {'
+expect "$work/lists-plan.out" '+ entries:     ["198.51.100.0/24"]'
+"$kit" config apply -f "$work/lists" >"$work/lists-apply.out"
+expect "$work/lists-apply.out" 'created site site-1 list "blocked-ips" (id site.blocked-ips)'
+
+"$kit" lists block --site site-1 --ip 203.0.113.7 --until 2h --connection prod -f "$block" --apply \
+  --api-url "$url" --corp testcorp >"$work/block-apply.out"
+expect "$work/block-apply.out" "blocked 203.0.113.7 in list site.blocked-ips of the site site-1"
+"$kit" config plan -f "$work/lists" >"$work/lists-replan.out"
+expect "$work/lists-replan.out" 'No changes.'
+
+# The 24-hour entry's time comes (edited to the past): the next apply removes exactly it.
+sed -i "0,/expires: .*/s//expires: 2020-01-01T00:00:00Z/" "$block"
+"$kit" config apply -f "$work/lists" >"$work/lists-expire.out"
+expect "$work/lists-expire.out" '~ entries removed: ["198.51.100.0/24"] -> (none)'
+curl -sf -H "x-api-user: sim@example.com" -H "x-api-token: sim-token" \
+  "$url/api/v0/corps/testcorp/sites/site-1/lists/site.blocked-ips" >"$work/list.json"
+expect "$work/list.json" '"entries":["203.0.113.7"]'
+
+set +e
+"$kit" lists block --site site-1 --ip 10.0.0.0/33 --for 1h -f "$block" >"$work/bad-ip.out" 2>"$work/bad-ip.err"
+status=$?
+set -e
+[[ $status -eq 1 ]] || { echo "config-cli: lists block with a bad range exited $status, want 1" >&2; exit 1; }
+expect "$work/bad-ip.err" 'error: --ip "10.0.0.0/33" must be an IPv4/IPv6 address or CIDR range'
+echo "config-cli: lists block -> plan -> apply -> --apply -> expiry removes the entry"

@@ -15,7 +15,10 @@ What they prove:
 - packaging: runtime provided.al2023, handler bootstrap, the architecture scripts/package.sh builds by
   default, and zip paths equal to those package.sh writes;
 - metrics: every alarm on a sigsci-kit namespace uses a namespace and metric names the code emits;
-- docs: terraform/README.md names every input and output.
+- docs: terraform/README.md names every input and output;
+- ocsf: the OCSF Glue table reads the exporter's Hive layout ({feed_prefix}/ocsf/…) as Parquet, the
+  Security Lake custom source registers HTTP Activity, and only the feed exporter's role gets the
+  lake's prefix.
 
 Resources with `for_each = local.X` over a literal map (the functions, their policy documents) are
 checked once per key, with each.value resolved from the map; a dynamic statement or an alarms map the
@@ -282,8 +285,11 @@ def check_iam(module: Module, report: Report):
             if not resources:
                 report.fail("iam", f"{where} ({sid})", "names no resources (that is every resource)")
             for resource in resources:
-                if WILDCARD_RESOURCE.match(resource):
-                    report.fail("iam", f"{where} ({sid})", f"resource {resource!r} is not scoped")
+                # An expression (concat of lists) is checked through the literal ARNs written in it.
+                literals = re.findall(r"""['"](arn:[^'"]*|\*)['"]""", resource)
+                for candidate in [resource, *literals]:
+                    if WILDCARD_RESOURCE.match(candidate):
+                        report.fail("iam", f"{where} ({sid})", f"resource {candidate!r} is not scoped")
             if effect == "Allow":
                 for action in actions:
                     if WILDCARD_ACTION.match(action):
@@ -293,7 +299,7 @@ def check_iam(module: Module, report: Report):
                         ("aws_iam_role", "assume_role_policy"), ("aws_sqs_queue_policy", "policy"), ("aws_sns_topic_policy", "policy")]:
         for name, body in module.resources(kind):
             value = str(attr(body, field))
-            if not re.fullmatch(r"\$\{data\.aws_iam_policy_document\.\w+(\[each\.key\])?\.json\}", value):
+            if not re.fullmatch(r"\$\{data\.aws_iam_policy_document\.\w+(\[each\.key\]|\[0\])?\.json\}", value):
                 report.fail("iam", f"{kind}.{name}", f"{field} must come from an aws_iam_policy_document, is {value!r}")
     for kind in ["aws_iam_role_policy_attachment", "aws_iam_policy_attachment"]:
         for name, _ in module.resources(kind):
@@ -518,6 +524,35 @@ def check_docs(terraform: Path, module: Module, report: Report):
             report.fail("docs", f"output.{name}", "is not in terraform/README.md's Outputs")
 
 
+# ---- OCSF ----------------------------------------------------------------------------------------
+
+def check_ocsf(module: Module, report: Report):
+    """The OCSF table reads where the exporter writes (its Hive layout under the feed prefix, Parquet),
+    the custom source registers HTTP Activity, and only the exporter's role may write to the lake."""
+    tables = dict(module.resources("aws_glue_catalog_table"))
+    table = tables.get("ocsf")
+    if table is None:
+        report.fail("ocsf", "aws_glue_catalog_table.ocsf", "missing")
+    else:
+        # parameters is a merge(…) expression: its text holds the template.
+        found = re.search(r"storage\.location\.template'?\"?\s*[:=]\s*'?\"?([^'\"]+)", str(attr(table, "parameters")))
+        template = found.group(1) if found else ""
+        if not re.search(r"/\$\{var\.feed_prefix\}/ocsf/corp=\$+\{corp\}/site=\$+\{site\}/dt=\$+\{dt\}/hour=\$+\{hour\}/$", template):
+            report.fail("ocsf", "aws_glue_catalog_table.ocsf", f"storage.location.template {template!r} is not the exporter's Hive layout under {{feed_prefix}}/ocsf/")
+        serde = str(attr(unwrap(blocks(unwrap(blocks(table, "storage_descriptor")) or {}, "ser_de_info")) or {}, "serialization_library"))
+        if "parquet" not in serde.lower():
+            report.fail("ocsf", "aws_glue_catalog_table.ocsf", f"reads with {serde!r}, not a Parquet SerDe")
+    sources = dict(module.resources("aws_securitylake_custom_log_source"))
+    source = sources.get("feed")
+    if source is None:
+        report.fail("ocsf", "aws_securitylake_custom_log_source.feed", "missing")
+    elif [str(c) for c in as_list(attr(source, "event_classes"))] != ["HTTP_ACTIVITY"]:
+        report.fail("ocsf", "aws_securitylake_custom_log_source.feed", f"event_classes {attr(source, 'event_classes')!r}: the exporter writes HTTP Activity (4002) only")
+    for name, body in module.resources("aws_iam_role_policy"):
+        if "security_lake" in str(attr(body, "policy")) and str(attr(body, "role")) != '${aws_iam_role.function["feed_export"].id}':
+            report.fail("ocsf", f"aws_iam_role_policy.{name}", f"gives the lake's prefix to {attr(body, 'role')!r}, not the feed exporter's role")
+
+
 # ---- driver --------------------------------------------------------------------------------------
 
 def run(root: Path, terraform: Path) -> list:
@@ -530,6 +565,7 @@ def run(root: Path, terraform: Path) -> list:
     check_packaging(root, module, example, report)
     check_metrics(root, module, report)
     check_docs(terraform, module, report)
+    check_ocsf(module, report)
     return report.failures
 
 
@@ -543,7 +579,7 @@ MUTATIONS = [
     ("iam", "iam.tf", "actions = [\"s3:GetObject\"]", "actions = [\"s3:*\"]", 'data.aws_iam_policy_document.function["agent_health"]'),
     ("iam", "iam.tf", "      bucket = [\n        { sid = \"State\", actions = [\"s3:GetObject\", \"s3:PutObject\"]",
      "      bucket = var.tags == {} ? [] : [\n        { sid = \"State\", actions = [\"s3:GetObject\", \"s3:PutObject\"]", 'data.aws_iam_policy_document.function["ack_url"]'),
-    ("iam", "iam.tf", "secrets     = [aws_secretsmanager_secret.this[\"ack_key\"].arn]", "secrets     = [\"arn:aws:secretsmanager:*:*:*\"]", 'data.aws_iam_policy_document.function["ack_url"]'),
+    ("iam", "iam.tf", "secrets     = concat([aws_secretsmanager_secret.this[\"ack_key\"].arn, aws_secretsmanager_secret.this[\"channels\"].arn]", "secrets     = concat([\"arn:aws:secretsmanager:*:*:*\"]", 'data.aws_iam_policy_document.function["ack_url"]'),
     ("schedules", "variables.tf", "default     = \"rate(15 minutes)\"", "default     = \"rate(15 minute)\"", "variable.feed_export_schedule"),
     ("schedules", "variables.tf", "default     = \"rate(5 minutes)\"", "default     = \"cron(0/5 * * * * *)\"", "variable.agent_health_schedule"),
     ("schedules", "schedules.tf", "arn      = aws_lambda_function.function[each.key].arn", "arn      = aws_lambda_function.function[\"feed_export\"].arn", "aws_scheduler_schedule.function"),
@@ -553,6 +589,16 @@ MUTATIONS = [
     ("metrics", "alarms.tf", "SUM(HoursLost)", "SUM(HoursGone)", 'aws_cloudwatch_metric_alarm.this["hours_lost"]'),
     ("metrics", "alarms.tf", "metric       = \"RunDuration\"", "metric       = \"RunDurations\"", 'aws_cloudwatch_metric_alarm.this["health_heartbeat"]'),
     ("docs", "README.md", "| `ack_key_version` |", "| ack_key_version |", "variable.ack_key_version"),
+    ("docs", "README.md", "| `security_lake` |", "| security_lake |", "variable.security_lake"),
+    ("iam", "ocsf.tf", "resources = [\"arn:${local.partition}:s3:::${local.lake_bucket}/ext/${var.security_lake.source_name}/*\"]",
+     "resources = [\"arn:${local.partition}:s3:::*\"]", "data.aws_iam_policy_document.security_lake"),
+    ("environment", "main.tf", "        SIGSCI_KIT_OCSF_SOURCE     = local.security_lake ? var.security_lake.source_name : null\n",
+     "        SIGSCI_KIT_OCSF_SOURCE     = local.security_lake ? var.security_lake.source_name : null\n        SIGSCI_KIT_OCSF_BUCKET     = local.lake_bucket\n",
+     'aws_lambda_function.function["feed_export"]'),
+    ("ocsf", "ocsf.tf", "/ocsf/corp=$${corp}/site=$${site}", "/corp=$${corp}/site=$${site}", "aws_glue_catalog_table.ocsf"),
+    ("ocsf", "ocsf.tf", "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe", "org.openx.data.jsonserde.JsonSerDe", "aws_glue_catalog_table.ocsf"),
+    ("ocsf", "ocsf.tf", "event_classes  = [\"HTTP_ACTIVITY\"]", "event_classes  = [\"HTTP_ACTIVITY\", \"FILE_ACTIVITY\"]", "aws_securitylake_custom_log_source.feed"),
+    ("ocsf", "ocsf.tf", "role   = aws_iam_role.function[\"feed_export\"].id", "role   = aws_iam_role.function[\"agent_health\"].id", "aws_iam_role_policy.security_lake"),
 ]
 
 

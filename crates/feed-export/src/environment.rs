@@ -12,18 +12,25 @@ use tokio::time::Instant;
 use crate::clock::{SharedClock, system_clock};
 use crate::error::{ExportError, Result};
 use crate::exporter::{DEFAULT_GZIP_LEVEL, ExportRequest, ExportSettings, Exporter, SiteSelection};
+use crate::ocsf_output::{Format, Layout, OcsfOutput, Outputs, default_location};
 use crate::report::RunReport;
 use crate::window::{check_range, parse_time};
 
 /// Every variable the function reads (docs/interfaces.md lists the same; a test keeps them equal).
 /// The AWS SDK reads its own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) besides.
-pub const VARIABLES: [&str; 6] = [
+pub const VARIABLES: [&str; 12] = [
     CORP,
     API_URL,
     CREDENTIALS_SECRET,
     FEED_LOCATION,
     SITES,
     GZIP_LEVEL,
+    FORMAT,
+    OCSF_LOCATION,
+    OCSF_LAYOUT,
+    OCSF_SOURCE,
+    OCSF_REGION,
+    OCSF_ACCOUNT_ID,
 ];
 const CORP: &str = "SIGSCI_CORP";
 const API_URL: &str = "SIGSCI_API_URL";
@@ -31,6 +38,12 @@ const CREDENTIALS_SECRET: &str = "SIGSCI_KIT_CREDENTIALS_SECRET";
 const FEED_LOCATION: &str = "SIGSCI_KIT_FEED_LOCATION";
 const SITES: &str = "SIGSCI_KIT_SITES";
 const GZIP_LEVEL: &str = "SIGSCI_KIT_FEED_GZIP_LEVEL";
+const FORMAT: &str = "SIGSCI_KIT_FEED_FORMAT";
+const OCSF_LOCATION: &str = "SIGSCI_KIT_OCSF_LOCATION";
+const OCSF_LAYOUT: &str = "SIGSCI_KIT_OCSF_LAYOUT";
+const OCSF_SOURCE: &str = "SIGSCI_KIT_OCSF_SOURCE";
+const OCSF_REGION: &str = "SIGSCI_KIT_OCSF_REGION";
+const OCSF_ACCOUNT_ID: &str = "SIGSCI_KIT_OCSF_ACCOUNT_ID";
 
 /// The function's settings.
 #[derive(Clone, Debug)]
@@ -47,6 +60,11 @@ pub struct Env {
     pub sites: SiteSelection,
     /// `SIGSCI_KIT_FEED_GZIP_LEVEL` (0-9)
     pub settings: ExportSettings,
+    /// `SIGSCI_KIT_FEED_FORMAT`: ndjson (default), ocsf-parquet or both
+    pub format: Format,
+    /// `SIGSCI_KIT_OCSF_LOCATION` (default `{feed location}/ocsf`) and its layout
+    /// (`SIGSCI_KIT_OCSF_LAYOUT`, `_SOURCE`, `_REGION`, `_ACCOUNT_ID`), when the format has OCSF
+    pub ocsf: Option<(String, Layout)>,
 }
 
 fn config_error(setting: &str, message: impl Into<String>) -> ExportError {
@@ -105,7 +123,29 @@ impl Env {
                     )
                 })?;
         }
+        let format = match var(FORMAT) {
+            Some(text) => text
+                .parse::<Format>()
+                .map_err(|m| config_error(FORMAT, m))?,
+            None => Format::default(),
+        };
+        let ocsf = if format.ocsf() {
+            let layout = Layout::parse(
+                &var(OCSF_LAYOUT).unwrap_or_else(|| "hive".to_string()),
+                var(OCSF_SOURCE).as_deref(),
+                var(OCSF_REGION).as_deref(),
+                var(OCSF_ACCOUNT_ID).as_deref(),
+                [OCSF_LAYOUT, OCSF_SOURCE, OCSF_REGION, OCSF_ACCOUNT_ID],
+            )?;
+            let location = var(OCSF_LOCATION).unwrap_or_else(|| default_location(&feed_location));
+            S3Location::parse(&location).map_err(|e| config_error(OCSF_LOCATION, e.to_string()))?;
+            Some((location, layout))
+        } else {
+            None
+        };
         Ok(Env {
+            format,
+            ocsf,
             corp,
             api_url: var(API_URL).unwrap_or_else(|| sigsci::DEFAULT_API_URL.to_string()),
             credentials_secret: required(CREDENTIALS_SECRET)?,
@@ -126,9 +166,18 @@ pub struct Deps {
 
 impl Deps {
     /// The real dependencies: S3 and Secrets Manager as the AWS environment configures them.
-    pub fn new(env: Env) -> Result<Deps> {
+    pub fn new(mut env: Env) -> Result<Deps> {
         let store = kit_storage::open(&env.feed_location, None)
             .map_err(|e| config_error(FEED_LOCATION, e.to_string()))?;
+        let ocsf = match &env.ocsf {
+            Some((location, layout)) => Some(OcsfOutput {
+                store: kit_storage::open(location, None)
+                    .map_err(|e| config_error(OCSF_LOCATION, e.to_string()))?,
+                layout: layout.clone(),
+            }),
+            None => None,
+        };
+        env.settings.pipeline.outputs = Outputs::new(env.format, ocsf)?;
         Ok(Deps::with(
             env,
             store,

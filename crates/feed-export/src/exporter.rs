@@ -45,6 +45,7 @@ impl Default for ExportSettings {
                 gzip_level: DEFAULT_GZIP_LEVEL,
                 page_limit: sigsci::MAX_PAGE_SIZE,
                 max_window_records: 50_000,
+                outputs: crate::ocsf_output::Outputs::default(),
             },
             lease_ttl_secs: 600,
             max_window_attempts: 8,

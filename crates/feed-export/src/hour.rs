@@ -65,13 +65,28 @@ impl HourJob {
         if swept > 0 {
             tracing::info!(site = %self.site, %hour, swept, "removed uploads a killed run left");
         }
-        let (parts, api, min, max) = self.export_parts(hour, &prefix).await?;
-        let records = parts.iter().map(|p| p.records).sum();
+        let (parts, ocsf_parts, api, min, max) = self.export_parts(hour, &prefix).await?;
+        // Both outputs hold the same records; the NDJSON counts them unless it is off.
+        let counted = if self.settings.outputs.ndjson {
+            &parts
+        } else {
+            &ocsf_parts
+        };
+        let records = counted.iter().map(|p| p.records).sum();
 
         // A crashed earlier attempt may have used other window boundaries: remove its parts so a
         // scan of the partition sees every record once.
         self.remove_parts_except(hour, &parts, "a stray part from an earlier attempt")
             .await?;
+        let ocsf = match &self.settings.outputs.ocsf {
+            Some(output) => {
+                output
+                    .remove_parts_except(&self.corp, &self.site, hour, &ocsf_parts)
+                    .await?;
+                Some(output.manifest_entry(ocsf_parts))
+            }
+            None => None,
+        };
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
             corp: self.corp.clone(),
@@ -83,6 +98,7 @@ impl HourJob {
             min_timestamp: min,
             max_timestamp: max,
             parts,
+            ocsf,
             api,
             run_id: self.run_id.clone(),
             exporter_version: EXPORTER_VERSION.to_string(),
@@ -114,7 +130,13 @@ impl HourJob {
     /// partition would count them. The caller still holds the hour's lease.
     pub async fn discard_parts(&self, hour: Hour) -> Result<()> {
         self.remove_parts_except(hour, &[], "a part of an hour this run gave up")
-            .await
+            .await?;
+        if let Some(output) = &self.settings.outputs.ocsf {
+            output
+                .remove_parts_except(&self.corp, &self.site, hour, &[])
+                .await?;
+        }
+        Ok(())
     }
 
     async fn remove_parts_except(&self, hour: Hour, keep: &[PartInfo], what: &str) -> Result<()> {
@@ -136,6 +158,7 @@ impl HourJob {
         prefix: &str,
     ) -> Result<(
         Vec<PartInfo>,
+        Vec<PartInfo>,
         ApiStats,
         Option<chrono::DateTime<chrono::Utc>>,
         Option<chrono::DateTime<chrono::Utc>>,
@@ -156,6 +179,7 @@ impl HourJob {
         let mut running: JoinSet<(Pending, std::result::Result<WindowOutcome, WindowFailure>)> =
             JoinSet::new();
         let mut parts: HashMap<String, PartInfo> = HashMap::new();
+        let mut ocsf_parts: HashMap<String, PartInfo> = HashMap::new();
         let mut api = ApiStats::default();
         let (mut min, mut max) = (None, None);
         loop {
@@ -173,6 +197,7 @@ impl HourJob {
             match outcome {
                 Ok(WindowOutcome::Done {
                     part,
+                    ocsf,
                     stats,
                     min: lo,
                     max: hi,
@@ -185,6 +210,9 @@ impl HourJob {
                     max = max.max(hi);
                     if let Some(part) = part {
                         parts.insert(part.name.clone(), part);
+                    }
+                    if let Some(part) = ocsf {
+                        ocsf_parts.insert(part.name.clone(), *part);
                     }
                 }
                 Ok(WindowOutcome::Split(pieces)) => {
@@ -230,8 +258,10 @@ impl HourJob {
         }
         let mut parts: Vec<PartInfo> = parts.into_values().collect();
         parts.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut ocsf_parts: Vec<PartInfo> = ocsf_parts.into_values().collect();
+        ocsf_parts.sort_by(|a, b| a.name.cmp(&b.name));
         // Windows are split or halved only before they write anything, so parts never overlap.
-        Ok((parts, api, min, max))
+        Ok((parts, ocsf_parts, api, min, max))
     }
 
     async fn run_window(
@@ -252,10 +282,18 @@ impl HourJob {
                 );
             }
         };
+        let name = keys::part_name(hour, pending.window);
+        let ocsf = self
+            .settings
+            .outputs
+            .ocsf
+            .as_ref()
+            .map(|output| output.part_target(&self.corp, &self.site, hour, &name));
         let target = PartTarget {
             store: self.store.clone(),
             prefix,
-            name: keys::part_name(hour, pending.window),
+            name,
+            ocsf,
         };
         // A window that already failed is not split by estimate again: its size is known to fit.
         let may_split = pending.failures == 0;

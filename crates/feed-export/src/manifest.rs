@@ -20,6 +20,9 @@ pub struct Manifest {
     pub min_timestamp: Option<DateTime<Utc>>,
     pub max_timestamp: Option<DateTime<Utc>>,
     pub parts: Vec<PartInfo>,
+    /// The hour's OCSF Parquet parts, when that output was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsf: Option<crate::ocsf_output::OcsfParts>,
     pub api: ApiStats,
     pub run_id: String,
     pub exporter_version: String,

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::dedup::IdSet;
 use crate::manifest::{ApiStats, PartInfo};
+use crate::ocsf_output::{OcsfEncoder, OcsfPartTarget, Outputs};
 use crate::progress::Progress;
 use crate::window::SubWindow;
 
@@ -37,6 +38,8 @@ pub struct PipelineSettings {
     /// A window estimated (from its first page) to hold more records than this is split first, so
     /// that its id set stays small.
     pub max_window_records: i64,
+    /// The NDJSON and/or the OCSF Parquet.
+    pub outputs: Outputs,
 }
 
 /// A finished window.
@@ -45,6 +48,9 @@ pub enum WindowOutcome {
     /// `None` when the window had no records (no part is written).
     Done {
         part: Option<PartInfo>,
+        /// The window's OCSF Parquet part, when that output is on and the window had records
+        /// (boxed: the variant stays small for the windows without one).
+        ocsf: Option<Box<PartInfo>>,
         stats: ApiStats,
         min: Option<DateTime<Utc>>,
         max: Option<DateTime<Utc>>,
@@ -82,6 +88,7 @@ pub struct PartTarget {
     /// The hour's key prefix (ends with `/`).
     pub prefix: String,
     pub name: String,
+    pub ocsf: Option<OcsfPartTarget>,
 }
 
 /// What the compressor produced.
@@ -93,6 +100,7 @@ struct Encoded {
     out_of_window: u64,
     min: Option<i64>,
     max: Option<i64>,
+    ocsf: Option<crate::ocsf_output::EncodedPart>,
 }
 
 pub async fn export_window(
@@ -107,7 +115,16 @@ pub async fn export_window(
     let (page_tx, page_rx) = mpsc::channel::<FeedPage>(PAGE_QUEUE);
     let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
     let level = settings.gzip_level;
-    let encoder = tokio::task::spawn_blocking(move || encode(page_rx, chunk_tx, window, level));
+    let (ocsf_tx, ocsf_rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
+    let ocsf = match &target.ocsf {
+        Some(t) => {
+            Some(OcsfEncoder::new(t.source.clone(), ocsf_tx).map_err(WindowFailure::Pipeline)?)
+        }
+        None => None,
+    };
+    let ndjson = settings.outputs.ndjson;
+    let encoder =
+        tokio::task::spawn_blocking(move || encode(page_rx, chunk_tx, window, level, ndjson, ocsf));
 
     let mut stats = ApiStats::default();
     let fetch = fetch_pages(
@@ -115,13 +132,17 @@ pub async fn export_window(
     );
     let key = format!("{}{}", target.prefix, target.name);
     let upload = upload_chunks(target.store.as_ref(), &key, chunk_rx);
-    let (fetched, uploaded) = tokio::join!(fetch, upload);
+    let ocsf_upload = async {
+        match &target.ocsf {
+            Some(t) => upload_chunks(t.store.as_ref(), &t.key, ocsf_rx).await,
+            None => Ok(None),
+        }
+    };
+    let (fetched, uploaded, ocsf_uploaded) = tokio::join!(fetch, upload, ocsf_upload);
     let encoded = encoder
         .await
         .map_err(|e| WindowFailure::Pipeline(format!("compressor stopped: {e}")));
 
-    // The root cause first: a failed upload also makes the other stages stop.
-    let upload = uploaded.map_err(WindowFailure::Storage)?;
     let abort = |upload: Option<Box<dyn Upload>>| async move {
         if let Some(upload) = upload
             && let Err(error) = upload.abort().await
@@ -129,21 +150,32 @@ pub async fn export_window(
             tracing::warn!(error = %error, "could not abort a discarded part upload");
         }
     };
+    // The root cause first: a failed upload also makes the other stages stop.
+    let (upload, ocsf_upload) = match (uploaded, ocsf_uploaded) {
+        (Ok(upload), Ok(ocsf_upload)) => (upload, ocsf_upload),
+        (Err(error), other) | (other, Err(error)) => {
+            abort(other.ok().flatten()).await;
+            return Err(WindowFailure::Storage(error));
+        }
+    };
     let split = match fetched {
         Ok(split) => split,
         Err(error) => {
             abort(upload).await;
+            abort(ocsf_upload).await;
             return Err(error);
         }
     };
     if let Some(pieces) = split {
         abort(upload).await;
+        abort(ocsf_upload).await;
         return Ok(WindowOutcome::Split(pieces));
     }
     let encoded = match encoded.and_then(|result| result.map_err(WindowFailure::Pipeline)) {
         Ok(encoded) => encoded,
         Err(error) => {
             abort(upload).await;
+            abort(ocsf_upload).await;
             return Err(error);
         }
     };
@@ -151,9 +183,41 @@ pub async fn export_window(
     stats.out_of_window = encoded.out_of_window;
     let at = |t: Option<i64>| t.and_then(|t| DateTime::from_timestamp(t, 0));
     let (min, max) = (at(encoded.min), at(encoded.max));
+    // The Parquet part first: a window counts as done only when every output of it is stored.
+    let ocsf = match (ocsf_upload, &encoded.ocsf, &target.ocsf) {
+        (Some(ocsf_upload), Some(part), Some(t)) => {
+            let meta = match ocsf_upload.finish().await {
+                Ok(meta) => meta,
+                Err(error) => {
+                    abort(upload).await;
+                    return Err(WindowFailure::Storage(error));
+                }
+            };
+            if meta.size != part.bytes {
+                abort(upload).await;
+                return Err(WindowFailure::Pipeline(format!(
+                    "{}: stored {} bytes but encoded {}",
+                    t.key, meta.size, part.bytes
+                )));
+            }
+            Some(Box::new(PartInfo {
+                name: t.key.clone(),
+                from: window.from,
+                until: window.until,
+                records: part.records,
+                bytes: part.bytes,
+                sha256: part.sha256.clone(),
+            }))
+        }
+        (ocsf_upload, _, _) => {
+            abort(ocsf_upload).await;
+            None
+        }
+    };
     let Some(upload) = upload else {
         return Ok(WindowOutcome::Done {
             part: None,
+            ocsf,
             stats,
             min,
             max,
@@ -176,6 +240,7 @@ pub async fn export_window(
     };
     Ok(WindowOutcome::Done {
         part: Some(part),
+        ocsf,
         stats,
         min,
         max,
@@ -261,12 +326,15 @@ async fn upload_chunks(
     Ok(upload)
 }
 
-/// The compressor thread: filters, de-duplicates and gzips records as NDJSON lines.
+/// The compressor thread: filters, de-duplicates and gzips records as NDJSON lines (unless
+/// `ndjson` is off), and hands the same records to the OCSF encoder.
 fn encode(
     mut pages: mpsc::Receiver<FeedPage>,
     chunks: mpsc::Sender<Bytes>,
     window: SubWindow,
     level: u32,
+    ndjson: bool,
+    mut ocsf: Option<OcsfEncoder>,
 ) -> Result<Encoded, String> {
     let mut ids = IdSet::default();
     let mut gzip = GzEncoder::new(Vec::with_capacity(CHUNK_BYTES * 2), Compression::new(level));
@@ -280,6 +348,7 @@ fn encode(
         out_of_window: 0,
         min: None,
         max: None,
+        ocsf: None,
     };
     let emit = |gzip: &mut GzEncoder<Vec<u8>>,
                 hasher: &mut Sha256,
@@ -307,7 +376,12 @@ fn encode(
                 out.duplicates += 1;
                 continue;
             }
-            append_line(&mut lines, record.raw.get());
+            if let Some(ocsf) = &mut ocsf {
+                ocsf.push(record.raw.get())?;
+            }
+            if ndjson {
+                append_line(&mut lines, record.raw.get());
+            }
             out.records += 1;
             out.min = Some(out.min.map_or(timestamp, |m| m.min(timestamp)));
             out.max = Some(out.max.map_or(timestamp, |m| m.max(timestamp)));
@@ -322,7 +396,8 @@ fn encode(
     }
     gzip.write_all(&lines).map_err(|e| e.to_string())?;
     let rest = gzip.finish().map_err(|e| e.to_string())?;
-    if out.records > 0 {
+    out.ocsf = ocsf.map(OcsfEncoder::finish).transpose()?;
+    if out.records > 0 && ndjson {
         emit(
             &mut GzEncoder::new(Vec::new(), Compression::none()),
             &mut hasher,

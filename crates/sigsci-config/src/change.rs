@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::alert::AlertSettings;
 use crate::integration::IntegrationSettings;
+use crate::list::ListWrite;
 use crate::model::{Address, Location};
 
 /// One remote write the plan calls for.
@@ -11,6 +12,7 @@ use crate::model::{Address, Location};
 pub enum Change {
     Alert(AlertChange),
     Integration(IntegrationChange),
+    List(ListChange),
 }
 
 /// A change to one site alert, found by its tag name.
@@ -30,6 +32,16 @@ pub struct IntegrationChange {
     pub location: Location,
     pub kind: String,
     pub op: Op<IntegrationSettings>,
+}
+
+/// A change to one site or corp list: created with its active entries, or entries added and
+/// removed (never replaced wholesale).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListChange {
+    pub address: Address,
+    pub location: Location,
+    pub name: String,
+    pub op: Op<ListWrite>,
 }
 
 /// Create, update in place, or delete.
@@ -62,6 +74,7 @@ impl Change {
         match self {
             Change::Alert(change) => change.op.verb(),
             Change::Integration(change) => change.op.verb(),
+            Change::List(change) => change.op.verb(),
         }
     }
 
@@ -75,6 +88,10 @@ impl Change {
             | Change::Integration(IntegrationChange {
                 op: Op::Update { diffs, .. },
                 ..
+            })
+            | Change::List(ListChange {
+                op: Op::Update { diffs, .. },
+                ..
             }) => diffs.as_slice(),
             _ => &[],
         };
@@ -85,6 +102,7 @@ impl Change {
         match self {
             Change::Alert(change) => Some(&change.address),
             Change::Integration(change) => change.address.as_ref(),
+            Change::List(change) => Some(&change.address),
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Configuration as code for Signal Sciences: the pure diff between declared agent alerts and
-//! integrations and what the API holds. The operator and `sigsci-kit config` share it; it does
-//! no I/O (no Kubernetes, no HTTP), so every rule is a table test.
+//! Configuration as code for Signal Sciences: the pure diff between declared agent alerts,
+//! integrations and lists and what the API holds. The operator and `sigsci-kit config` share it;
+//! it does no I/O (no Kubernetes, no HTTP), so every rule is a table test.
 
 pub mod alert;
 pub mod change;
 pub mod integration;
+pub mod list;
 pub mod model;
 pub mod plan;
 pub mod render;
@@ -12,13 +13,19 @@ pub mod sensitive;
 pub mod validate;
 
 pub use alert::{DesiredAlert, ObservedAlert, plan_alert, plan_alert_removal};
-pub use change::{AlertChange, Change, FieldDiff, IntegrationChange, Op, Shown, Summary, Verb};
+pub use change::{
+    AlertChange, Change, FieldDiff, IntegrationChange, ListChange, Op, Shown, Summary, Verb,
+};
 pub use integration::{
     DesiredIntegration, ObservedIntegration, plan_integration, plan_integration_removal,
 };
+pub use list::{
+    DesiredEntry, DesiredList, ListReport, ListType, ListWrite, ObservedList, find_list, plan_list,
+    plan_list_removal,
+};
 pub use model::{
     Address, AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
-    Location, Metric, ThresholdOperator,
+    Location, ManagementPolicy, Metric, ThresholdOperator,
 };
 pub use plan::{DesiredState, ObservedState, PlanOptions, plan};
 pub use render::render_plan;

@@ -236,6 +236,17 @@ pub enum IntegrationDeletionPolicy {
     Orphan,
 }
 
+/// Whether the kit writes to the API or only compares (reusable by every kind).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum ManagementPolicy {
+    /// Create, update and delete to match the declaration; undeclared remote state is removed.
+    #[default]
+    Full,
+    /// Never write: read the remote object and report how it differs.
+    ObserveOnly,
+}
+
 /// Which declared object a change comes from: `Kind namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {

@@ -2,11 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::alert::{DesiredAlert, ObservedAlert, plan_alert};
 use crate::change::{Change, IntegrationChange, Op};
 use crate::integration::{
     DesiredIntegration, ObservedIntegration, find_integration, plan_integration_against,
 };
+use crate::list::{DesiredList, ObservedList, find_list, plan_list};
 use crate::model::Location;
 use crate::validate::Problems;
 
@@ -15,6 +18,7 @@ use crate::validate::Problems;
 pub struct DesiredState {
     pub alerts: Vec<DesiredAlert>,
     pub integrations: Vec<DesiredIntegration>,
+    pub lists: Vec<DesiredList>,
 }
 
 /// Everything read from the API for the locations the declarations touch.
@@ -24,6 +28,8 @@ pub struct ObservedState {
     pub alerts: BTreeMap<String, Vec<ObservedAlert>>,
     /// Integrations per site, and for the corp.
     pub integrations: BTreeMap<Location, Vec<ObservedIntegration>>,
+    /// Lists per site, and for the corp.
+    pub lists: BTreeMap<Location, Vec<ObservedList>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,6 +37,8 @@ pub struct PlanOptions {
     /// Delete remote integrations that no declaration matches, in every location that has at
     /// least one declared integration. Off by default: without it nothing is ever deleted.
     pub prune: bool,
+    /// The time list entries' expiry is judged against.
+    pub now: DateTime<Utc>,
 }
 
 impl DesiredState {
@@ -55,7 +63,15 @@ impl DesiredState {
             .collect()
     }
 
-    /// Every declaration's own problems, plus two declarations fighting over one alert.
+    /// Locations that have at least one declared list.
+    pub fn list_locations(&self) -> BTreeSet<Location> {
+        self.lists
+            .iter()
+            .map(|list| list.location.clone())
+            .collect()
+    }
+
+    /// Every declaration's own problems, plus two declarations fighting over one alert or list.
     pub fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::default();
         let mut owners = BTreeMap::new();
@@ -89,13 +105,39 @@ impl DesiredState {
                 }
             }
         }
+        let mut list_owners = BTreeMap::new();
+        for list in &self.lists {
+            if let Err(found) = list.validate() {
+                for problem in found.0 {
+                    problems.push(
+                        format!("{} spec.{}", list.address, problem.field),
+                        problem.message,
+                    );
+                }
+            }
+            let key = (list.location.clone(), list.name.to_lowercase());
+            if let Some(first) = list_owners.insert(key, &list.address) {
+                problems.push(
+                    list.address.to_string(),
+                    format!(
+                        "declares the same list {:?} of the {} as {first}",
+                        list.name, list.location
+                    ),
+                );
+            }
+        }
         problems.into_result()
     }
 }
 
 /// The changes that make the remote state match the declarations, alerts first, in
-/// declaration order; pruned deletions last.
-pub fn plan(desired: &DesiredState, observed: &ObservedState, options: PlanOptions) -> Vec<Change> {
+/// declaration order; pruned deletions last. A declared list whose remote namesake has another
+/// type is an error: no change could fix it.
+pub fn plan(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    options: PlanOptions,
+) -> Result<Vec<Change>, Problems> {
     let no_alerts = Vec::new();
     let mut changes: Vec<Change> = desired
         .alerts
@@ -145,7 +187,24 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, options: PlanOptio
             }
         }
     }
-    changes
+
+    let no_lists = Vec::new();
+    let mut problems = Problems::default();
+    for list in &desired.lists {
+        let listed = observed.lists.get(&list.location).unwrap_or(&no_lists);
+        match plan_list(list, find_list(list, listed), options.now) {
+            Ok(change) => changes.extend(change),
+            Err(found) => {
+                for problem in found.0 {
+                    problems.push(
+                        format!("{} spec.{}", list.address, problem.field),
+                        problem.message,
+                    );
+                }
+            }
+        }
+    }
+    problems.into_result().map(|()| changes)
 }
 
 #[cfg(test)]
@@ -226,6 +285,7 @@ mod tests {
                             .map(|a| a.name.clone())
                             .unwrap_or_default(),
                     },
+                    Change::List(c) => c.name.clone(),
                 };
                 (change.verb(), subject)
             })
@@ -241,6 +301,7 @@ mod tests {
                 desired: DesiredState {
                     alerts: vec![alert("a", "s1", Metric::AverageRps, 10)],
                     integrations: vec![hook("h", site("s1"), "https://h/1")],
+                    ..DesiredState::default()
                 },
                 observed: ObservedState {
                     alerts: BTreeMap::from([(
@@ -248,6 +309,7 @@ mod tests {
                         vec![seeded("x", "requests_total", 10)],
                     )]),
                     integrations: BTreeMap::from([(site("s1"), vec![listed("i1", "https://h/1")])]),
+                    ..ObservedState::default()
                 },
                 prune: true,
                 expected: vec![],
@@ -257,6 +319,7 @@ mod tests {
                 desired: DesiredState {
                     alerts: vec![alert("a", "s2", Metric::OnlineAgentCount, 0)],
                     integrations: vec![hook("h", site("s2"), "https://h/1")],
+                    ..DesiredState::default()
                 },
                 observed: ObservedState::default(),
                 prune: false,
@@ -270,6 +333,7 @@ mod tests {
                         hook("first", site("s1"), "https://h/1"),
                         hook("second", site("s1"), "https://h/1"),
                     ],
+                    ..DesiredState::default()
                 },
                 observed: ObservedState {
                     integrations: BTreeMap::from([(site("s1"), vec![listed("i1", "https://h/1")])]),
@@ -283,6 +347,7 @@ mod tests {
                 desired: DesiredState {
                     alerts: vec![alert("a", "s1", Metric::AverageRps, 20)],
                     integrations: vec![hook("h", site("s1"), "https://h/1")],
+                    ..DesiredState::default()
                 },
                 observed: ObservedState {
                     alerts: BTreeMap::from([(
@@ -296,6 +361,7 @@ mod tests {
                         ),
                         (site("s9"), vec![listed("i9", "https://h/9")]),
                     ]),
+                    ..ObservedState::default()
                 },
                 prune: true,
                 expected: vec![
@@ -308,6 +374,7 @@ mod tests {
                 desired: DesiredState {
                     alerts: vec![],
                     integrations: vec![hook("h", Location::Corp, "https://h/1")],
+                    ..DesiredState::default()
                 },
                 observed: ObservedState {
                     integrations: BTreeMap::from([(
@@ -324,8 +391,12 @@ mod tests {
             let changes = plan(
                 &case.desired,
                 &case.observed,
-                PlanOptions { prune: case.prune },
-            );
+                PlanOptions {
+                    prune: case.prune,
+                    now: DateTime::UNIX_EPOCH,
+                },
+            )
+            .expect("no list problems");
             let expected: Vec<(Verb, String)> = case
                 .expected
                 .iter()
@@ -347,7 +418,7 @@ mod tests {
         bad.interval = 3;
         let desired = DesiredState {
             alerts: vec![alert("a", "s1", Metric::AverageRps, 10), bad],
-            integrations: vec![],
+            ..DesiredState::default()
         };
         let text = desired.validate().expect_err("two problems").to_string();
         assert!(

@@ -31,6 +31,11 @@ fn render_change(out: &mut String, change: &Change) {
             format!("{} {} integration", integration.location, integration.kind),
             op_lines(&integration.op, |settings| settings.shown_fields()),
         ),
+        Change::List(list) => (
+            Some(list.address.to_string()),
+            format!("{} list {:?}", list.location, list.name),
+            op_lines(&list.op, |settings| settings.shown_fields()),
+        ),
     };
     let (symbol, id, outcome) = fields.header;
     let id = id.map(|id| format!(" (id {id})")).unwrap_or_default();

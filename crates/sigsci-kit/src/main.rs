@@ -41,8 +41,10 @@ enum Command {
     Agents(cmd::agents::AgentsArgs),
     /// Export the request feed to S3 or a directory (export, backfill, status, verify).
     Feed(cmd::feed::FeedArgs),
-    /// Plan or apply sigsci-kit.io manifests (AgentAlert, Integration) without a cluster.
+    /// Plan or apply sigsci-kit.io manifests (AgentAlert, Integration, SigSciList) without a cluster.
     Config(cmd::config::ConfigArgs),
+    /// Lists as code for active response: block IP ranges for a while (lists block).
+    Lists(cmd::lists::ListsArgs),
     /// Agent health: evaluate, show status, acknowledge, serve acknowledgement pages.
     Health(cmd::health::HealthArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -89,6 +91,7 @@ async fn main() -> ExitCode {
         Command::Agents(args) => cmd::agents::run(args).await,
         Command::Feed(args) => cmd::feed::run(args).await,
         Command::Config(args) => cmd::config::run(args).await,
+        Command::Lists(args) => cmd::lists::run(args).await,
         Command::Health(args) => cmd::health::run(args).await,
         Command::Completion { shell } => {
             clap_complete::generate(

@@ -1,6 +1,7 @@
 //! Signal Sciences v0 API simulator: the API under `/api/v0` (token or session auth, corps, sites,
-//! agents, alerts, integrations, the request feed, timeseries) backed by deterministic synthetic
-//! traffic, plus a control API under `/__sim/` for ground truth, faults, fleets and the clock.
+//! agents, alerts, integrations, lists, the request feed, timeseries) backed by deterministic
+//! synthetic traffic, plus a control API under `/__sim/` for ground truth, faults, fleets and the
+//! clock.
 
 mod agents;
 mod alerts;
@@ -15,6 +16,7 @@ mod extract;
 mod faults;
 mod feed;
 mod integrations;
+mod lists;
 mod rng;
 mod server;
 mod state;
@@ -75,6 +77,28 @@ pub fn app(state: SimState) -> Router {
             get(integrations::get_corp)
                 .patch(integrations::update_corp)
                 .delete(integrations::delete_corp),
+        )
+        .route(
+            &format!("{SITE}/lists"),
+            get(lists::list_site).post(lists::create_site),
+        )
+        .route(
+            &format!("{SITE}/lists/{{id}}"),
+            get(lists::get_site)
+                .patch(lists::update_site)
+                .put(lists::replace_site)
+                .delete(lists::delete_site),
+        )
+        .route(
+            "/api/v0/corps/{corp}/lists",
+            get(lists::list_corp).post(lists::create_corp),
+        )
+        .route(
+            "/api/v0/corps/{corp}/lists/{id}",
+            get(lists::get_corp)
+                .patch(lists::update_corp)
+                .put(lists::replace_corp)
+                .delete(lists::delete_corp),
         )
         .route(
             &format!("{SITE}/feed/requests"),

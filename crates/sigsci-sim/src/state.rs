@@ -16,6 +16,7 @@ use crate::faults::{FaultState, Faults};
 use crate::feed::concurrency::FeedSlots;
 use crate::feed::generate::{SignalFilter, SiteTraffic};
 use crate::integrations::Integration;
+use crate::lists::RuleList;
 use crate::rng::{SplitMix, mix};
 use crate::util::lock;
 
@@ -51,6 +52,8 @@ pub(crate) struct Store {
     pub(crate) alerts: HashMap<String, Vec<Alert>>,
     pub(crate) site_integrations: HashMap<String, Vec<Integration>>,
     pub(crate) corp_integrations: Vec<Integration>,
+    pub(crate) site_lists: HashMap<String, Vec<RuleList>>,
+    pub(crate) corp_lists: Vec<RuleList>,
     pub(crate) fleets: HashMap<String, Fleet>,
     pub(crate) token: SecretString,
     pub(crate) password: SecretString,
@@ -159,6 +162,8 @@ impl SimState {
             alerts,
             site_integrations,
             corp_integrations: Vec::new(),
+            site_lists: HashMap::new(),
+            corp_lists: Vec::new(),
             fleets,
             token: SecretString::from(config.token.clone()),
             password: SecretString::from(config.password.clone()),

@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod feed;
 mod limiter;
+mod lists;
 pub mod models;
 mod names;
 mod resources;
@@ -20,6 +21,7 @@ pub use auth::{CredentialSecret, Credentials};
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result, with_causes};
 pub use feed::{FeedPage, FeedPages, FeedQuery, FeedRecord, MAX_PAGE_SIZE};
+pub use lists::{EntryChanges, ListBody, ListScope, ListUpdate, RuleList};
 pub use models::{
     Agent, Alert, AlertBody, Corp, Integration, IntegrationBody, IntegrationUpdate, Site,
 };

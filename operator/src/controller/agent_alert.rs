@@ -74,6 +74,7 @@ async fn apply(
         alert.status.as_ref(),
         &outcome,
         &annotations,
+        std::convert::identity,
     )
     .await?;
     result.map(|_| Action::requeue(ctx.settings.resync))
@@ -151,6 +152,7 @@ async fn cleanup(
                 alert.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
+                std::convert::identity,
             )
             .await?;
             Err(error)

@@ -80,6 +80,7 @@ async fn apply(
         integration.status.as_ref(),
         &outcome,
         &annotations,
+        std::convert::identity,
     )
     .await?;
     result.map(|_| Action::requeue(ctx.settings.resync))
@@ -201,6 +202,7 @@ async fn cleanup(
                 integration.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
+                std::convert::identity,
             )
             .await?;
             Err(error)

@@ -4,6 +4,7 @@
 pub mod agent_alert;
 pub mod connection;
 pub mod integration;
+pub mod list;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::connect::ApiSettings;
-use crate::crd::SyncStatus;
+use crate::crd::{ListStatus, SyncStatus};
 use crate::lease::Clock;
 use crate::metrics::Metrics;
 use crate::status::{self, Outcome, next_sync_status};
@@ -272,22 +273,47 @@ pub(crate) async fn publish(
     }
 }
 
-/// Record one reconcile of an `AgentAlert` or `Integration`: annotations first (so the remote
-/// id survives a lost status), then the status if it changed, then Events for writes, adoptions
-/// and newly failing syncs.
-pub(crate) async fn record_sync<K>(
+/// A status made of the common sync part and, for some kinds, more (a list's entry counts).
+pub(crate) trait WithSync: PartialEq + Serialize {
+    fn sync(&self) -> &SyncStatus;
+}
+
+impl WithSync for SyncStatus {
+    fn sync(&self) -> &SyncStatus {
+        self
+    }
+}
+
+impl WithSync for ListStatus {
+    fn sync(&self) -> &SyncStatus {
+        &self.sync
+    }
+}
+
+/// Record one reconcile: annotations first (so the remote id survives a lost status), then the
+/// status if it changed (`complete` adds what the kind shows beyond the sync part), then Events
+/// for writes, adoptions and newly failing syncs.
+pub(crate) async fn record_sync<K, S>(
     ctx: &Context,
     api: &Api<K>,
     object: &K,
-    current: Option<&SyncStatus>,
+    current: Option<&S>,
     outcome: &Outcome,
     annotations: &[(&str, Option<String>)],
+    complete: impl FnOnce(SyncStatus) -> S,
 ) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: WithSync,
 {
     set_annotations(api, object, annotations).await?;
-    let next = next_sync_status(current, object.meta().generation, outcome, &ctx.now());
+    let current_sync = current.map(WithSync::sync);
+    let next = complete(next_sync_status(
+        current_sync,
+        object.meta().generation,
+        outcome,
+        &ctx.now(),
+    ));
     if current != Some(&next) {
         apply_status(api, &object.name_any(), &next).await?;
     }
@@ -314,7 +340,7 @@ where
         Outcome::Failed {
             reason, message, ..
         } => {
-            let before = current.and_then(|s| status::find(&s.conditions, status::SYNCED));
+            let before = current_sync.and_then(|s| status::find(&s.conditions, status::SYNCED));
             let unchanged = before.is_some_and(|c| {
                 c.status == "False" && c.reason == *reason && c.message == *message
             });

@@ -4,6 +4,7 @@ pub mod agent_alert;
 pub mod common;
 pub mod connection;
 pub mod integration;
+pub mod list;
 
 pub use agent_alert::{AgentAlert, AgentAlertSpec};
 pub use common::{ConnectionKind, ConnectionRef, ConnectionStatus, SecretKeyRef, SyncStatus};
@@ -12,6 +13,7 @@ pub use connection::{
     SigSciConnectionSpec,
 };
 pub use integration::{Integration, IntegrationSpec};
+pub use list::{ListEntry, ListStatus, SigSciList, SigSciListSpec};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
@@ -25,6 +27,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ClusterSigSciConnection::crd(),
         AgentAlert::crd(),
         Integration::crd(),
+        SigSciList::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
@@ -201,8 +204,8 @@ mod tests {
             .filter(|(property, _)| property == "site" || property == "corp")
             .filter(|(_, rule)| rule.starts_with("self.matches("))
             .collect();
-        // corp on both connection kinds, site on AgentAlert and Integration.
-        assert_eq!(short_names.len(), 4, "{found:?}");
+        // corp on both connection kinds, site on AgentAlert, Integration and SigSciList.
+        assert_eq!(short_names.len(), 5, "{found:?}");
         for (property, rule) in short_names {
             assert_eq!(rule, &expected, "{property}");
         }

@@ -6,7 +6,9 @@ use crate::common;
 use kube::api::{Patch, PatchParams, PostParams, ValidationDirective};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use sigsci_operator::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection};
+use sigsci_operator::crd::{
+    AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection, SigSciList,
+};
 
 /// Create `object` (JSON, as a user would write it) and return the API server's refusal.
 async fn rejection<K>(api: &Api<K>, object: Value) -> String
@@ -274,4 +276,89 @@ async fn unknown_fields_are_rejected_by_name_under_strict_field_validation() {
         ),
         "{created}"
     );
+}
+
+fn list(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "sigsci-kit.io/v1alpha1", "kind": "SigSciList", "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_lists_are_rejected_with_readable_messages() {
+    let (admin, namespace) = setup().await;
+    let lists: Api<SigSciList> = Api::namespaced(admin.clone(), &namespace);
+    let base = |kind: &str, entries: Value| {
+        json!({"connectionRef": {"name": "sim"}, "site": "site-1", "name": "block", "type": kind,
+               "entries": entries})
+    };
+    let cases = [
+        (
+            base(
+                "ip",
+                json!([{"value": "198.51.100.0/24"}, {"value": "10.0.0.0/33"}]),
+            ),
+            "entries of an ip list must be IPv4/IPv6 addresses or CIDR ranges",
+        ),
+        (
+            base("country", json!([{"value": "DE"}, {"value": "Germany"}])),
+            "entries of a country list must be ISO 3166-1 alpha-2 codes",
+        ),
+        (
+            json!({"connectionRef": {"name": "sim"}, "scope": "Corp", "site": "site-1", "name": "c",
+                   "type": "string"}),
+            "site is required when scope is Site and not allowed when scope is Corp",
+        ),
+        (
+            base(
+                "ip",
+                json!([{"value": "192.0.2.1"}, {"value": "192.0.2.1"}]),
+            ),
+            "Duplicate value",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let message = rejection(&lists, list("bad", spec.clone())).await;
+        assert!(
+            message.contains(expected),
+            "{spec}: {expected:?} not in {message}"
+        );
+    }
+
+    // A valid list is admitted with an expiry and the default policies; type and name stay.
+    let valid: SigSciList = serde_json::from_value(list(
+        "good",
+        base(
+            "ip",
+            json!([{"value": "198.51.100.0/24", "expires": "2026-12-03T04:00:00Z",
+                    "comment": "incident 42"}, {"value": "2001:db8::1"}]),
+        ),
+    ))
+    .expect("valid list");
+    let created = lists
+        .create(&PostParams::default(), &valid)
+        .await
+        .expect("valid list admitted");
+    assert_eq!(
+        created.spec.management_policy,
+        sigsci_config::ManagementPolicy::Full
+    );
+    assert_eq!(
+        created.spec.deletion_policy,
+        sigsci_config::IntegrationDeletionPolicy::Delete
+    );
+    let retyped = lists
+        .patch(
+            "good",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"type": "string"}})),
+        )
+        .await
+        .expect_err("type is immutable");
+    assert!(
+        retyped.to_string().contains("type is immutable"),
+        "{retyped}"
+    );
+    lists
+        .delete("good", &Default::default())
+        .await
+        .expect("delete");
 }

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use sigsci_operator::controller::Settings;
 use sigsci_operator::crd::{
     AgentAlert, ConnectionKind, ConnectionRef, CredentialsSecretRef, Integration, SigSciConnection,
-    SigSciConnectionSpec,
+    SigSciConnectionSpec, SigSciList,
 };
 use sigsci_operator::lease::{LeaseConfig, system_clock};
 use sigsci_operator::metrics::Metrics;
@@ -266,10 +266,20 @@ pub async fn start_operator(
     lease: Option<LeaseConfig>,
     identity: &str,
 ) -> RunningOperator {
+    start_operator_with(namespace, lease, identity, test_settings()).await
+}
+
+/// [`start_operator`] with other timing settings.
+pub async fn start_operator_with(
+    namespace: &str,
+    lease: Option<LeaseConfig>,
+    identity: &str,
+    settings: Settings,
+) -> RunningOperator {
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     let options = RunOptions {
-        settings: test_settings(),
+        settings,
         namespace: Some(namespace.to_string()),
         concurrency: 4,
         lease,
@@ -372,6 +382,17 @@ pub fn integration_ready(integration: &Integration) -> bool {
 pub async fn cleanup(admin: &Client, namespace: &str) {
     let alerts: Api<AgentAlert> = Api::namespaced(admin.clone(), namespace);
     let integrations: Api<Integration> = Api::namespaced(admin.clone(), namespace);
+    let lists: Api<SigSciList> = Api::namespaced(admin.clone(), namespace);
+    for list in lists
+        .list(&ListParams::default())
+        .await
+        .expect("list lists")
+    {
+        let _ = lists
+            .delete(&list.name_any(), &DeleteParams::default())
+            .await;
+        wait_gone(&lists, &list.name_any()).await;
+    }
     for alert in alerts
         .list(&ListParams::default())
         .await

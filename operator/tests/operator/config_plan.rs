@@ -89,7 +89,15 @@ async fn plan_of(group: &ConnectionGroup, prune: bool) -> Vec<sigsci_config::Cha
     let observed = manifests::observe(&client(group), &group.desired)
         .await
         .expect("observe");
-    plan(&group.desired, &observed, PlanOptions { prune })
+    plan(
+        &group.desired,
+        &observed,
+        PlanOptions {
+            prune,
+            now: chrono::Utc::now(),
+        },
+    )
+    .expect("plan")
 }
 
 #[tokio::test]
@@ -248,4 +256,179 @@ fn unknown_spec_fields_are_rejected_with_their_path() {
             file.display()
         )
     );
+}
+
+fn list_manifests(sim: &RunningSim, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciConnection
+metadata: {{name: prod}}
+spec:
+  corp: testcorp
+  apiURL: {url}
+  credentialsSecretRef: {{name: sigsci-credentials}}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciList
+metadata: {{name: incident-42}}
+spec:
+  connectionRef: {{name: prod}}
+  site: site-1
+  name: incident-42
+  type: ip
+  description: scanner ranges
+  entries:
+  - {{value: 198.51.100.0/24}}
+  - {{value: 203.0.113.7, expires: "2026-12-02T06:00:00Z", comment: 24h block}}
+  - {{value: 192.0.2.1, expires: "2026-12-02T03:00:00Z", comment: already over}}
+{extra}"#,
+        url = sim.base_url
+    )
+}
+
+fn at(hour: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 12, 2, hour, 0, 0)
+        .single()
+        .expect("time")
+}
+
+async fn list_plan(
+    group: &ConnectionGroup,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<sigsci_config::Change> {
+    let observed = manifests::observe(&client(group), &group.desired)
+        .await
+        .expect("observe");
+    plan(&group.desired, &observed, PlanOptions { prune: false, now }).expect("plan")
+}
+
+async fn remote_entries(group: &ConnectionGroup) -> Vec<String> {
+    client(group)
+        .get_list(sigsci::ListScope::Site("site-1"), "site.incident-42")
+        .await
+        .expect("list")
+        .entries
+}
+
+#[tokio::test]
+async fn lists_are_reconciled_as_sets_with_expiry_and_drift() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("list.yaml"), list_manifests(&sim, "")).expect("write");
+    let groups = load(dir.path()).expect("manifests load");
+    let group = &groups[0];
+    let client = client(group);
+
+    // Created with the active entries only.
+    let changes = list_plan(group, at(4)).await;
+    let text = render_plan(&changes);
+    assert!(
+        text.contains("  + site site-1 list \"incident-42\" {")
+            && text.contains(r#"+ entries:     ["198.51.100.0/24","203.0.113.7"]"#),
+        "{text}"
+    );
+    for change in &changes {
+        remote::execute(&client, change).await.expect("apply");
+    }
+    assert_eq!(
+        remote_entries(group).await,
+        ["198.51.100.0/24", "203.0.113.7"]
+    );
+    assert!(list_plan(group, at(4)).await.is_empty(), "converged");
+
+    // An entry added behind our back is drift: reported, and removed under Full.
+    client
+        .update_list(
+            sigsci::ListScope::Site("site-1"),
+            "site.incident-42",
+            &sigsci::ListUpdate {
+                description: None,
+                entries: sigsci::EntryChanges {
+                    additions: vec!["10.66.0.0/16".into()],
+                    deletions: vec![],
+                },
+            },
+        )
+        .await
+        .expect("drift");
+    let observed = manifests::observe(&client, &group.desired)
+        .await
+        .expect("observe");
+    let listed = &observed.lists[&sigsci_config::Location::Site("site-1".into())];
+    let report = group.desired.lists[0].report(listed.first(), at(4));
+    assert_eq!(report.drift, ["10.66.0.0/16"]);
+    assert_eq!((report.active, report.expired), (2, 1));
+    assert_eq!(report.next_expiry, Some(at(6)));
+    let changes = list_plan(group, at(4)).await;
+    assert!(
+        render_plan(&changes).contains(r#"~ entries removed: ["10.66.0.0/16"] -> (none)"#),
+        "{}",
+        render_plan(&changes)
+    );
+    for change in &changes {
+        remote::execute(&client, change).await.expect("apply");
+    }
+
+    // At 06:00 exactly the 24-hour entry expires; the rest stays.
+    assert!(list_plan(group, at(5)).await.is_empty());
+    let changes = list_plan(group, at(6)).await;
+    assert!(
+        render_plan(&changes).contains(r#"~ entries removed: ["203.0.113.7"] -> (none)"#),
+        "{}",
+        render_plan(&changes)
+    );
+    for change in &changes {
+        remote::execute(&client, change).await.expect("apply");
+    }
+    assert_eq!(remote_entries(group).await, ["198.51.100.0/24"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn observe_only_never_writes_and_two_objects_cannot_claim_one_list() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let observe = list_manifests(&sim, "").replace(
+        "  description: scanner ranges\n",
+        "  description: scanner ranges\n  managementPolicy: ObserveOnly\n",
+    );
+    std::fs::write(dir.path().join("list.yaml"), observe).expect("write");
+    let groups = load(dir.path()).expect("manifests load");
+    assert!(
+        list_plan(&groups[0], at(4)).await.is_empty(),
+        "ObserveOnly plans nothing"
+    );
+
+    let twin = r#"---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciList
+metadata: {name: twin}
+spec:
+  connectionRef: {name: prod}
+  site: site-1
+  name: incident-42
+  type: ip
+"#;
+    std::fs::write(dir.path().join("list.yaml"), list_manifests(&sim, twin)).expect("write");
+    let error = load(dir.path()).expect_err("conflict").to_string();
+    assert!(
+        error.contains(
+            "SigSciList gitops/twin: declares the same list \"incident-42\" of the site site-1 as SigSciList gitops/incident-42"
+        ),
+        "{error}"
+    );
+
+    let bad = list_manifests(&sim, "").replace("198.51.100.0/24", "198.51.100.0/33");
+    std::fs::write(dir.path().join("list.yaml"), bad).expect("write");
+    let error = load(dir.path()).expect_err("invalid").to_string();
+    assert!(
+        error.contains(
+            "spec.entries[0].value: \"198.51.100.0/33\" must be an IPv4/IPv6 address or CIDR range"
+        ),
+        "{error}"
+    );
+    sim.shutdown().await;
 }

@@ -4,4 +4,5 @@ mod common;
 
 mod admission;
 mod config_plan;
+mod lists;
 mod reconcile;

@@ -44,8 +44,8 @@ pub enum ConfigAction {
 )))]
 pub struct ManifestArgs {
     /// Manifest file, directory (its *.yaml and *.yml files), or - for stdin; repeatable:
-    /// SigSciConnection, ClusterSigSciConnection, AgentAlert, Integration, and Secrets their
-    /// urlFrom/valueFrom read.
+    /// SigSciConnection, ClusterSigSciConnection, AgentAlert, Integration, SigSciList, and
+    /// Secrets their urlFrom/valueFrom read.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Read the directories given with -f recursively.
@@ -167,13 +167,16 @@ async fn run_manifests(
             output.print_document(&serde_json::json!({ "plans": [] }))?;
         } else {
             println!(
-                "No AgentAlert or Integration manifests in {}.",
+                "No AgentAlert, Integration or SigSciList manifests in {}.",
                 names.join(", ")
             );
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let options = PlanOptions { prune: args.prune };
+    let options = PlanOptions {
+        prune: args.prune,
+        now: chrono::Utc::now(),
+    };
     let mut total = Summary::default();
     let mut plans = Vec::new();
     for group in &groups {
@@ -186,7 +189,8 @@ async fn run_manifests(
                     group.target.connection
                 )
             })?;
-        let changes = plan(&group.desired, &observed, options);
+        let changes = plan(&group.desired, &observed, options)
+            .with_context(|| format!("cannot plan {}", group.target.connection))?;
         if document {
             plans.push(PlanDocument {
                 connection: group.target.connection.clone(),
@@ -265,5 +269,6 @@ fn subject(change: &Change) -> String {
         Change::Integration(integration) => {
             format!("{} {} integration", integration.location, integration.kind)
         }
+        Change::List(list) => format!("{} list {:?}", list.location, list.name),
     }
 }

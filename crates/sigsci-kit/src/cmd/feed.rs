@@ -93,6 +93,63 @@ struct ExportArgs {
     /// Seconds an hour's lease lasts without renewal; a crashed run's hours are free after this.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i64).range(10..))]
     lease_ttl: i64,
+    #[command(flatten)]
+    ocsf: OcsfArgs,
+}
+
+/// The OCSF Parquet output (docs/ocsf-mapping.md).
+#[derive(Args, Debug)]
+struct OcsfArgs {
+    /// ndjson (the records as the API sent them), ocsf-parquet (OCSF HTTP Activity events in
+    /// Parquet), or both; either way one manifest per hour lists every part.
+    #[arg(long, env = "SIGSCI_KIT_FEED_FORMAT", default_value = "ndjson", value_parser = feed_export::Format::NAMES)]
+    format: String,
+    /// Where the Parquet goes: a directory or s3://bucket/prefix (default: OUT/ocsf).
+    #[arg(long)]
+    ocsf_out: Option<String>,
+    /// hive (corp=/site=/dt=/hour=, as the NDJSON) or security-lake
+    /// (ext/SOURCE/region=REGION/accountId=ACCOUNT/eventDay=YYYYMMDD/, a custom source).
+    #[arg(long, default_value = "hive", value_parser = ["hive", "security-lake"])]
+    ocsf_layout: String,
+    /// The Security Lake custom source's name.
+    #[arg(long)]
+    ocsf_source: Option<String>,
+    /// The Security Lake's region.
+    #[arg(long)]
+    ocsf_region: Option<String>,
+    /// The AWS account the records belong to, in the Security Lake layout (12 digits).
+    #[arg(long)]
+    ocsf_account_id: Option<String>,
+}
+
+impl OcsfArgs {
+    fn outputs(&self, destination: &Destination) -> anyhow::Result<feed_export::Outputs> {
+        let format: feed_export::Format = self.format.parse().map_err(anyhow::Error::msg)?;
+        let ocsf = if format.ocsf() {
+            let layout = feed_export::Layout::parse(
+                &self.ocsf_layout,
+                self.ocsf_source.as_deref(),
+                self.ocsf_region.as_deref(),
+                self.ocsf_account_id.as_deref(),
+                [
+                    "--ocsf-layout",
+                    "--ocsf-source",
+                    "--ocsf-region",
+                    "--ocsf-account-id",
+                ],
+            )?;
+            let location = self
+                .ocsf_out
+                .clone()
+                .unwrap_or_else(|| feed_export::ocsf_output::default_location(&destination.out));
+            let store = kit_storage::open(&location, destination.s3_endpoint.as_deref())
+                .with_context(|| format!("--ocsf-out {location:?}"))?;
+            Some(feed_export::OcsfOutput { store, layout })
+        } else {
+            None
+        };
+        Ok(feed_export::Outputs::new(format, ocsf)?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +213,7 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
     let mut settings = ExportSettings::default();
     settings.pipeline.gzip_level = args.gzip_level;
     settings.lease_ttl_secs = args.lease_ttl;
+    settings.pipeline.outputs = args.ocsf.outputs(&args.destination)?;
     let mut exporter = Exporter::new(client, store, system_clock()).with_settings(settings);
     let bar = std::io::stderr()
         .is_terminal()

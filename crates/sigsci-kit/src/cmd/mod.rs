@@ -5,4 +5,5 @@ pub mod config;
 pub mod demo;
 pub mod feed;
 pub mod health;
+pub mod lists;
 pub mod sim;
