@@ -14,7 +14,7 @@ use crate::channels::{AlertLink, Deliverer, Notification, Status};
 use crate::checks::{AgentSnapshot, Severity};
 use crate::clock::Clock;
 use crate::engine::{self, ClaimedDelivery, CorpObservation, SiteObservation};
-use crate::incidents::IncidentSync;
+use crate::incidents::{self, IncidentSync};
 use crate::links::AckLink;
 use crate::rules::Rules;
 use crate::secrets::{ACK_KEY_FIELD, SecretResolver};
@@ -125,6 +125,9 @@ impl Evaluator {
         let ack_key = self.ack_key(rules, &mut report).await;
 
         let now = self.clock.now();
+        // Seen in the documents this run writes anyway, so a run with nothing owed to the incident
+        // tools (the usual case) reads the state no extra time.
+        let mut incidents_owed = false;
         let (claims, notifications) = self
             .store
             .update(&corp, |state| {
@@ -139,6 +142,7 @@ impl Evaluator {
                 report.notifications_acknowledged = plan.acknowledged;
                 report.notifications_in_flight = plan.in_flight;
                 beat(state, &report, claims.is_empty().then_some(now));
+                incidents_owed = incidents::any_owed(state);
                 let notifications: Vec<Notification> = claims
                     .iter()
                     .map(|claim| notification(state, rules, claim, ack_key.as_ref(), now))
@@ -155,6 +159,7 @@ impl Evaluator {
             self.store
                 .update(&corp, |state| {
                     engine::record_outcomes(state, rules, run_id, &outcomes, finished);
+                    incidents_owed = incidents::any_owed(state);
                     if let Some(heartbeat) = state.heartbeat.as_mut().filter(|h| h.run_id == run_id)
                     {
                         heartbeat.finished_at = Some(finished);
@@ -165,7 +170,9 @@ impl Evaluator {
                 })
                 .await?;
         }
-        self.update_incidents(rules, &corp, &mut report).await;
+        if incidents_owed {
+            self.update_incidents(rules, &corp, &mut report).await;
+        }
         let elapsed = self.clock.now() - started_at;
         report.duration_ms = u64::try_from(elapsed.num_milliseconds()).unwrap_or_default();
         Ok(report)

@@ -84,6 +84,11 @@ struct Owed {
     update: IncidentUpdate,
 }
 
+/// Whether the state owes any incident tool an update.
+pub(crate) fn any_owed(state: &State) -> bool {
+    !owed(state).is_empty()
+}
+
 fn owed(state: &State) -> Vec<Owed> {
     let mut owed = Vec::new();
     for (check, condition) in state.conditions.iter().filter(|(_, c)| c.firing) {
