@@ -5,7 +5,8 @@
 # Builds the workspace once (tests/lib/cargo.sh), then runs each benchmark RUNS times: the client's
 # paging (crates/sigsci), the feed export (crates/feed-export: wall, CPU, peak RSS), agent health
 # at 1000 sites (crates/agent-health), the Lambdas' start-up (functions/agent-health's `startup`,
-# which also starts the feed-export and ack-url binaries), and the CLI's own peak RSS for one hour
+# which also starts the feed-export and ack-url binaries and has the feed-export one export a busy
+# hour into moto's S3), and the CLI's own peak RSS for one hour
 # of 100k and of 2M records (`/usr/bin/time -f %M`, the kernel's maximum RSS). The benchmarks print
 # tab-separated `figure` lines (name, value, comparison, target); the table shows, per figure, the
 # median, min–max, the target and pass/fail. Ratios are measured side by side within one run, so
@@ -29,20 +30,45 @@ work="$root/target/bench"
 rm -rf "$work"
 mkdir -p "$work"
 sims=()
+services=""
 cleanup() {
   for pid in "${sims[@]}"; do kill "$pid" 2>/dev/null || true; done
+  tests/lib/moto.sh stop "$work/moto" >/dev/null 2>&1 || true
+  if [[ -n "$services" ]]; then tests/services.sh down "$services" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
+
+# moto for the feed-export Lambda's invocation: its bucket and the credentials secret it reads
+# (the simulator accepts any credentials).
+tests/lib/venv.sh >/dev/null
+tests/lib/moto.sh start "$work/moto" >/dev/null
+# shellcheck source=/dev/null
+source "$work/moto/moto.env"
+moto_url="$SIGSCI_KIT_TEST_MOTO_URL"
+target/venv/bin/python - "$moto_url" <<'PY'
+import json, sys, boto3
+url = sys.argv[1]
+boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="bench-feed")
+boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1").create_secret(
+    Name="bench/feed-credentials", SecretString=json.dumps({"email": "sim@example.com", "token": "sim-token"}))
+PY
 
 declare -A bench
 while read -r name path; do
   bench[$name]="$path"
 done < <(cargo build --release --workspace --all-targets --quiet --message-format=json 2>/dev/null |
   jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.target.kind | index("bench"))) | "\(.target.name) \(.executable)"')
-for name in feed_paging feed_export evaluate startup; do
+for name in feed_paging feed_export evaluate startup load; do
   [[ -x "${bench[$name]-}" ]] || { echo "bench.sh: benchmark $name not built" >&2; exit 1; }
 done
 kit="$root/target/release/sigsci-kit"
+# The operator's benchmark (operator/benches/load.rs) runs on the kube-apiserver test bed.
+if [[ -z "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
+  services="$work/services"
+  tests/services.sh up "$services" k8s >/dev/null
+  # shellcheck source=/dev/null
+  source "$services/env"
+fi
 figures="$work/figures.tsv"
 
 # One hour of `records` records exported by the CLI as users run it (one site, local directory):
@@ -91,10 +117,13 @@ for run in $(seq "$runs"); do
     "${bench[feed_paging]}" || echo "bench.sh: feed_paging failed" >&2
     "${bench[feed_export]}" || echo "bench.sh: feed_export failed" >&2
     "${bench[evaluate]}" || echo "bench.sh: evaluate failed" >&2
-    "${bench[startup]}" --init-only "feed-export=$root/target/release/feed-export" \
-      --init-only "ack-url=$root/target/release/ack-url" || echo "bench.sh: startup failed" >&2
+    SIGSCI_KIT_BENCH_MOTO_URL="$moto_url" "${bench[startup]}" \
+      --init-only "feed-export=$root/target/release/feed-export" \
+      --init-only "ack-url=$root/target/release/ack-url" \
+      --invoke-feed "$root/target/release/feed-export" || echo "bench.sh: startup failed" >&2
     cli_rss 100k 100000 || echo "bench.sh: CLI export of 100k records failed" >&2
     cli_rss 2M 2000000 || echo "bench.sh: CLI export of 2M records failed" >&2
+    "${bench[load]}" "$root/target/release/sigsci-operator" || echo "bench.sh: operator load failed" >&2
   } 2>&1 | tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
 done
 

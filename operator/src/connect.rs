@@ -1,15 +1,26 @@
 //! From a `connectionRef` to an authenticated API client. Credentials are read from the Secret
 //! on every call, so a rotated token is used by the next reconcile without a restart.
+//!
+//! Every client of one API account (URL, corp, user, token) is the same [`Account`]: one HTTP
+//! pool, one rate limiter and one set of short-lived listings, shared by all controllers.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use sigsci::{Credentials, RetryPolicy};
 use sigsci_config::Sensitive;
 
+use crate::cache::ListCache;
 use crate::crd::connection::ConnectionTarget;
 use crate::crd::{ClusterSigSciConnection, ConnectionKind, ConnectionRef, SigSciConnection};
+use crate::lease::{Clock, system_clock};
+use crate::limiter::{Rate, TokenBucket};
+use crate::remote::Endpoint;
 use crate::{Error, Result};
 
 /// How the operator's API clients behave. Retries are few: the controller backs off itself.
@@ -17,6 +28,12 @@ use crate::{Error, Result};
 pub struct ApiSettings {
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Calls per second per API account, shared by all controllers.
+    pub rate: Rate,
+    /// How long one listing of a site's alerts, integrations or lists serves other objects.
+    pub list_ttl: Duration,
+    /// The accounts in use; clones of these settings share them.
+    pub accounts: Accounts,
 }
 
 impl Default for ApiSettings {
@@ -29,7 +46,128 @@ impl Default for ApiSettings {
                 max_delay: Duration::from_secs(2),
                 max_retry_after: Duration::from_secs(10),
             },
+            rate: Rate::default(),
+            list_ttl: Duration::from_secs(5),
+            accounts: Accounts::new(system_clock()),
         }
+    }
+}
+
+/// One API account: the client, its rate limiter and its listings.
+pub struct Account {
+    client: sigsci::Client,
+    pub(crate) limiter: TokenBucket,
+    pub(crate) alerts: ListCache<sigsci::Alert>,
+    pub(crate) integrations: ListCache<sigsci::Integration>,
+    pub(crate) lists: ListCache<sigsci::RuleList>,
+    last_used: Mutex<Timestamp>,
+}
+
+/// Who an account is. The token is kept only as a hash: enough to tell a rotated token from the
+/// old one, and nothing to leak.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct AccountKey {
+    api_url: String,
+    corp: String,
+    email: String,
+    token_hash: u64,
+}
+
+/// The accounts in use, by identity. Cheap to clone; clones share.
+#[derive(Clone)]
+pub struct Accounts {
+    clock: Clock,
+    known: Arc<Mutex<HashMap<AccountKey, Arc<Account>>>>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.known.lock().map(|known| known.len()).unwrap_or(0);
+        f.debug_struct("Accounts").field("count", &count).finish()
+    }
+}
+
+/// An account nobody used for this long is forgotten (e.g. the one of a token rotated away).
+const ACCOUNT_IDLE: SignedDuration = SignedDuration::from_secs(15 * 60);
+
+impl Accounts {
+    pub fn new(clock: Clock) -> Accounts {
+        Accounts {
+            clock,
+            known: Arc::default(),
+        }
+    }
+
+    fn get(
+        &self,
+        api_url: &str,
+        corp: &str,
+        email: &Sensitive,
+        token: &Sensitive,
+        settings: &ApiSettings,
+    ) -> Result<Arc<Account>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        token.expose().hash(&mut hasher);
+        let key = AccountKey {
+            api_url: api_url.to_string(),
+            corp: corp.to_string(),
+            email: email.expose().to_string(),
+            token_hash: hasher.finish(),
+        };
+        let now = (self.clock)();
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(account) = known.get(&key) {
+            *account.last_used.lock().unwrap_or_else(|p| p.into_inner()) = now;
+            return Ok(account.clone());
+        }
+        known.retain(|_, account| {
+            let last_used = *account.last_used.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::strong_count(account) > 1
+                || now.duration_since(last_used) < ACCOUNT_IDLE
+                || !account.limiter.is_full()
+        });
+        let credentials = Credentials::token(email.expose(), token.expose());
+        let account = Arc::new(Account {
+            client: build_client(api_url, corp, credentials, settings)?,
+            limiter: TokenBucket::new(settings.rate, self.clock.clone()),
+            alerts: ListCache::new(settings.list_ttl, self.clock.clone()),
+            integrations: ListCache::new(settings.list_ttl, self.clock.clone()),
+            lists: ListCache::new(settings.list_ttl, self.clock.clone()),
+            last_used: Mutex::new(now),
+        });
+        known.insert(key, account.clone());
+        Ok(account)
+    }
+}
+
+/// An API client of an [`Account`]: calls through [`crate::remote`] wait for the account's rate
+/// limiter and share its listings. Derefs to the plain client for anything else.
+#[derive(Clone)]
+pub struct ApiClient(Arc<Account>);
+
+impl ApiClient {
+    /// The corp's sites, within the account's rate.
+    pub async fn list_sites(&self) -> sigsci::Result<Vec<sigsci::Site>> {
+        self.0.limiter.acquire().await;
+        self.0.client.list_sites().await
+    }
+}
+
+impl std::ops::Deref for ApiClient {
+    type Target = sigsci::Client;
+
+    fn deref(&self) -> &sigsci::Client {
+        &self.0.client
+    }
+}
+
+impl Endpoint for ApiClient {
+    fn client(&self) -> &sigsci::Client {
+        &self.0.client
+    }
+
+    fn account(&self) -> Option<&Account> {
+        Some(&self.0)
     }
 }
 
@@ -94,7 +232,10 @@ pub async fn secret_value(
 }
 
 /// The API user's e-mail and token from the connection's Secret.
-pub async fn credentials(kube: &kube::Client, target: &ConnectionTarget) -> Result<Credentials> {
+async fn credentials(
+    kube: &kube::Client,
+    target: &ConnectionTarget,
+) -> Result<(Sensitive, Sensitive)> {
     let secret = &target.secret;
     let email = secret_value(
         kube,
@@ -110,7 +251,7 @@ pub async fn credentials(kube: &kube::Client, target: &ConnectionTarget) -> Resu
         &secret.token_key,
     )
     .await?;
-    Ok(Credentials::token(email.expose(), token.expose()))
+    Ok((email, token))
 }
 
 /// An API client for the connection, with fresh credentials.
@@ -119,7 +260,7 @@ pub async fn connect(
     namespace: &str,
     reference: &ConnectionRef,
     settings: &ApiSettings,
-) -> Result<sigsci::Client> {
+) -> Result<ApiClient> {
     let target = connection_target(kube, namespace, reference).await?;
     client_for(kube, &target, settings).await
 }
@@ -128,12 +269,15 @@ pub async fn client_for(
     kube: &kube::Client,
     target: &ConnectionTarget,
     settings: &ApiSettings,
-) -> Result<sigsci::Client> {
-    let credentials = credentials(kube, target).await?;
-    build_client(&target.api_url, &target.corp, credentials, settings)
+) -> Result<ApiClient> {
+    let (email, token) = credentials(kube, target).await?;
+    let account = settings
+        .accounts
+        .get(&target.api_url, &target.corp, &email, &token, settings)?;
+    Ok(ApiClient(account))
 }
 
-pub fn build_client(
+fn build_client(
     api_url: &str,
     corp: &str,
     credentials: Credentials,

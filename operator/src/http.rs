@@ -1,4 +1,6 @@
-//! The operator's HTTP endpoints: `/metrics` (Prometheus text) and `/health`.
+//! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process
+//! serves: liveness), `/readyz` (the API server answered and every CRD is served: readiness),
+//! and `/health`, the same as `/healthz`, which the image and binary checks in tests/ call.
 
 use std::sync::Arc;
 
@@ -13,8 +15,22 @@ use crate::metrics::Metrics;
 pub fn app(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/healthz", get(alive))
+        .route("/health", get(alive))
+        .route("/readyz", get(ready))
         .with_state(metrics)
+}
+
+async fn alive() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
 }
 
 async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -56,13 +72,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn serves_health_and_metrics() {
+    async fn alive_from_the_start_ready_only_once_run_says_so() {
+        let metrics = Arc::new(Metrics::default());
+        let ok = (StatusCode::OK, "ok\n".to_string());
+        assert_eq!(get(metrics.clone(), "/healthz").await, ok);
+        assert_eq!(get(metrics.clone(), "/health").await, ok);
+        assert_eq!(
+            get(metrics.clone(), "/readyz").await,
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
+        );
+        metrics.set_ready(true);
+        assert_eq!(get(metrics.clone(), "/readyz").await, ok);
+        assert_eq!(get(metrics.clone(), "/healthz").await, ok);
+        let (_, text) = get(metrics.clone(), "/metrics").await;
+        assert!(text.contains("sigsci_kit_ready 1"), "{text}");
+        metrics.set_ready(false);
+        assert_eq!(
+            get(metrics, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_metrics() {
         let metrics = Arc::new(Metrics::default());
         metrics.failure("Integration", "transient");
-        assert_eq!(
-            get(metrics.clone(), "/health").await,
-            (StatusCode::OK, "ok\n".to_string())
-        );
         let (status, text) = get(metrics.clone(), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(

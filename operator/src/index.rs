@@ -2,6 +2,7 @@
 //! Pure functions over cached objects, so the watch mappers stay one line each.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -132,18 +133,51 @@ pub fn integrations_using(
         .collect()
 }
 
+/// Where in the resync period an object comes due: the same for every object of one connection
+/// and site (read from the object as JSON, so any kind with `spec.connectionRef` and
+/// `spec.site` fits; objects without a site share their connection's slot).
+pub fn resync_slot<K: Resource + serde::Serialize>(object: &K) -> u64 {
+    let json = serde_json::to_value(object).unwrap_or_default();
+    let spec = &json["spec"];
+    let reference = &spec["connectionRef"];
+    let kind = reference["kind"].as_str().unwrap_or_default();
+    // A namespaced connection of the same name in another namespace is another connection.
+    let namespace = match kind {
+        "ClusterSigSciConnection" => String::new(),
+        _ => object.meta().namespace.clone().unwrap_or_default(),
+    };
+    let name = reference["name"].as_str().unwrap_or_default();
+    let site = spec["site"].as_str().unwrap_or_default();
+    fnv1a(&[kind, &namespace, name, site])
+}
+
+/// From `now` (milliseconds since the epoch) to the next time the period reaches `slot`; a full
+/// period when it is there now. Wall-clock based, so slots survive a restart.
+pub fn until_slot(slot: u64, now: i64, period: Duration) -> Duration {
+    let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    let phase = slot % period;
+    // rem_euclid of an i64 by a positive period fits in u64.
+    let position = u64::try_from(i128::from(now).rem_euclid(i128::from(period))).unwrap_or(0);
+    let delay = (phase + period - position) % period;
+    Duration::from_millis(if delay == 0 { period } else { delay })
+}
+
+/// A hash that stays the same across builds and restarts (std's may not).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use sigsci_config::{IntegrationScope, IntegrationType, Metric, ThresholdOperator};
-
     use super::*;
-    use crate::crd::integration::{EventName, ValueSource};
-    use crate::crd::{
-        AgentAlertSpec, ClusterSigSciConnectionSpec, CredentialsSecretRef, IntegrationSpec,
-        SecretKeyRef, SigSciConnectionSpec,
-    };
+    use crate::crd::{ClusterSigSciConnectionSpec, CredentialsSecretRef, SigSciConnectionSpec};
 
     fn secret_ref(name: &str, namespace: Option<&str>) -> CredentialsSecretRef {
         CredentialsSecretRef {
@@ -188,25 +222,20 @@ mod tests {
         kind: ConnectionKind,
         connection: &str,
     ) -> Arc<AgentAlert> {
-        let mut alert = AgentAlert::new(
-            name,
-            AgentAlertSpec {
-                connection_ref: ConnectionRef {
-                    kind,
-                    name: connection.into(),
-                },
-                site: "site-1".into(),
-                metric: Metric::AverageRps,
-                operator: ThresholdOperator::LessThan,
-                threshold: 1,
-                interval: 5,
-                enabled: true,
-                skip_notifications: false,
-                deletion_policy: Default::default(),
+        let alert = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sigsci-kit.io/v1alpha1",
+            "kind": "AgentAlert",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "connectionRef": {"kind": kind.as_str(), "name": connection},
+                "site": "site-1",
+                "metric": "averageRPS",
+                "operator": "lessThan",
+                "threshold": 1,
+                "interval": 5,
             },
-        );
-        alert.metadata.namespace = Some(namespace.into());
-        Arc::new(alert)
+        }));
+        Arc::new(alert.expect("AgentAlert"))
     }
 
     fn mk_integration(
@@ -215,30 +244,19 @@ mod tests {
         connection: &str,
         url_secret: &str,
     ) -> Arc<Integration> {
-        let mut integration = Integration::new(
-            name,
-            IntegrationSpec {
-                connection_ref: ConnectionRef {
-                    kind: ConnectionKind::SigSciConnection,
-                    name: connection.into(),
-                },
-                scope: IntegrationScope::Site,
-                site: Some("site-1".into()),
-                kind: IntegrationType::Slack,
-                url: None,
-                url_from: Some(ValueSource {
-                    secret_key_ref: SecretKeyRef {
-                        name: url_secret.into(),
-                        key: "url".into(),
-                    },
-                }),
-                events: vec![EventName("flag".into())],
-                fields: BTreeMap::new(),
-                deletion_policy: Default::default(),
+        let integration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sigsci-kit.io/v1alpha1",
+            "kind": "Integration",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "connectionRef": {"name": connection},
+                "site": "site-1",
+                "type": "slack",
+                "urlFrom": {"secretKeyRef": {"name": url_secret, "key": "url"}},
+                "events": ["flag"],
             },
-        );
-        integration.metadata.namespace = Some(namespace.into());
-        Arc::new(integration)
+        }));
+        Arc::new(integration.expect("Integration"))
     }
 
     fn names<K: kube::Resource>(refs: Vec<ObjectRef<K>>) -> Vec<String>
@@ -311,5 +329,45 @@ mod tests {
             None,
         );
         assert_eq!(names(by_connection), vec!["other-namespace"]);
+    }
+
+    #[test]
+    fn objects_of_one_connection_and_site_share_a_resync_slot() {
+        let slot = |alert: &AgentAlert| resync_slot(alert);
+        let a = mk_alert("a", "one", ConnectionKind::SigSciConnection, "conn");
+        let b = mk_alert("a", "two", ConnectionKind::SigSciConnection, "conn");
+        let other_namespace = mk_alert("b", "one", ConnectionKind::SigSciConnection, "conn");
+        let cluster_a = mk_alert("a", "x", ConnectionKind::ClusterSigSciConnection, "shared");
+        let cluster_b = mk_alert("b", "y", ConnectionKind::ClusterSigSciConnection, "shared");
+        assert_eq!(slot(&a), slot(&b));
+        assert_ne!(slot(&a), slot(&other_namespace));
+        assert_eq!(slot(&cluster_a), slot(&cluster_b));
+        assert_ne!(slot(&a), slot(&cluster_a));
+        let integration = mk_integration("a", "hook", "conn", "hook");
+        assert_eq!(
+            resync_slot(integration.as_ref()),
+            resync_slot(a.as_ref()),
+            "same connection, same site"
+        );
+    }
+
+    #[test]
+    fn until_slot_waits_for_the_slot_within_one_period() {
+        let period = Duration::from_secs(300);
+        // 1 800 000 000 000 ms is a multiple of 300 000: position 0 in the period.
+        let start = 1_800_000_000_000_i64;
+        assert_eq!(until_slot(1000, start, period), Duration::from_secs(1));
+        assert_eq!(until_slot(1000, start + 1000, period), period);
+        assert_eq!(
+            until_slot(1000, start + 1001, period),
+            Duration::from_millis(299_999)
+        );
+        // The slot is taken modulo the period.
+        assert_eq!(
+            until_slot(300_000 + 500, start, period),
+            Duration::from_millis(500)
+        );
+        assert_eq!(until_slot(0, -1, period), Duration::from_millis(1));
+        assert_eq!(until_slot(7, 0, Duration::ZERO), Duration::from_millis(1));
     }
 }

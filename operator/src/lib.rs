@@ -1,12 +1,14 @@
 //! sigsci-kit operator: `SigSciConnection`, `ClusterSigSciConnection`, `AgentAlert`,
 //! `Integration` and `SigSciList` reconciled against the Signal Sciences API.
 
+pub mod cache;
 pub mod connect;
 pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod index;
 pub mod lease;
+pub mod limiter;
 pub mod manifests;
 pub mod metrics;
 pub mod remote;
@@ -38,7 +40,7 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(Problems),
     #[error(
-        "{subject} is held by SigSciList {holder}, which declared it first; this object writes nothing while that one exists"
+        "{subject} is held by {holder}, which declared it first; this object writes nothing while that one exists"
     )]
     Conflict { subject: String, holder: String },
     #[error("object has no {0}")]

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{ArgAction, Parser};
+use sigsci_operator::connect::ApiSettings;
 use sigsci_operator::controller::Settings;
 use sigsci_operator::lease::{LeaseConfig, system_clock};
+use sigsci_operator::limiter::Rate;
 use sigsci_operator::metrics::Metrics;
 use sigsci_operator::run::{RunOptions, run};
 use sigsci_operator::telemetry::{self, LogFormat};
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
     about = "Reconciles sigsci-kit.io resources against the Signal Sciences API"
 )]
 struct Args {
-    /// Address of the /metrics and /health endpoints.
+    /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(
         long,
         env = "SIGSCI_OPERATOR_METRICS_ADDR",
@@ -47,6 +49,17 @@ struct Args {
         default_value_t = 600
     )]
     permanent_retry_seconds: u64,
+    /// Signal Sciences API calls per second per API account (URL, corp, user, token), shared by
+    /// all controllers.
+    #[arg(long, env = "SIGSCI_OPERATOR_API_RATE", default_value_t = Rate::default().per_second, value_parser = positive_rate)]
+    api_rate: f64,
+    /// API calls an account may make at once after a quiet spell.
+    #[arg(long, env = "SIGSCI_OPERATOR_API_BURST", default_value_t = Rate::default().burst, value_parser = clap::value_parser!(u32).range(1..))]
+    api_burst: u32,
+    /// How long one listing of a site's alerts, integrations or lists serves the other objects
+    /// of that site (our own writes update it; others' changes show after this).
+    #[arg(long, env = "SIGSCI_OPERATOR_LIST_CACHE_SECONDS", default_value_t = 5)]
+    list_cache_seconds: u64,
     /// Reconciles in flight per kind.
     #[arg(long, env = "SIGSCI_OPERATOR_CONCURRENCY", default_value_t = 4)]
     concurrency: u16,
@@ -98,6 +111,14 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let options = RunOptions {
         settings: Settings {
+            api: ApiSettings {
+                rate: Rate {
+                    per_second: args.api_rate,
+                    burst: args.api_burst,
+                },
+                list_ttl: Duration::from_secs(args.list_cache_seconds),
+                ..ApiSettings::default()
+            },
             resync: Duration::from_secs(args.resync_seconds),
             permanent_retry: Duration::from_secs(args.permanent_retry_seconds),
             ..Settings::default()
@@ -116,6 +137,15 @@ async fn main() -> anyhow::Result<()> {
     };
     run(client, options, metrics, system_clock(), shutdown).await?;
     Ok(())
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of calls per second"
+        )),
+    }
 }
 
 fn default_identity() -> String {

@@ -8,9 +8,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use sigsci_config::{DesiredState, ObservedState, Sensitive};
+use sigsci_config::managed::site_of;
+use sigsci_config::{
+    Address, Claimant, DesiredState, Managed, ManagedObject, ManagementPolicy, ObservedState,
+    Reads, Sensitive, check_claims,
+};
 
 use crate::crd::{
     AgentAlert, ClusterSigSciConnection, ConnectionKind, ConnectionRef, Integration,
@@ -57,6 +61,15 @@ pub enum ManifestError {
     },
     #[error("invalid manifests: {0}")]
     Invalid(sigsci_config::Problems),
+    /// Two declarations of one remote object (see [`sigsci_config::claims`]).
+    #[error("conflicting manifests, nothing planned or applied: {0}")]
+    Conflict(sigsci_config::Problems),
+    #[error("{address} is declared twice: in {} and in {}", .first.display(), .second.display())]
+    Duplicate {
+        address: Address,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 /// Every object of interest found in a directory tree; other kinds are skipped.
@@ -68,6 +81,44 @@ pub struct Manifests {
     pub integrations: Vec<Integration>,
     pub lists: Vec<SigSciList>,
     pub secrets: Vec<Secret>,
+    /// The file each AgentAlert, Integration and SigSciList came from, for messages.
+    pub origins: BTreeMap<Address, PathBuf>,
+}
+
+impl Manifests {
+    /// Where `address` is declared, as given on the command line.
+    pub fn origin(&self, address: &Address) -> Option<String> {
+        self.origins
+            .get(address)
+            .map(|path| path.display().to_string())
+    }
+
+    /// Remember the file of one declaration; the same object twice is an error, as one
+    /// Kubernetes object cannot have two specs.
+    fn declared_in<K: kube::Resource>(
+        &mut self,
+        kind: &str,
+        object: &K,
+        path: &Path,
+    ) -> Result<(), ManifestError> {
+        let meta = object.meta();
+        let address = Address::new(
+            kind,
+            meta.namespace.as_deref(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        match self.origins.get(&address) {
+            Some(first) => Err(ManifestError::Duplicate {
+                address,
+                first: first.clone(),
+                second: path.to_path_buf(),
+            }),
+            None => {
+                self.origins.insert(address, path.to_path_buf());
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Read every `*.yaml` / `*.yml` under `dir` (sorted, recursively). Objects without a namespace
@@ -154,17 +205,22 @@ pub fn load_str(
             (API_VERSION, "ClusterSigSciConnection") => manifests
                 .cluster_connections
                 .push(typed(value, &parse_error)?),
-            (API_VERSION, "AgentAlert") => manifests
-                .alerts
-                .push(namespaced(typed(value, &parse_error)?, default_namespace)),
-            (API_VERSION, "Integration") => {
-                manifests
-                    .integrations
-                    .push(namespaced(typed(value, &parse_error)?, default_namespace));
+            (API_VERSION, "AgentAlert") => {
+                let alert: AgentAlert = namespaced(typed(value, &parse_error)?, default_namespace);
+                manifests.declared_in("AgentAlert", &alert, path)?;
+                manifests.alerts.push(alert);
             }
-            (API_VERSION, "SigSciList") => manifests
-                .lists
-                .push(namespaced(typed(value, &parse_error)?, default_namespace)),
+            (API_VERSION, "Integration") => {
+                let integration: Integration =
+                    namespaced(typed(value, &parse_error)?, default_namespace);
+                manifests.declared_in("Integration", &integration, path)?;
+                manifests.integrations.push(integration);
+            }
+            (API_VERSION, "SigSciList") => {
+                let list: SigSciList = namespaced(typed(value, &parse_error)?, default_namespace);
+                manifests.declared_in("SigSciList", &list, path)?;
+                manifests.lists.push(list);
+            }
             ("v1", "Secret") => manifests
                 .secrets
                 .push(namespaced(typed(value, &parse_error)?, default_namespace)),
@@ -416,6 +472,16 @@ pub fn desired_by_connection(
     for group in &groups {
         group.desired.validate().map_err(ManifestError::Invalid)?;
     }
+    let claimants: Vec<Claimant<'_>> = groups
+        .iter()
+        .map(|group| Claimant {
+            api_url: &group.target.api_url,
+            corp: &group.target.corp,
+            desired: &group.desired,
+        })
+        .collect();
+    check_claims(&claimants, |address| manifests.origin(address))
+        .map_err(ManifestError::Conflict)?;
     Ok(groups)
 }
 
@@ -464,28 +530,101 @@ fn find_target(
     }
 }
 
-/// Read what the plan needs: alerts, integrations and lists of every declared site, the corp's
-/// integrations and lists when declared. Write-only integration fields are unknowable here.
-pub async fn observe(
-    client: &sigsci::Client,
-    desired: &DesiredState,
-) -> sigsci::Result<ObservedState> {
+/// Read what a plan needs ([`DesiredState::reads`], plus where recorded objects live):
+/// alerts, integrations and lists per site, the corp's integrations and lists. Write-only
+/// integration fields are unknowable here.
+pub async fn observe(client: &sigsci::Client, reads: &Reads) -> sigsci::Result<ObservedState> {
     let mut observed = ObservedState::default();
-    let alert_sites: std::collections::BTreeSet<&str> =
-        desired.alerts.iter().map(|a| a.site.as_str()).collect();
-    for site in alert_sites {
-        observed.alerts.insert(
-            site.to_string(),
-            remote::observe_alerts(client, site).await?,
-        );
+    for site in &reads.alert_sites {
+        observed
+            .alerts
+            .insert(site.clone(), remote::observe_alerts(client, site).await?);
     }
-    for location in desired.integration_locations() {
-        let listed = remote::observe_integrations(client, &location, |_| None).await?;
-        observed.integrations.insert(location, listed);
+    for location in &reads.integration_locations {
+        let listed = remote::observe_integrations(client, location, |_| None).await?;
+        observed.integrations.insert(location.clone(), listed);
     }
-    for location in desired.list_locations() {
-        let listed = remote::observe_lists(client, &location).await?;
-        observed.lists.insert(location, listed);
+    for location in &reads.list_locations {
+        let listed = remote::observe_lists(client, location).await?;
+        observed.lists.insert(location.clone(), listed);
     }
     Ok(observed)
+}
+
+/// What `config apply` records for the declarations of one connection: each object's remote
+/// id (`ids`, by declaration) with the deletion policy its manifest gives, so a later
+/// `--prune` can remove it once no manifest declares it. `ObserveOnly` objects are not
+/// managed, so never recorded.
+pub fn records(
+    manifests: &Manifests,
+    group: &ConnectionGroup,
+    ids: &BTreeMap<Address, String>,
+) -> Vec<Managed> {
+    let record = |address: &Address, remote_id: &String, object: ManagedObject| Managed {
+        api_url: group.target.api_url.clone(),
+        corp: group.target.corp.clone(),
+        connection: group.target.connection.clone(),
+        namespace: address.namespace.clone(),
+        name: address.name.clone(),
+        file: manifests.origin(address),
+        remote_id: remote_id.clone(),
+        object,
+    };
+    let is = |address: &Address, meta: &kube::api::ObjectMeta| {
+        meta.namespace == address.namespace && meta.name.as_deref() == Some(address.name.as_str())
+    };
+    let mut recorded = Vec::new();
+    for alert in &group.desired.alerts {
+        let manifest = manifests
+            .alerts
+            .iter()
+            .find(|a| is(&alert.address, a.meta()));
+        if let (Some(manifest), Some(id)) = (manifest, ids.get(&alert.address)) {
+            recorded.push(record(
+                &alert.address,
+                id,
+                ManagedObject::AgentAlert {
+                    site: alert.site.clone(),
+                    metric: alert.metric,
+                    deletion_policy: manifest.spec.deletion_policy,
+                },
+            ));
+        }
+    }
+    for integration in &group.desired.integrations {
+        let manifest = manifests
+            .integrations
+            .iter()
+            .find(|i| is(&integration.address, i.meta()));
+        if let (Some(manifest), Some(id)) = (manifest, ids.get(&integration.address))
+            && manifest.spec.management_policy == ManagementPolicy::Full
+        {
+            recorded.push(record(
+                &integration.address,
+                id,
+                ManagedObject::Integration {
+                    site: site_of(&integration.location),
+                    integration_type: integration.kind.as_str().to_string(),
+                    deletion_policy: manifest.spec.deletion_policy,
+                },
+            ));
+        }
+    }
+    for list in &group.desired.lists {
+        let manifest = manifests.lists.iter().find(|l| is(&list.address, l.meta()));
+        if let (Some(manifest), Some(id)) = (manifest, ids.get(&list.address))
+            && list.management == ManagementPolicy::Full
+        {
+            recorded.push(record(
+                &list.address,
+                id,
+                ManagedObject::SigSciList {
+                    site: site_of(&list.location),
+                    list_name: list.name.clone(),
+                    deletion_policy: manifest.spec.deletion_policy,
+                },
+            ));
+        }
+    }
+    recorded
 }

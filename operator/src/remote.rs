@@ -1,5 +1,9 @@
 //! Reading remote state into the plan's terms, and carrying out planned changes. Shared by the
 //! reconcilers and `sigsci-kit config`.
+//!
+//! Through an operator [`Account`] every call waits for the account's rate limiter, listings are
+//! shared for a few seconds between the objects of a site, and our own writes update them; through
+//! a plain [`sigsci::Client`] (the CLI) calls go straight out.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +17,86 @@ use sigsci_config::{
     ObservedIntegration, ObservedList, Op, Sensitive,
 };
 
+use crate::cache::{Identified, ListCache};
+use crate::connect::Account;
+
+/// What remote calls go through: a plain client, or an operator account's client.
+pub trait Endpoint: Sync {
+    fn client(&self) -> &sigsci::Client;
+
+    /// The shared limiter and listings; none for a plain client.
+    fn account(&self) -> Option<&Account> {
+        None
+    }
+}
+
+impl Endpoint for sigsci::Client {
+    fn client(&self) -> &sigsci::Client {
+        self
+    }
+}
+
+/// Waits for the account's rate limiter (`calls` HTTP calls), if there is one.
+async fn throttle(endpoint: &impl Endpoint, calls: u32) {
+    if let Some(account) = endpoint.account() {
+        for _ in 0..calls {
+            account.limiter.acquire().await;
+        }
+    }
+}
+
+/// A listing through the account's cache, or straight from the API.
+async fn listing<T, Fut>(
+    endpoint: &impl Endpoint,
+    cache: impl Fn(&Account) -> &ListCache<T>,
+    key: &str,
+    list: impl FnOnce() -> Fut,
+) -> sigsci::Result<Vec<T>>
+where
+    T: Clone + Identified,
+    Fut: Future<Output = sigsci::Result<Vec<T>>>,
+{
+    match endpoint.account() {
+        Some(account) => {
+            cache(account)
+                .get_or_list(key, || async {
+                    account.limiter.acquire().await;
+                    list().await
+                })
+                .await
+        }
+        None => list().await,
+    }
+}
+
+fn location_key(location: &Location) -> String {
+    match location {
+        Location::Site(site) => format!("site/{site}"),
+        Location::Corp => "corp".to_string(),
+    }
+}
+
+fn alert_cache(account: &Account) -> &ListCache<sigsci::Alert> {
+    &account.alerts
+}
+
+fn integration_cache(account: &Account) -> &ListCache<sigsci::Integration> {
+    &account.integrations
+}
+
+fn list_cache(account: &Account) -> &ListCache<sigsci::RuleList> {
+    &account.lists
+}
+
 /// The site's alerts.
 pub async fn observe_alerts(
-    client: &sigsci::Client,
+    client: &impl Endpoint,
     site: &str,
 ) -> sigsci::Result<Vec<ObservedAlert>> {
-    let alerts = client.list_alerts(site).await?;
+    let alerts = listing(client, alert_cache, site, || {
+        client.client().list_alerts(site)
+    })
+    .await?;
     Ok(alerts
         .into_iter()
         .map(|alert| ObservedAlert {
@@ -37,14 +115,18 @@ pub async fn observe_alerts(
 /// The integrations of a site or of the corp. `fields_digest` says what is known about the
 /// write-only fields of each id (see [`ObservedIntegration::fields_digest`]).
 pub async fn observe_integrations(
-    client: &sigsci::Client,
+    client: &impl Endpoint,
     location: &Location,
     fields_digest: impl Fn(&str) -> Option<String>,
 ) -> sigsci::Result<Vec<ObservedIntegration>> {
-    let integrations = match location {
-        Location::Site(site) => client.list_site_integrations(site).await?,
-        Location::Corp => client.list_corp_integrations().await?,
-    };
+    let key = location_key(location);
+    let integrations = listing(client, integration_cache, &key, || async {
+        match location {
+            Location::Site(site) => client.client().list_site_integrations(site).await,
+            Location::Corp => client.client().list_corp_integrations().await,
+        }
+    })
+    .await?;
     Ok(integrations
         .into_iter()
         .map(|integration| ObservedIntegration {
@@ -66,10 +148,14 @@ fn list_scope(location: &Location) -> ListScope<'_> {
 
 /// The lists of a site or of the corp.
 pub async fn observe_lists(
-    client: &sigsci::Client,
+    client: &impl Endpoint,
     location: &Location,
 ) -> sigsci::Result<Vec<ObservedList>> {
-    let lists = client.list_lists(list_scope(location)).await?;
+    let key = location_key(location);
+    let lists = listing(client, list_cache, &key, || {
+        client.client().list_lists(list_scope(location))
+    })
+    .await?;
     Ok(lists
         .into_iter()
         .map(|list| ObservedList {
@@ -89,7 +175,7 @@ pub struct Applied {
 }
 
 /// Carry out one change. Deleting something already gone (a real 404) counts as done.
-pub async fn execute(client: &sigsci::Client, change: &Change) -> sigsci::Result<Applied> {
+pub async fn execute(client: &impl Endpoint, change: &Change) -> sigsci::Result<Applied> {
     match change {
         Change::Alert(change) => execute_alert(client, change).await,
         Change::Integration(change) => execute_integration(client, change).await,
@@ -97,9 +183,11 @@ pub async fn execute(client: &sigsci::Client, change: &Change) -> sigsci::Result
     }
 }
 
-async fn execute_list(client: &sigsci::Client, change: &ListChange) -> sigsci::Result<Applied> {
+async fn execute_list(client: &impl Endpoint, change: &ListChange) -> sigsci::Result<Applied> {
     let scope = list_scope(&change.location);
-    match &change.op {
+    let key = location_key(&change.location);
+    throttle(client, 1).await;
+    let result = match &change.op {
         Op::Create(write) => {
             let body = ListBody {
                 name: write.name.clone(),
@@ -107,10 +195,11 @@ async fn execute_list(client: &sigsci::Client, change: &ListChange) -> sigsci::R
                 description: write.description.clone().unwrap_or_default(),
                 entries: write.additions.clone(),
             };
-            let created = client.create_list(scope, &body).await?;
-            Ok(Applied {
-                remote_id: Some(created.id),
-            })
+            client
+                .client()
+                .create_list(scope, &body)
+                .await
+                .map(Written::Object)
         }
         Op::Update { id, desired, .. } => {
             let update = ListUpdate {
@@ -120,21 +209,22 @@ async fn execute_list(client: &sigsci::Client, change: &ListChange) -> sigsci::R
                     deletions: desired.deletions.clone(),
                 },
             };
-            client.update_list(scope, id, &update).await?;
-            Ok(Applied {
-                remote_id: Some(id.clone()),
-            })
+            client
+                .client()
+                .update_list(scope, id, &update)
+                .await
+                .map(Written::Object)
         }
-        Op::Delete { id } => {
-            ignore_not_found(client.delete_list(scope, id).await)?;
-            Ok(Applied { remote_id: None })
-        }
-    }
+        Op::Delete { id } => ignore_not_found(client.client().delete_list(scope, id).await)
+            .map(|()| Written::Deleted(id)),
+    };
+    record(client, list_cache, &key, result).await
 }
 
-async fn execute_alert(client: &sigsci::Client, change: &AlertChange) -> sigsci::Result<Applied> {
+async fn execute_alert(client: &impl Endpoint, change: &AlertChange) -> sigsci::Result<Applied> {
     let site = change.site.as_str();
-    match &change.op {
+    throttle(client, 1).await;
+    let result = match &change.op {
         Op::Create(settings) => {
             let body = AlertBody {
                 tag_name: Some(settings.tag_name.clone()),
@@ -143,22 +233,68 @@ async fn execute_alert(client: &sigsci::Client, change: &AlertChange) -> sigsci:
                 field_name: Some(AGENT_ALERT_FIELD_NAME.to_string()),
                 ..managed_alert_fields(settings)
             };
-            let created = client.create_alert(site, &body).await?;
-            Ok(Applied {
-                remote_id: Some(created.id),
-            })
-        }
-        Op::Update { id, desired, .. } => {
             client
-                .update_alert(site, id, &managed_alert_fields(desired))
-                .await?;
+                .client()
+                .create_alert(site, &body)
+                .await
+                .map(Written::Object)
+        }
+        Op::Update { id, desired, .. } => client
+            .client()
+            .update_alert(site, id, &managed_alert_fields(desired))
+            .await
+            .map(Written::Object),
+        Op::Delete { id } => ignore_not_found(client.client().delete_alert(site, id).await)
+            .map(|()| Written::Deleted(id)),
+    };
+    record(client, alert_cache, site, result).await
+}
+
+/// What a write did to the remote object.
+enum Written<'a, T> {
+    /// Created or updated: as the API returned it.
+    Object(T),
+    /// Updated, but the API returned nothing to show.
+    Updated(&'a str),
+    Deleted(&'a str),
+}
+
+/// The write's effect on the account's listing of `key`, and its result. A write whose effect
+/// is unknown (no object returned, or a failure) drops the listing.
+async fn record<T: Clone + Identified>(
+    client: &impl Endpoint,
+    cache: impl Fn(&Account) -> &ListCache<T>,
+    key: &str,
+    result: sigsci::Result<Written<'_, T>>,
+) -> sigsci::Result<Applied> {
+    let cache = client.account().map(cache);
+    match result {
+        Ok(Written::Object(item)) => {
+            let remote_id = Some(item.id().to_string());
+            if let Some(cache) = cache {
+                cache.upsert(key, item).await;
+            }
+            Ok(Applied { remote_id })
+        }
+        Ok(Written::Deleted(id)) => {
+            if let Some(cache) = cache {
+                cache.remove(key, id).await;
+            }
+            Ok(Applied { remote_id: None })
+        }
+        Ok(Written::Updated(id)) => {
+            if let Some(cache) = cache {
+                cache.invalidate(key).await;
+            }
             Ok(Applied {
-                remote_id: Some(id.clone()),
+                remote_id: Some(id.to_string()),
             })
         }
-        Op::Delete { id } => {
-            ignore_not_found(client.delete_alert(site, id).await)?;
-            Ok(Applied { remote_id: None })
+        Err(error) => {
+            if let Some(cache) = cache {
+                cache.invalidate(key).await;
+            }
+            Err(error)
         }
     }
 }
@@ -176,10 +312,12 @@ fn managed_alert_fields(settings: &AlertSettings) -> AlertBody {
 }
 
 async fn execute_integration(
-    client: &sigsci::Client,
+    client: &impl Endpoint,
     change: &IntegrationChange,
 ) -> sigsci::Result<Applied> {
-    match (&change.op, &change.location) {
+    let key = location_key(&change.location);
+    let api = client.client();
+    let result = match (&change.op, &change.location) {
         (Op::Create(settings), location) => {
             let body = IntegrationBody {
                 integration_type: settings.kind.as_str().to_string(),
@@ -187,13 +325,18 @@ async fn execute_integration(
                 events: settings.events.clone(),
                 fields: exposed_fields(settings),
             };
-            let created = match location {
-                Location::Site(site) => client.create_site_integration(site, &body).await?,
-                Location::Corp => client.create_corp_integration(&body).await?,
-            };
-            Ok(Applied {
-                remote_id: Some(created.id),
-            })
+            match location {
+                // The client lists the site's integrations first, to tell the new one apart.
+                Location::Site(site) => {
+                    throttle(client, 2).await;
+                    api.create_site_integration(site, &body).await
+                }
+                Location::Corp => {
+                    throttle(client, 1).await;
+                    api.create_corp_integration(&body).await
+                }
+            }
+            .map(Written::Object)
         }
         (Op::Update { id, desired, .. }, location) => {
             let body = IntegrationUpdate {
@@ -201,23 +344,24 @@ async fn execute_integration(
                 events: Some(desired.events.clone()),
                 fields: exposed_fields(desired),
             };
+            throttle(client, 1).await;
             match location {
-                Location::Site(site) => client.update_site_integration(site, id, &body).await?,
-                Location::Corp => client.update_corp_integration(id, &body).await?,
+                Location::Site(site) => api.update_site_integration(site, id, &body).await,
+                Location::Corp => api.update_corp_integration(id, &body).await,
             }
-            Ok(Applied {
-                remote_id: Some(id.clone()),
-            })
+            .map(|()| Written::Updated(id))
         }
         (Op::Delete { id }, Location::Site(site)) => {
-            ignore_not_found(client.delete_site_integration(site, id).await)?;
-            Ok(Applied { remote_id: None })
+            throttle(client, 1).await;
+            ignore_not_found(api.delete_site_integration(site, id).await)
+                .map(|()| Written::Deleted(id))
         }
         (Op::Delete { id }, Location::Corp) => {
-            ignore_not_found(client.delete_corp_integration(id).await)?;
-            Ok(Applied { remote_id: None })
+            throttle(client, 1).await;
+            ignore_not_found(api.delete_corp_integration(id).await).map(|()| Written::Deleted(id))
         }
-    }
+    };
+    record(client, integration_cache, &key, result).await
 }
 
 fn exposed_fields(settings: &IntegrationSettings) -> Option<BTreeMap<String, String>> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
@@ -14,9 +15,11 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::connect::Accounts;
 use crate::controller::{self, Context, Settings, agent_alert, connection, integration, list};
 use crate::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection, SigSciList};
 use crate::index::{self, ConnectionKey, UsesConnection};
@@ -73,15 +76,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     preflight(&client, options.namespace.as_deref()).await?;
+    // Ready before the Lease: a standby that waited for it would never become ready, and a
+    // rolling update (new pod ready before the old one stops) would wait for it forever.
+    metrics.set_ready(true);
     let reporter = Reporter {
         controller: CONTROLLER_NAME.to_string(),
         instance: Some(options.identity.clone()),
     };
+    let mut settings = options.settings.clone();
+    // The API accounts' rate limiters and listings keep this run's time.
+    settings.api.accounts = Accounts::new(clock.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         reporter,
         metrics,
-        options.settings.clone(),
+        settings,
         clock.clone(),
     ));
     let grace = options.shutdown_grace;
@@ -267,7 +276,7 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
     let alerts = follow_connections(alerts, client, namespace, users_of_secret.clone())
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(
-            agent_alert::reconcile,
+            in_resync_slots(agent_alert::reconcile),
             controller::error_policy(agent_alert::KIND),
             ctx.clone(),
         )
@@ -276,7 +285,7 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
     let lists = follow_connections(lists, client, namespace, users_of_secret.clone())
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(
-            list::reconcile,
+            in_resync_slots(list::reconcile),
             controller::error_policy(list::KIND),
             ctx.clone(),
         )
@@ -323,7 +332,7 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         )
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
-            integration::reconcile,
+            in_resync_slots(integration::reconcile),
             controller::error_policy(integration::KIND),
             ctx.clone(),
         )
@@ -384,6 +393,34 @@ where
                 )
             },
         )
+}
+
+/// Periodic resyncs in slots: every object of one connection and site comes due at the same
+/// moment of the resync period, so one listing (shared for a few seconds, see
+/// [`crate::cache`]) serves them all, and the sites' slots spread the calls over the period.
+/// Other requeues (errors, a list entry's expiry) are left as the reconciler asked.
+fn in_resync_slots<K, Fut>(
+    reconcile: impl Fn(Arc<K>, Arc<Context>) -> Fut,
+) -> impl Fn(Arc<K>, Arc<Context>) -> BoxFuture<'static, crate::Result<runtime::Action>>
+where
+    K: Resource + Serialize + Send + Sync + 'static,
+    Fut: Future<Output = crate::Result<runtime::Action>> + Send + 'static,
+{
+    move |object, ctx| {
+        let slot = index::resync_slot(object.as_ref());
+        let reconciled = reconcile(object, ctx.clone());
+        Box::pin(async move {
+            let action = reconciled.await?;
+            let resync = ctx.settings.resync;
+            if action != runtime::Action::requeue(resync) {
+                return Ok(action);
+            }
+            let now = (ctx.clock)().as_millisecond();
+            Ok(runtime::Action::requeue(index::until_slot(
+                slot, now, resync,
+            )))
+        })
+    }
 }
 
 fn namespaced_key(connection: &SigSciConnection) -> ConnectionKey {

@@ -3,9 +3,10 @@
 //! status and no write.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use sigsci_config::FieldDiff;
 
 use crate::ErrorClass;
-use crate::crd::{ConnectionStatus, SyncStatus};
+use crate::crd::{ConnectionStatus, DriftEntry, ManagedStatus, SyncStatus};
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
@@ -13,6 +14,9 @@ pub const SYNCED: &str = "Synced";
 pub const STALLED: &str = "Stalled";
 /// Set (True) while the object is being deleted and its deletion policy cannot be applied.
 pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+/// True while the remote object differs from the spec (`ObserveOnly` leaves it so); False once
+/// it matches, saying what was corrected last under `Full`.
+pub const DRIFTED: &str = "Drifted";
 
 /// Reasons of successful outcomes; failures use [`crate::Error::reason`].
 pub mod reason {
@@ -23,6 +27,12 @@ pub mod reason {
     /// `managementPolicy: ObserveOnly`: read and reported, never written.
     pub const OBSERVED: &str = "Observed";
     pub const AUTHENTICATED: &str = "Authenticated";
+    /// The remote object differed from what was applied, and was written back (`Full`).
+    pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    /// `Drifted` reasons: differs now, matches, matches again.
+    pub const DRIFTED: &str = "Drifted";
+    pub const NO_DRIFT: &str = "NoDrift";
+    pub const DRIFT_RESOLVED: &str = "DriftResolved";
 }
 
 /// Longest condition message kept; API messages can be long.
@@ -179,6 +189,112 @@ pub fn next_sync_status(
         conditions,
         remote_id,
         last_sync_time,
+    }
+}
+
+/// How the remote object compared with the spec in one successful reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Drift {
+    /// It matches (after any update the spec called for).
+    Matches,
+    /// These fields differ and were left as they are (`ObserveOnly`).
+    Differs(Vec<FieldDiff>),
+    /// These fields had drifted from what was applied and were written back (`Full`).
+    Corrected(Vec<FieldDiff>),
+}
+
+/// `field: desired X, observed Y; ...`, secrets shown only as differing.
+pub fn describe_differences(diffs: &[FieldDiff]) -> String {
+    diffs
+        .iter()
+        .map(|diff| {
+            format!(
+                "{}: desired {}, observed {}",
+                diff.field,
+                diff.after.in_drift_report(),
+                diff.before.in_drift_report()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The status of an agent alert or integration: `sync` (the common part) with the drift entries
+/// and the `Drifted` condition. `drift` is `None` after a failed reconcile, which says nothing
+/// new about the remote object: the previous drift stays. An entry keeps its `since` while its
+/// field keeps differing.
+pub fn next_managed_status(
+    previous: Option<&ManagedStatus>,
+    mut sync: SyncStatus,
+    drift: Option<&Drift>,
+    generation: Option<i64>,
+    now: &Time,
+) -> ManagedStatus {
+    let previous_conditions = previous
+        .map(|status| status.sync.conditions.as_slice())
+        .unwrap_or_default();
+    let previous_drift = previous
+        .map(|status| status.drift.as_slice())
+        .unwrap_or_default();
+    let was = find(previous_conditions, DRIFTED);
+    let make = |status: &str, reason: &str, message: &str| {
+        condition(
+            previous_conditions,
+            DRIFTED,
+            status,
+            reason,
+            message,
+            generation,
+            now,
+        )
+    };
+    let (entries, drifted) = match drift {
+        None => (previous_drift.to_vec(), was.cloned()),
+        Some(Drift::Differs(diffs)) if !diffs.is_empty() => {
+            let entries = diffs
+                .iter()
+                .map(|diff| DriftEntry {
+                    field: diff.field.to_string(),
+                    desired: diff.after.in_drift_report(),
+                    observed: diff.before.in_drift_report(),
+                    since: previous_drift
+                        .iter()
+                        .find(|entry| entry.field == diff.field)
+                        .map_or_else(|| now.clone(), |entry| entry.since.clone()),
+                })
+                .collect();
+            let message = describe_differences(diffs);
+            (entries, Some(make("True", reason::DRIFTED, &message)))
+        }
+        Some(Drift::Corrected(diffs)) => {
+            let message = format!("corrected {}", describe_differences(diffs));
+            (
+                Vec::new(),
+                Some(make("False", reason::DRIFT_CORRECTED, &message)),
+            )
+        }
+        Some(Drift::Matches | Drift::Differs(_)) => {
+            let condition = match was {
+                Some(was) if was.status == "True" => make(
+                    "False",
+                    reason::DRIFT_RESOLVED,
+                    "the remote object matches the spec again",
+                ),
+                // The last correction stays on record until the next drift.
+                Some(was) => make("False", &was.reason, &was.message),
+                None => make(
+                    "False",
+                    reason::NO_DRIFT,
+                    "the remote object matches the spec",
+                ),
+            };
+            (Vec::new(), Some(condition))
+        }
+    };
+    sync.conditions.extend(drifted);
+    ManagedStatus {
+        sync,
+        drift: entries,
     }
 }
 
@@ -448,6 +564,127 @@ mod tests {
         );
         let plain = next_sync_status(None, Some(2), &Outcome::failed(&error), &at(10));
         assert!(find(&plain.conditions, DELETION_BLOCKED).is_none());
+    }
+
+    fn threshold(observed: i64, desired: i64) -> FieldDiff {
+        FieldDiff {
+            field: "threshold",
+            before: sigsci_config::Shown::json(observed),
+            after: sigsci_config::Shown::json(desired),
+        }
+    }
+
+    fn drifted(status: &ManagedStatus) -> (String, String) {
+        let c = find(&status.sync.conditions, DRIFTED).expect("Drifted");
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn drift_is_kept_with_its_first_sighting_until_it_is_gone() {
+        let sync = |previous: Option<&ManagedStatus>, at_: i64| {
+            next_sync_status(previous.map(|p| &p.sync), Some(1), &in_sync(), &at(at_))
+        };
+        let first = next_managed_status(
+            None,
+            sync(None, 10),
+            Some(&Drift::Matches),
+            Some(1),
+            &at(10),
+        );
+        assert_eq!(drifted(&first), ("False".into(), reason::NO_DRIFT.into()));
+        let differs = Drift::Differs(vec![threshold(99, 40)]);
+        let second = next_managed_status(
+            Some(&first),
+            sync(Some(&first), 20),
+            Some(&differs),
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(drifted(&second), ("True".into(), reason::DRIFTED.into()));
+        assert_eq!(
+            second.drift,
+            vec![DriftEntry {
+                field: "threshold".into(),
+                desired: "40".into(),
+                observed: "99".into(),
+                since: at(20)
+            }]
+        );
+        let differs_more = Drift::Differs(vec![threshold(98, 40)]);
+        let third = next_managed_status(
+            Some(&second),
+            sync(Some(&second), 30),
+            Some(&differs_more),
+            Some(1),
+            &at(30),
+        );
+        assert_eq!(
+            third.drift[0].since,
+            at(20),
+            "still drifted since the first sighting"
+        );
+        let failed =
+            next_managed_status(Some(&third), sync(Some(&third), 35), None, Some(1), &at(35));
+        assert_eq!(
+            (failed.drift.clone(), drifted(&failed)),
+            (third.drift.clone(), drifted(&third))
+        );
+        let gone = next_managed_status(
+            Some(&third),
+            sync(Some(&third), 40),
+            Some(&Drift::Matches),
+            Some(1),
+            &at(40),
+        );
+        assert!(gone.drift.is_empty());
+        assert_eq!(
+            drifted(&gone),
+            ("False".into(), reason::DRIFT_RESOLVED.into())
+        );
+
+        let corrected = Drift::Corrected(vec![threshold(99, 40)]);
+        let fixed = next_managed_status(
+            Some(&gone),
+            sync(Some(&gone), 50),
+            Some(&corrected),
+            Some(1),
+            &at(50),
+        );
+        let condition = find(&fixed.sync.conditions, DRIFTED).expect("Drifted");
+        assert_eq!(condition.reason, reason::DRIFT_CORRECTED);
+        assert_eq!(
+            condition.message,
+            "corrected threshold: desired 40, observed 99"
+        );
+        let later = next_managed_status(
+            Some(&fixed),
+            sync(Some(&fixed), 60),
+            Some(&Drift::Matches),
+            Some(1),
+            &at(60),
+        );
+        assert_eq!(
+            later, fixed,
+            "the correction stays on record; nothing to write"
+        );
+    }
+
+    #[test]
+    fn secrets_in_drift_only_say_they_differ() {
+        let diff = FieldDiff {
+            field: "url",
+            before: sigsci_config::Shown::Sensitive,
+            after: sigsci_config::Shown::Sensitive,
+        };
+        let status = next_managed_status(
+            None,
+            SyncStatus::default(),
+            Some(&Drift::Differs(vec![diff])),
+            None,
+            &at(1),
+        );
+        assert_eq!(status.drift[0].desired, "(sensitive: differs)");
+        assert_eq!(status.drift[0].observed, "(sensitive: differs)");
     }
 
     #[test]

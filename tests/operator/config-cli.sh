@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `sigsci-kit config plan|apply` as CI would run it, against a simulator started by the CLI:
-# plan exits 2 with the pending changes, apply converges, plan then exits 0.
+# plan exits 2 with the pending changes, apply converges, plan then exits 0; removals of what
+# apply recorded happen only with --prune, under each deletionPolicy; two manifests claiming one
+# remote object are refused; examples/gitops is accepted (and, with the test bed's API server,
+# passes its server-side validation).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -10,14 +13,28 @@ workspace_build
 kit="$root/target/release/sigsci-kit"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-config-cli.XXXXXX")
 sim_pid=""
+gitops_pid=""
 finish() {
-  # The simulator dies of our SIGTERM; its status must not become the script's.
+  # The simulators die of our SIGTERM; their status must not become the script's.
   if [[ -n "$sim_pid" ]]; then terminate_within 10 "$sim_pid" || true; fi
+  if [[ -n "$gitops_pid" ]]; then terminate_within 10 "$gitops_pid" || true; fi
   rm -rf "$work"
 }
 trap finish EXIT
 expect() { # expect FILE TEXT: FILE contains TEXT, or fail showing FILE
   grep -qF -- "$2" "$1" || { echo "config-cli: $(basename "$1") lacks: $2" >&2; cat "$1" >&2; exit 1; }
+}
+refute() { # refute FILE TEXT: FILE does not contain TEXT
+  if grep -qF -- "$2" "$1"; then echo "config-cli: $(basename "$1") has: $2" >&2; cat "$1" >&2; exit 1; fi
+}
+exits() { # exits CODE OUT -- COMMAND...: COMMAND exits CODE, its stdout in OUT and stderr in OUT.err
+  local want=$1 out=$2 status
+  shift 3
+  set +e
+  "$@" >"$out" 2>"$out.err"
+  status=$?
+  set -e
+  [[ $status -eq $want ]] || { echo "config-cli: $* exited $status, want $want" >&2; cat "$out" "$out.err" >&2; exit 1; }
 }
 
 start_simulator "$kit" "$work"
@@ -146,3 +163,204 @@ set -e
 [[ $status -eq 1 ]] || { echo "config-cli: lists block with a bad range exited $status, want 1" >&2; exit 1; }
 expect "$work/bad-ip.err" 'error: --ip "10.0.0.0/33" must be an IPv4/IPv6 address or CIDR range'
 echo "config-cli: lists block -> plan -> apply -> --apply -> expiry removes the entry"
+
+# --prune: apply records what it manages; a manifest removed is planned as a removal, left alone
+# by apply, and carried out by apply --prune under its deletionPolicy. An integration made by
+# hand (never recorded) survives every prune.
+api() { # api PATH: GET PATH of the simulator's corp API
+  curl -sf -H "x-api-user: sim@example.com" -H "x-api-token: sim-token" "$url/api/v0/corps/testcorp/$1"
+}
+alert_field() { # alert_field SITE TAG FIELD: FIELD of the site's alert TAG, or "absent"
+  api "sites/$1/alerts" | python3 -c '
+import json, sys
+alerts = [a for a in json.load(sys.stdin)["data"] if a["tagName"] == sys.argv[1]]
+print(json.dumps(alerts[0][sys.argv[2]]) if alerts else "absent")' "$2" "$3"
+}
+ids() { # ids ID...: the ids sorted, on one line (as integration_ids prints them)
+  python3 -c 'import sys; print(" ".join(sorted(sys.argv[1:])))' "$@"
+}
+integration_ids() { # integration_ids SITE: the site's integration ids, sorted, one line
+  api "sites/$1/integrations" | python3 -c '
+import json, sys
+print(" ".join(sorted(i["id"] for i in json.load(sys.stdin)["data"])))'
+}
+mkdir -p "$work/prune"
+sed "s|SIM_URL|$url|" tests/fixtures/manifests/connection.yaml >"$work/prune/connection.yaml"
+cat >"$work/prune/objects.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: rps}
+spec: {connectionRef: {name: prod}, site: site-3, metric: averageRPS, operator: lessThan, threshold: 7, interval: 10}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: agents}
+spec: {connectionRef: {name: prod}, site: site-3, metric: onlineAgentCount, operator: equalTo, threshold: 0, interval: 5, deletionPolicy: Delete}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata: {name: pager}
+spec: {connectionRef: {name: prod}, site: site-3, type: generic, url: "https://hooks.example.com/pager", events: [agentAlert]}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata: {name: keep}
+spec: {connectionRef: {name: prod}, site: site-3, type: generic, url: "https://hooks.example.com/keep", events: [flag], deletionPolicy: Orphan}
+YAML
+state="$work/prune/sigsci-kit.state.json"
+"$kit" config apply -f "$work/prune" >"$work/prune-apply.out"
+expect "$work/prune-apply.out" "State: 4 managed object(s) recorded in $state."
+[[ "$(jq -r '[.objects[] | "\(.kind) \(.name) \(.deletionPolicy)"] | join(", ")' "$state")" == \
+  "AgentAlert agents Delete, AgentAlert rps Disable, Integration keep Orphan, Integration pager Delete" ]] ||
+  { echo "config-cli: unexpected state file:" >&2; cat "$state" >&2; exit 1; }
+pager_id=$(jq -r '.objects[] | select(.name == "pager") | .remoteId' "$state")
+keep_id=$(jq -r '.objects[] | select(.name == "keep") | .remoteId' "$state")
+# The API answers a create without the id: the hand-made one is the id apply did not record.
+curl -sf -X POST -H "x-api-user: sim@example.com" -H "x-api-token: sim-token" -H 'content-type: application/json' \
+  -d '{"type":"generic","url":"https://hooks.example.com/by-hand","events":["flag"]}' \
+  "$url/api/v0/corps/testcorp/sites/site-3/integrations" >/dev/null
+by_hand=$(integration_ids site-3 | tr ' ' '\n' | grep -vxF -e "$pager_id" -e "$keep_id")
+[[ "$(alert_field site-3 requests_total enabled)" == true ]] || { echo "config-cli: rps alert not enabled" >&2; exit 1; }
+
+# The manifests of rps (Disable), pager (Delete) and keep (Orphan) go; agents stays.
+python3 - "$work/prune/objects.yaml" <<'PY'
+import sys
+path = sys.argv[1]
+docs = open(path).read().split("---\n")
+open(path, "w").write("---\n".join(d for d in docs if "name: agents}" in d))
+PY
+exits 2 "$work/prune-plan.out" -- "$kit" config plan -f "$work/prune"
+expect "$work/prune-plan.out" '  # AgentAlert default/rps is no longer declared (deletionPolicy Disable): applied by `config apply --prune`'
+expect "$work/prune-plan.out" '      ~ enabled: true -> false'
+expect "$work/prune-plan.out" "  # Integration default/pager: site site-3 generic integration (id $pager_id) will be deleted"
+expect "$work/prune-plan.out" "Note: Integration default/keep is no longer declared; site site-3 generic integration (id $keep_id) stays as it is (deletionPolicy Orphan), and apply forgets it."
+expect "$work/prune-plan.out" 'Plan: 0 to create, 1 to change, 1 to delete.'
+refute "$work/prune-plan.out" "$by_hand"
+
+exits 0 "$work/prune-held.out" -- "$kit" config apply -f "$work/prune"
+expect "$work/prune-held.out" 'Apply complete: 0 created, 0 changed, 0 deleted.'
+expect "$work/prune-held.out" 'Not applied: 2 removal(s) of objects no manifest declares any more; `config apply --prune` applies them.'
+expect "$work/prune-held.out" "State: 3 managed object(s) recorded in $state."
+[[ "$(alert_field site-3 requests_total enabled)" == true ]] || { echo "config-cli: apply without --prune disabled rps" >&2; exit 1; }
+[[ "$(integration_ids site-3)" == "$(ids "$pager_id" "$keep_id" "$by_hand")" ]] ||
+  { echo "config-cli: apply without --prune changed the integrations: $(integration_ids site-3), want $(ids "$pager_id" "$keep_id" "$by_hand")" >&2; exit 1; }
+exits 2 "$work/prune-replan.out" -- "$kit" config plan -f "$work/prune"
+expect "$work/prune-replan.out" 'Plan: 0 to create, 1 to change, 1 to delete.'
+
+exits 0 "$work/prune-apply2.out" -- "$kit" config apply -f "$work/prune" --prune
+expect "$work/prune-apply2.out" "updated site site-3 alert requests_total"
+expect "$work/prune-apply2.out" "deleted site site-3 generic integration"
+expect "$work/prune-apply2.out" 'Apply complete: 0 created, 1 changed, 1 deleted.'
+expect "$work/prune-apply2.out" "State: 1 managed object(s) recorded in $state."
+[[ "$(alert_field site-3 requests_total enabled)" == false ]] || { echo "config-cli: --prune did not disable rps" >&2; exit 1; }
+[[ "$(integration_ids site-3)" == "$(ids "$keep_id" "$by_hand")" ]] ||
+  { echo "config-cli: --prune left other integrations: $(integration_ids site-3)" >&2; exit 1; }
+exits 0 "$work/prune-converged.out" -- "$kit" config plan -f "$work/prune"
+expect "$work/prune-converged.out" 'No changes.'
+
+# Every object manifest gone (the connection stays): the recorded agents alert is deleted (Delete).
+rm "$work/prune/objects.yaml"
+exits 2 "$work/prune-last.out" -- "$kit" config plan -f "$work/prune"
+expect "$work/prune-last.out" '  - site site-3 alert agent_scoreboards {'
+exits 0 "$work/prune-last-apply.out" -- "$kit" config apply -f "$work/prune" --prune
+expect "$work/prune-last-apply.out" 'Apply complete: 0 created, 0 changed, 1 deleted.'
+[[ "$(alert_field site-3 agent_scoreboards id)" == absent ]] || { echo "config-cli: --prune did not delete agents" >&2; exit 1; }
+[[ "$(integration_ids site-3)" == "$(ids "$keep_id" "$by_hand")" ]] ||
+  { echo "config-cli: the last prune touched integrations: $(integration_ids site-3)" >&2; exit 1; }
+[[ "$(jq '.objects | length' "$state")" == 0 ]] || { echo "config-cli: state not emptied" >&2; cat "$state" >&2; exit 1; }
+echo "config-cli: apply records 4 -> plan shows 2 removals -> apply keeps them -> --prune disables rps, deletes pager, leaves keep and the hand-made one"
+
+# No fighting: two connections to the same corp (the URL spelled with a trailing slash) and two
+# manifests claiming one alert and one integration: exit 1 naming both files, nothing called.
+mkdir -p "$work/conflict"
+{
+  sed "s|SIM_URL|$url|" tests/fixtures/manifests/connection.yaml
+  cat <<YAML
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: SigSciConnection
+metadata: {name: prod-again}
+spec: {corp: testcorp, apiURL: "$url/", credentialsSecretRef: {name: other-credentials}}
+YAML
+} >"$work/conflict/connections.yaml"
+cat >"$work/conflict/a.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: first}
+spec: {connectionRef: {name: prod}, site: site-1, metric: averageRPS, operator: lessThan, threshold: 3, interval: 5}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata: {name: hook}
+spec: {connectionRef: {name: prod}, site: site-1, type: slack, urlFrom: {secretKeyRef: {name: oncall-hook, key: url}}, events: [flag]}
+YAML
+cat >"$work/conflict/b.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: second}
+spec: {connectionRef: {name: prod-again}, site: site-1, metric: averageRPS, operator: lessThan, threshold: 9, interval: 5}
+---
+apiVersion: sigsci-kit.io/v1alpha1
+kind: Integration
+metadata: {name: hook-copy}
+spec: {connectionRef: {name: prod-again}, site: site-1, type: slack, urlFrom: {secretKeyRef: {name: oncall-hook, key: url}}, events: [agentAlert]}
+YAML
+curl -sf "$url/__sim/log" >"$work/log-before.json"
+for action in plan apply; do
+  exits 1 "$work/conflict-$action.out" -- "$kit" config "$action" -f "$work/conflict"
+  [[ "$(cat "$work/conflict-$action.out.err")" == "error: conflicting manifests, nothing planned or applied: AgentAlert default/second (in $work/conflict/b.yaml): claims the site site-1 alert requests_total (averageRPS) of corp testcorp at $url/, which AgentAlert default/first (in $work/conflict/a.yaml) already declares: one remote object can have one manifest; Integration default/hook-copy (in $work/conflict/b.yaml): claims the site site-1 slack integration with the same URL of corp testcorp at $url/, which Integration default/hook (in $work/conflict/a.yaml) already declares: one remote object can have one manifest" ]] ||
+    { echo "config-cli: conflict $action: unexpected error:" >&2; cat "$work/conflict-$action.out.err" >&2; exit 1; }
+  refute "$work/conflict-$action.out.err" oncall-secret
+done
+curl -sf "$url/__sim/log" >"$work/log-after.json"
+cmp -s "$work/log-before.json" "$work/log-after.json" ||
+  { echo "config-cli: a conflicting apply called the API" >&2; diff "$work/log-before.json" "$work/log-after.json" >&2; exit 1; }
+echo "config-cli: two manifests claiming one alert and one integration across connections: exit 1, both named, no API call"
+
+# examples/gitops: what a GitOps repository copies. Planned against a simulator serving its corp
+# (its site names mapped to the simulator's, its apiURL to the simulator's): accepted, every
+# object planned, secrets from the environment and never printed.
+mkdir -p "$work/gitops-sim" "$work/gitops"
+main_pid=$sim_pid
+start_simulator "$kit" "$work/gitops-sim" --corp my-corp
+gitops_pid=$sim_pid gitops_url=$sim_url sim_pid=$main_pid
+for file in examples/gitops/*; do
+  sed -e "s|apiURL: https://dashboard.signalsciences.net|apiURL: $gitops_url|" \
+    -e 's|site: www$|site: site-1|' -e 's|site: shop$|site: site-2|' "$file" >"$work/gitops/$(basename "$file")"
+done
+[[ "$(diff examples/gitops "$work/gitops" | grep -c '^>')" == 7 ]] ||
+  { echo "config-cli: the gitops copy differs in more than apiURL and site names:" >&2; diff examples/gitops "$work/gitops" >&2; exit 1; }
+exits 2 "$work/gitops-plan.out" -- env SIGSCI_KIT_SECRET_SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/gitops-secret \
+  "$kit" config plan -f "$work/gitops"
+for expected in \
+  "SigSciConnection sigsci/prod (corp my-corp at $gitops_url):" \
+  '  # AgentAlert sigsci/www-no-agents: site site-1 alert agent_scoreboards' \
+  '  # AgentAlert sigsci/www-low-traffic: site site-1 alert requests_total' \
+  '  # AgentAlert sigsci/shop-no-agents: site site-2 alert agent_scoreboards' \
+  '  # Integration sigsci/www-oncall-slack: site site-1 slack integration will be created' \
+  '  # Integration sigsci/shop-oncall-slack: site site-2 slack integration will be created' \
+  '  # Integration sigsci/corp-security-mail: corp mailingList integration will be created' \
+  '  # SigSciList sigsci/www-scanners: site site-1 list "scanners" will be created' \
+  '      + entries:     ["198.51.100.0/24","203.0.113.7"]'; do
+  expect "$work/gitops-plan.out" "$expected"
+done
+refute "$work/gitops-plan.out" gitops-secret
+echo "config-cli: examples/gitops planned: 3 alerts, 3 integrations, 1 list (exit 2, changes pending)"
+
+# The same files, verbatim, through the real API server's validation (CRD schemas and CEL rules).
+if [[ -n "${SIGSCI_KIT_TEST_KUBECTL-}" && -n "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
+  kc() { "$SIGSCI_KIT_TEST_KUBECTL" --kubeconfig "$SIGSCI_KIT_TEST_KUBECONFIG" "$@"; }
+  kc apply --server-side --force-conflicts --field-manager=sigsci-config-cli -f charts/sigsci-operator/crds >/dev/null
+  kc wait --for condition=established --timeout=60s -f charts/sigsci-operator/crds >/dev/null
+  kc apply -f examples/gitops/namespace.yaml >/dev/null
+  kc apply --server-side --dry-run=server --field-manager=sigsci-config-cli -f examples/gitops >"$work/gitops-dry-run.out"
+  for object in sigsciconnection.sigsci-kit.io/prod agentalert.sigsci-kit.io/www-no-agents \
+    agentalert.sigsci-kit.io/www-low-traffic agentalert.sigsci-kit.io/shop-no-agents \
+    integration.sigsci-kit.io/www-oncall-slack integration.sigsci-kit.io/shop-oncall-slack \
+    integration.sigsci-kit.io/corp-security-mail sigscilist.sigsci-kit.io/www-scanners; do
+    expect "$work/gitops-dry-run.out" "$object serverside-applied (server dry run)"
+  done
+  echo "config-cli: examples/gitops passes the API server's validation (server-side dry run)"
+else
+  echo "config-cli: SIGSCI_KIT_TEST_KUBECTL/SIGSCI_KIT_TEST_KUBECONFIG not set: the server-side dry run of examples/gitops is skipped"
+fi

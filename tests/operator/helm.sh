@@ -12,9 +12,11 @@ kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: 
 for values in "" "--set replicaCount=0" "--set watchNamespace=team-a --set operator.leaderElection=false"; do
   # shellcheck disable=SC2086  # word splitting of the value flags is intended
   rendered=$("$helm" template sigsci-operator "$chart" --namespace sigsci-system $values)
-  # The release namespace must exist for a namespaced dry run.
-  "$kubectl" --kubeconfig "$kubeconfig" create namespace sigsci-system --dry-run=client -o yaml |
-    "$kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+  # The release namespace, and the watched one (its Role), must exist for a namespaced dry run.
+  for namespace in sigsci-system team-a; do
+    "$kubectl" --kubeconfig "$kubeconfig" create namespace "$namespace" --dry-run=client -o yaml |
+      "$kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+  done
   printf '%s\n' "$rendered" | "$kubectl" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts --field-manager=sigsci-chart-check --dry-run=server -f - >/dev/null
   echo "helm: template ${values:-(defaults)} validated by the API server"
 done

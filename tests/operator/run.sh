@@ -5,5 +5,7 @@ set -euo pipefail
 dir=$(dirname "${BASH_SOURCE[0]}")
 "$dir/crd-drift.sh"
 "$dir/helm.sh"
+for chart_check in values psa rbac checkov; do "$dir/chart-$chart_check.sh"; done
 "$dir/operator-binary.sh"
+"$dir/kills.sh"
 "$dir/config-cli.sh"

@@ -27,3 +27,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/name: {{ include "sigsci-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{- /* Writing the given kinds: the objects (finalizers, annotations), their status and finalizers. */ -}}
+{{- define "sigsci-operator.writeRules" -}}
+- apiGroups: ["sigsci-kit.io"]
+  resources: [{{ range $i, $kind := . }}{{ if $i }}, {{ end }}{{ $kind | quote }}{{ end }}]
+  verbs: ["patch", "update"]
+- apiGroups: ["sigsci-kit.io"]
+  resources: [{{ range $i, $kind := . }}{{ if $i }}, {{ end }}{{ printf "%s/status" $kind | quote }}{{ end }}]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["sigsci-kit.io"]
+  resources: [{{ range $i, $kind := . }}{{ if $i }}, {{ end }}{{ printf "%s/finalizers" $kind | quote }}{{ end }}]
+  verbs: ["update"]
+{{- end -}}

@@ -374,9 +374,12 @@ fn per_million(cpu: f64, records: u64) -> f64 {
     cpu * 1_000_000.0 / records.max(1) as f64
 }
 
+// As the Lambda and the CLI do.
+#[global_allocator]
+static GLOBAL: feed_export::allocator::StreamingAllocator =
+    feed_export::allocator::StreamingAllocator;
+
 fn main() -> BenchResult<()> {
-    // As the Lambda bootstrap does.
-    feed_export::allocator::tune_for_streaming();
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-sim") {
         return serve_sim(args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(10.0));

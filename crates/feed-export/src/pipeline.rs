@@ -28,6 +28,9 @@ const PAGE_QUEUE: usize = 1;
 const CHUNK_QUEUE: usize = 2;
 /// Compressed bytes collected before they are handed to the uploader.
 const CHUNK_BYTES: usize = 256 * 1024;
+/// Room for a chunk plus one page's compressed output past the threshold, so the buffer is
+/// allocated once at its final size (each chunk in flight holds its whole allocation).
+const CHUNK_CAPACITY: usize = CHUNK_BYTES + CHUNK_BYTES / 2;
 /// NDJSON bytes collected before they are handed to the compressor (fewer, larger deflate calls).
 const LINE_BUFFER_BYTES: usize = 128 * 1024;
 
@@ -267,7 +270,15 @@ async fn fetch_pages(
     };
     let mut pages = client.feed(site, query);
     let mut first = true;
-    while let Some(page) = pages.next().await {
+    loop {
+        // A slot first, then the page: no page waits here while the compressor's queue is full.
+        let slot = page_tx
+            .reserve()
+            .await
+            .map_err(|_| WindowFailure::Pipeline("the compressor stopped early".into()))?;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(WindowFailure::Api)?;
         if first
             && may_split
@@ -280,10 +291,7 @@ async fn fetch_pages(
         stats.pages += 1;
         stats.retries += u64::from(page.attempts.saturating_sub(1));
         progress.records(site, page.records.len() as u64);
-        page_tx
-            .send(page)
-            .await
-            .map_err(|_| WindowFailure::Pipeline("the compressor stopped early".into()))?;
+        slot.send(page);
     }
     Ok(None)
 }
@@ -337,7 +345,7 @@ fn encode(
     mut ocsf: Option<OcsfEncoder>,
 ) -> Result<Encoded, String> {
     let mut ids = IdSet::default();
-    let mut gzip = GzEncoder::new(Vec::with_capacity(CHUNK_BYTES * 2), Compression::new(level));
+    let mut gzip = GzEncoder::new(Vec::with_capacity(CHUNK_CAPACITY), Compression::new(level));
     let mut lines: Vec<u8> = Vec::with_capacity(LINE_BUFFER_BYTES + 64 * 1024);
     let mut hasher = Sha256::new();
     let mut out = Encoded {
@@ -357,7 +365,7 @@ fn encode(
      -> Result<(), String> {
         let chunk = match last {
             Some(rest) => rest,
-            None => std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_BYTES * 2)),
+            None => std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_CAPACITY)),
         };
         hasher.update(&chunk);
         *bytes += chunk.len() as u64;

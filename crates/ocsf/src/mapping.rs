@@ -5,9 +5,12 @@
 //! the record can be read back whole; a field the table does not know, or whose value does not
 //! fit its attribute's type, goes to `unmapped` verbatim. Nothing the vendor sent is lost.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::net::IpAddr;
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::OcsfError;
 
@@ -186,60 +189,60 @@ pub struct Source {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
+pub struct Header<'a> {
+    pub name: Cow<'a, str>,
+    pub value: Cow<'a, str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Enrichment {
-    pub name: String,
-    pub value: String,
+pub struct Enrichment<'a> {
+    pub name: Cow<'a, str>,
+    pub value: Cow<'a, str>,
     /// The tag's other members (`location`, `detector`, …) as a JSON object.
     pub data: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observable {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observable<'e> {
     pub name: &'static str,
     pub type_id: i32,
     pub type_name: &'static str,
-    pub value: String,
+    pub value: &'e str,
 }
 
-/// One OCSF HTTP Activity event, flat as the Parquet writer needs it.
+/// One OCSF HTTP Activity event, flat as the Parquet writer needs it. Its text borrows from the
+/// record's JSON wherever the JSON holds it unescaped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Event {
+pub struct Event<'a> {
     pub activity_id: i32,
     pub activity_name: &'static str,
     pub severity_id: i32,
     pub status_id: i32,
-    pub status_code: Option<String>,
+    /// `agentResponseCode`; `status_code` is its text.
+    pub status_code: Option<i32>,
     pub time: i64,
-    pub uid: String,
-    pub src_ip: Option<String>,
-    pub src_name: Option<String>,
-    pub src_hostname: Option<String>,
-    pub src_country: Option<String>,
-    pub dst_hostname: Option<String>,
-    pub dst_name: Option<String>,
-    pub http_method: Option<String>,
-    pub http_version: Option<String>,
-    pub user_agent: Option<String>,
-    pub url_scheme: Option<String>,
-    pub url_hostname: Option<String>,
-    pub url_path: Option<String>,
-    pub url_string: Option<String>,
-    pub query_string: Option<String>,
-    pub request_headers: Option<Vec<Header>>,
+    pub uid: Cow<'a, str>,
+    pub src_ip: Option<Cow<'a, str>>,
+    pub src_name: Option<Cow<'a, str>>,
+    pub src_hostname: Option<Cow<'a, str>>,
+    pub src_country: Option<Cow<'a, str>>,
+    pub dst_hostname: Option<Cow<'a, str>>,
+    pub dst_name: Option<Cow<'a, str>>,
+    pub http_method: Option<Cow<'a, str>>,
+    pub http_version: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub url_scheme: Option<Cow<'a, str>>,
+    pub url_hostname: Option<Cow<'a, str>>,
+    pub url_path: Option<Cow<'a, str>>,
+    pub url_string: Option<Cow<'a, str>>,
+    pub request_headers: Option<Vec<Header<'a>>>,
     pub response_code: Option<i32>,
     pub response_length: Option<i64>,
     pub response_latency: Option<i32>,
-    pub response_headers: Option<Vec<Header>>,
-    pub tls_version: Option<String>,
-    pub tls_cipher: Option<String>,
-    pub enrichments: Option<Vec<Enrichment>>,
-    pub observables: Vec<Observable>,
+    pub response_headers: Option<Vec<Header<'a>>>,
+    pub tls_version: Option<Cow<'a, str>>,
+    pub tls_cipher: Option<Cow<'a, str>>,
+    pub enrichments: Option<Vec<Enrichment<'a>>>,
     /// A JSON object, or `None` when every field was mapped.
     pub unmapped: Option<String>,
 }
@@ -258,21 +261,32 @@ fn is_hostname(name: &str) -> bool {
     })
 }
 
+/// `activity_id`, `activity_name` and `type_name` of a method.
+const ACTIVITIES: [(&str, i32, &str, &str); 8] = [
+    ("CONNECT", 1, "Connect", "HTTP Activity: Connect"),
+    ("DELETE", 2, "Delete", "HTTP Activity: Delete"),
+    ("GET", 3, "Get", "HTTP Activity: Get"),
+    ("HEAD", 4, "Head", "HTTP Activity: Head"),
+    ("OPTIONS", 5, "Options", "HTTP Activity: Options"),
+    ("POST", 6, "Post", "HTTP Activity: Post"),
+    ("PUT", 7, "Put", "HTTP Activity: Put"),
+    ("TRACE", 8, "Trace", "HTTP Activity: Trace"),
+];
+const OTHER_TYPE_NAME: &str = "HTTP Activity: Other";
+
 pub fn activity(method: &str) -> (i32, &'static str) {
-    const METHODS: [(&str, i32, &str); 8] = [
-        ("CONNECT", 1, "Connect"),
-        ("DELETE", 2, "Delete"),
-        ("GET", 3, "Get"),
-        ("HEAD", 4, "Head"),
-        ("OPTIONS", 5, "Options"),
-        ("POST", 6, "Post"),
-        ("PUT", 7, "Put"),
-        ("TRACE", 8, "Trace"),
-    ];
-    METHODS
+    ACTIVITIES
         .iter()
-        .find(|(m, _, _)| m.eq_ignore_ascii_case(method))
-        .map_or((99, "Other"), |&(_, id, name)| (id, name))
+        .find(|(m, ..)| m.eq_ignore_ascii_case(method))
+        .map_or((99, "Other"), |&(_, id, name, _)| (id, name))
+}
+
+/// `type_name` of an `activity_id` (`{class_name}: {activity_name}`).
+pub fn type_name(activity_id: i32) -> &'static str {
+    ACTIVITIES
+        .iter()
+        .find(|(_, id, ..)| *id == activity_id)
+        .map_or(OTHER_TYPE_NAME, |&(.., name)| name)
 }
 
 pub fn severity_name(id: i32) -> &'static str {
@@ -292,123 +306,287 @@ pub fn status_name(id: i32) -> &'static str {
     }
 }
 
-/// Takes the fields of one record out of its JSON object; what is left is `unmapped`.
-struct Fields {
-    map: Map<String, Value>,
-    unmapped: Map<String, Value>,
+/// A JSON string, borrowed from the record unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
-impl Fields {
-    /// A string field: empty is absent (OCSF's types refuse empty values); `null` or a value of
-    /// another type goes to `unmapped`.
-    fn string(&mut self, key: &str) -> Option<String> {
-        match self.map.remove(key)? {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s),
-            other => self.keep(key, other),
+/// The vendor fields [`MAPPING`] reads, in its order (a test keeps the two equal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vendor {
+    Id,
+    Timestamp,
+    ServerHostname,
+    ServerName,
+    RemoteIp,
+    RemoteHostname,
+    RemoteCountryCode,
+    UserAgent,
+    Method,
+    Protocol,
+    Scheme,
+    TlsProtocol,
+    TlsCipher,
+    Path,
+    Uri,
+    ResponseCode,
+    AgentResponseCode,
+    ResponseSize,
+    ResponseMillis,
+    HeadersIn,
+    HeadersOut,
+    Tags,
+}
+
+const VENDOR_FIELDS: usize = Vendor::Tags as usize + 1;
+
+impl Vendor {
+    fn of(name: &str) -> Option<Vendor> {
+        use Vendor::*;
+        Some(match name {
+            "id" => Id,
+            "timestamp" => Timestamp,
+            "serverHostname" => ServerHostname,
+            "serverName" => ServerName,
+            "remoteIP" => RemoteIp,
+            "remoteHostname" => RemoteHostname,
+            "remoteCountryCode" => RemoteCountryCode,
+            "userAgent" => UserAgent,
+            "method" => Method,
+            "protocol" => Protocol,
+            "scheme" => Scheme,
+            "tlsProtocol" => TlsProtocol,
+            "tlsCipher" => TlsCipher,
+            "path" => Path,
+            "uri" => Uri,
+            "responseCode" => ResponseCode,
+            "agentResponseCode" => AgentResponseCode,
+            "responseSize" => ResponseSize,
+            "responseMillis" => ResponseMillis,
+            "headersIn" => HeadersIn,
+            "headersOut" => HeadersOut,
+            "tags" => Tags,
+            _ => return None,
+        })
+    }
+}
+
+/// Members of a JSON object by name, each value left as its JSON text.
+type Rest<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// A JSON object's text from `members`, sorted by name, values verbatim; of a repeated name the
+/// last counts, as in serde_json's maps.
+fn object_text(mut members: Rest<'_>) -> String {
+    // Stable, so a repeated name's members stay in order; the later value replaces the kept one.
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    members.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
+    let mut out = String::from("{");
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, name);
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    out
+}
+
+/// A record's members: the vendor fields the mapping reads in slots (no tree of values is built;
+/// each stays JSON text until asked for), every other member in `rest`.
+struct Record<'a> {
+    values: [Option<&'a RawValue>; VENDOR_FIELDS],
+    taken: [bool; VENDOR_FIELDS],
+    rest: Rest<'a>,
+}
+
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordVisitor;
+        impl<'de> Visitor<'de> for RecordVisitor {
+            type Value = Record<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de>, A::Error> {
+                let mut record = Record {
+                    values: [None; VENDOR_FIELDS],
+                    taken: [false; VENDOR_FIELDS],
+                    rest: Vec::new(),
+                };
+                while let Some((Text(name), value)) = map.next_entry::<Text, &RawValue>()? {
+                    // The last of a repeated name counts, as in serde_json's maps.
+                    match Vendor::of(&name) {
+                        Some(field) => record.values[field as usize] = Some(value),
+                        None => record.rest.push((name, value)),
+                    }
+                }
+                Ok(record)
+            }
+        }
+        deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+impl<'a> Record<'a> {
+    /// Takes the value of `field` out (it no longer belongs to the remainder).
+    fn take(&mut self, field: Vendor) -> Option<&'a str> {
+        let value = self.values[field as usize]?;
+        self.taken[field as usize] = true;
+        Some(value.get())
+    }
+
+    /// Puts `field`'s value back into the remainder.
+    fn keep<T>(&mut self, field: Vendor) -> Option<T> {
+        self.taken[field as usize] = false;
+        None
+    }
+
+    /// The members not taken, as a JSON object's text; `None` when every one was.
+    fn remainder(self) -> Option<String> {
+        let Record {
+            values,
+            taken,
+            mut rest,
+        } = self;
+        let vendor = MAPPING.iter().zip(values.iter().zip(taken));
+        for (m, (value, taken)) in vendor {
+            if let (Some(value), false) = (value, taken) {
+                rest.push((Cow::Borrowed(m.vendor), value));
+            }
+        }
+        (!rest.is_empty()).then(|| object_text(rest))
+    }
+
+    /// A string member: empty is absent (OCSF's types refuse empty values); `null` or a value of
+    /// another type stays in the remainder.
+    fn string(&mut self, field: Vendor) -> Option<Cow<'a, str>> {
+        match serde_json::from_str::<Text>(self.take(field)?) {
+            Ok(Text(s)) if s.is_empty() => None,
+            Ok(Text(s)) => Some(s),
+            Err(_) => self.keep(field),
         }
     }
 
-    /// A string field that must also pass `valid` (an address, a hostname).
-    fn checked(&mut self, key: &str, valid: fn(&str) -> bool) -> Option<String> {
-        match self.string(key) {
-            Some(value) if !valid(&value) => self.keep(key, Value::String(value)),
+    /// A string member that must also pass `valid` (an address, a hostname).
+    fn checked(&mut self, field: Vendor, valid: fn(&str) -> bool) -> Option<Cow<'a, str>> {
+        match self.string(field) {
+            Some(value) if !valid(&value) => self.keep(field),
             other => other,
         }
     }
 
-    fn int<T: TryFrom<i64>>(&mut self, key: &str) -> Option<T> {
-        let value = self.map.remove(key)?;
-        match value.as_i64().map(T::try_from) {
-            Some(Ok(n)) => Some(n),
-            _ => self.keep(key, value),
+    fn int<T: TryFrom<i64>>(&mut self, field: Vendor) -> Option<T> {
+        match serde_json::from_str::<i64>(self.take(field)?).map(T::try_from) {
+            Ok(Ok(n)) => Some(n),
+            _ => self.keep(field),
         }
     }
 
-    fn headers(&mut self, key: &str) -> Option<Vec<Header>> {
-        let value = self.map.remove(key)?;
-        let pair = |p: &Value| {
-            matches!(
-                p.as_array().map(Vec::as_slice),
-                Some([Value::String(_), Value::String(_)])
-            )
-        };
-        // Checked first, then taken apart without copying the strings.
-        match value {
-            Value::Array(items) if items.iter().all(pair) => Some(
-                items
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        Value::Array(pair) => {
-                            let mut pair = pair.into_iter();
-                            match (pair.next(), pair.next()) {
-                                (Some(Value::String(name)), Some(Value::String(value))) => {
-                                    Some(Header { name, value })
-                                }
-                                _ => None,
-                            }
-                        }
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Value::Null => None,
-            other => self.keep(key, other),
+    /// A list member read as `T` (`null` is absent); a value that is not one stays in the
+    /// remainder.
+    fn list<T: Deserialize<'a>>(&mut self, field: Vendor) -> Option<Vec<T>> {
+        match serde_json::from_str::<Option<Vec<T>>>(self.take(field)?) {
+            Ok(list) => list,
+            Err(_) => self.keep(field),
         }
-    }
-
-    fn tags(&mut self) -> Option<Vec<Enrichment>> {
-        let value = self.map.remove("tags")?;
-        let tag = |t: &Value| {
-            t.get("type").is_some_and(Value::is_string)
-                && t.get("value").is_some_and(Value::is_string)
-        };
-        match value {
-            Value::Array(items) if items.iter().all(tag) => Some(
-                items
-                    .into_iter()
-                    .filter_map(|t| match t {
-                        Value::Object(mut tag) => match (tag.remove("type"), tag.remove("value")) {
-                            (Some(Value::String(name)), Some(Value::String(value))) => {
-                                Some(Enrichment {
-                                    name,
-                                    value,
-                                    data: Value::Object(tag).to_string(),
-                                })
-                            }
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Value::Null => None,
-            other => self.keep("tags", other),
-        }
-    }
-
-    fn keep<T>(&mut self, key: &str, value: Value) -> Option<T> {
-        self.unmapped.insert(key.to_string(), value);
-        None
     }
 }
 
-impl Event {
-    /// Maps one record (its JSON text, as the feed sent it).
-    pub fn from_record(raw: &str) -> Result<Event, OcsfError> {
-        let map = match serde_json::from_str::<Value>(raw) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(OcsfError::Record("not a JSON object".into())),
-            Err(e) => return Err(OcsfError::Record(format!("not JSON: {e}"))),
-        };
-        let mut f = Fields {
-            map,
-            unmapped: Map::new(),
-        };
-        let Some(uid) = f.string("id") else {
+/// Appends `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    let plain = text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(text).to_string());
+    }
+}
+
+/// A `[name, value]` pair of strings.
+struct Pair<'a>(Header<'a>);
+
+impl<'de> Deserialize<'de> for Pair<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (Text(name), Text(value)) = <(Text, Text)>::deserialize(deserializer)?;
+        Ok(Pair(Header { name, value }))
+    }
+}
+
+/// A tag: an object with string `type` and `value`; its other members are `data`.
+struct Tag<'a>(Enrichment<'a>);
+
+impl<'de> Deserialize<'de> for Tag<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TagVisitor;
+        impl<'de> Visitor<'de> for TagVisitor {
+            type Value = Tag<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a tag object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag<'de>, A::Error> {
+                let (mut name, mut value, mut rest) = (None, None, Rest::new());
+                while let Some((Text(key), raw)) = map.next_entry::<Text, &RawValue>()? {
+                    match &*key {
+                        "type" => name = Some(raw),
+                        "value" => value = Some(raw),
+                        _ => rest.push((key, raw)),
+                    }
+                }
+                let text = |raw: Option<&'de RawValue>, key: &str| {
+                    raw.and_then(|raw| serde_json::from_str::<Text>(raw.get()).ok())
+                        .map(|Text(s)| s)
+                        .ok_or_else(|| de::Error::custom(format!("a tag needs a string `{key}`")))
+                };
+                Ok(Tag(Enrichment {
+                    name: text(name, "type")?,
+                    value: text(value, "value")?,
+                    data: object_text(rest),
+                }))
+            }
+        }
+        deserializer.deserialize_map(TagVisitor)
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Maps one record (its JSON text, as the feed sent it); the event borrows from it.
+    pub fn from_record(raw: &'a str) -> Result<Event<'a>, OcsfError> {
+        let mut f = serde_json::from_str::<Record>(raw)
+            .map_err(|e| OcsfError::Record(format!("not a JSON object: {e}")))?;
+        let Some(uid) = f.string(Vendor::Id) else {
             return Err(OcsfError::Record("no string `id`".into()));
         };
-        let Some(stamp) = f.string("timestamp") else {
+        let Some(stamp) = f.string(Vendor::Timestamp) else {
             return Err(OcsfError::Record(format!("{uid}: no string `timestamp`")));
         };
         let time = chrono::DateTime::parse_from_rfc3339(&stamp)
@@ -416,53 +594,63 @@ impl Event {
             .timestamp_millis();
         // An endpoint needs an address or a name (OCSF), so a value that is neither address nor
         // hostname names the endpoint.
-        let (dst_hostname, dst_name) = match f.string("serverHostname") {
+        let (dst_hostname, dst_name) = match f.string(Vendor::ServerHostname) {
             Some(host) if is_hostname(&host) => (Some(host), None),
             other => (None, other),
         };
-        let url_hostname = f.checked("serverName", is_hostname);
-        let (src_ip, src_name) = match f.string("remoteIP") {
+        let url_hostname = f.checked(Vendor::ServerName, is_hostname);
+        let (src_ip, src_name) = match f.string(Vendor::RemoteIp) {
             Some(ip) if ip.parse::<IpAddr>().is_ok() => (Some(ip), None),
             other => (None, other),
         };
-        let src_hostname = f.checked("remoteHostname", is_hostname);
-        let src_country = f.string("remoteCountryCode");
-        let user_agent = f.string("userAgent");
+        let src_hostname = f.checked(Vendor::RemoteHostname, is_hostname);
+        let src_country = f.string(Vendor::RemoteCountryCode);
+        let user_agent = f.string(Vendor::UserAgent);
         // The activity from any spelling; the attribute only as OCSF 1.1.0 enumerates methods.
-        let (activity_id, activity_name) =
-            activity(f.map.get("method").and_then(Value::as_str).unwrap_or(""));
-        let http_method = f.checked("method", |m| {
-            activity(m).0 != 99 && m.bytes().all(|b| b.is_ascii_uppercase())
-        });
-        let http_version = f.string("protocol");
-        let url_scheme = f.string("scheme");
-        let tls_version = f.string("tlsProtocol");
+        let method = f.string(Vendor::Method);
+        let (activity_id, activity_name) = activity(method.as_deref().unwrap_or(""));
+        let http_method = match method {
+            Some(m) if activity_id == 99 || !m.bytes().all(|b| b.is_ascii_uppercase()) => {
+                f.keep(Vendor::Method)
+            }
+            other => other,
+        };
+        let http_version = f.string(Vendor::Protocol);
+        let url_scheme = f.string(Vendor::Scheme);
+        let tls_version = f.string(Vendor::TlsProtocol);
         // A TLS object needs its version: a cipher alone stays vendor data.
-        let tls_cipher = match (f.string("tlsCipher"), &tls_version) {
-            (Some(cipher), None) => f.keep("tlsCipher", Value::String(cipher)),
+        let tls_cipher = match (f.string(Vendor::TlsCipher), &tls_version) {
+            (Some(_), None) => f.keep(Vendor::TlsCipher),
             (cipher, _) => cipher,
         };
-        let url_path = f.string("path");
-        let url_string = f.string("uri");
+        let url_path = f.string(Vendor::Path);
+        let url_string = f.string(Vendor::Uri);
         // A URL needs its path or string: without either, its other parts stay vendor data.
         let (url_scheme, url_hostname) = if url_path.is_none() && url_string.is_none() {
-            for (key, value) in [("scheme", url_scheme), ("serverName", url_hostname)] {
-                if let Some(value) = value {
-                    f.keep::<()>(key, Value::String(value));
-                }
+            if url_scheme.is_some() {
+                f.keep::<()>(Vendor::Scheme);
+            }
+            if url_hostname.is_some() {
+                f.keep::<()>(Vendor::ServerName);
             }
             (None, None)
         } else {
             (url_scheme, url_hostname)
         };
         // `http_response.code` is required: 0 stands for none (the vendor's own "no response").
-        let response_code = Some(f.int::<i32>("responseCode").unwrap_or(0));
-        let agent_code = f.int::<i32>("agentResponseCode");
-        let response_length = f.int::<i64>("responseSize");
-        let response_latency = f.int::<i32>("responseMillis");
-        let request_headers = f.headers("headersIn");
-        let response_headers = f.headers("headersOut");
-        let enrichments = f.tags();
+        let response_code = Some(f.int::<i32>(Vendor::ResponseCode).unwrap_or(0));
+        let agent_code = f.int::<i32>(Vendor::AgentResponseCode);
+        let response_length = f.int::<i64>(Vendor::ResponseSize);
+        let response_latency = f.int::<i32>(Vendor::ResponseMillis);
+        let request_headers = f
+            .list(Vendor::HeadersIn)
+            .map(|p| p.into_iter().map(|Pair(h)| h).collect());
+        let response_headers = f
+            .list(Vendor::HeadersOut)
+            .map(|p| p.into_iter().map(|Pair(h)| h).collect());
+        let enrichments = f
+            .list(Vendor::Tags)
+            .map(|t| t.into_iter().map(|Tag(e)| e).collect::<Vec<_>>());
 
         let blocked = agent_code.is_some_and(|c| c >= 400);
         let status_id = match agent_code {
@@ -478,37 +666,12 @@ impl Event {
         } else {
             1
         };
-        let mut observables = Vec::new();
-        let mut observe = |name, type_id, type_name, value: &Option<String>| {
-            if let Some(value) = value {
-                observables.push(Observable {
-                    name,
-                    type_id,
-                    type_name,
-                    value: value.clone(),
-                });
-            }
-        };
-        observe("src_endpoint.ip", 2, "IP Address", &src_ip);
-        observe("src_endpoint.hostname", 1, "Hostname", &src_hostname);
-        // OCSF 1.1.0 has no user-agent observable type: Other, named in `type`.
-        observe(
-            "http_request.user_agent",
-            99,
-            "HTTP User-Agent",
-            &user_agent,
-        );
-        let query_string = url_string
-            .as_deref()
-            .and_then(|uri| uri.split_once('?'))
-            .map(|(_, query)| query.to_string());
-        f.unmapped.extend(f.map);
         Ok(Event {
             activity_id,
             activity_name,
             severity_id,
             status_id,
-            status_code: agent_code.map(|c| c.to_string()),
+            status_code: agent_code,
             time,
             uid,
             src_ip,
@@ -524,7 +687,6 @@ impl Event {
             url_hostname,
             url_path,
             url_string,
-            query_string,
             request_headers,
             response_code,
             response_length,
@@ -533,8 +695,39 @@ impl Event {
             tls_version,
             tls_cipher,
             enrichments,
-            observables,
-            unmapped: (!f.unmapped.is_empty()).then(|| Value::Object(f.unmapped).to_string()),
+            unmapped: f.remainder(),
+        })
+    }
+
+    /// `http_request.url.query_string`: the part of `uri` after the first `?`.
+    pub fn query_string(&self) -> Option<&str> {
+        self.url_string
+            .as_deref()
+            .and_then(|uri| uri.split_once('?'))
+            .map(|(_, query)| query)
+    }
+
+    /// The observables, each when its attribute is present.
+    pub fn observables(&self) -> impl Iterator<Item = Observable<'_>> {
+        // OCSF 1.1.0 has no user-agent observable type: Other, named in `type`.
+        [
+            ("src_endpoint.ip", 2, "IP Address", &self.src_ip),
+            ("src_endpoint.hostname", 1, "Hostname", &self.src_hostname),
+            (
+                "http_request.user_agent",
+                99,
+                "HTTP User-Agent",
+                &self.user_agent,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, type_id, type_name, value)| {
+            value.as_deref().map(|value| Observable {
+                name,
+                type_id,
+                type_name,
+                value,
+            })
         })
     }
 }
@@ -556,8 +749,8 @@ mod tests {
         assert_eq!((event.activity_id, event.activity_name), (6, "Post"));
         assert_eq!(event.http_method, None);
         assert_eq!((event.status_id, event.severity_id), (2, 3));
-        assert_eq!(event.status_code.as_deref(), Some("406"));
-        assert_eq!(event.query_string.as_deref(), Some("next=/a?b"));
+        assert_eq!(event.status_code, Some(406));
+        assert_eq!(event.query_string(), Some("next=/a?b"));
         assert_eq!(event.url_string.as_deref(), Some("/login?next=/a?b"));
         assert_eq!(
             event.request_headers.as_ref().unwrap()[1],
@@ -568,10 +761,7 @@ mod tests {
         );
         assert_eq!(event.response_headers, None);
         let tags = event.enrichments.as_ref().unwrap();
-        assert_eq!(
-            (tags[0].name.as_str(), tags[0].value.as_str()),
-            ("SQLI", "' or 1=1")
-        );
+        assert_eq!((&*tags[0].name, &*tags[0].value), ("SQLI", "' or 1=1"));
         assert_eq!(
             tags[0].data,
             r#"{"detector":"SQLiRule","location":"QUERY"}"#
@@ -581,7 +771,7 @@ mod tests {
             Some(r#"{"method":"post","newField":{"a":1}}"#)
         );
         // An absent hostname is no observable.
-        let names: Vec<_> = event.observables.iter().map(|o| o.type_id).collect();
+        let names: Vec<_> = event.observables().map(|o| o.type_id).collect();
         assert_eq!(names, [2, 99]);
     }
 
@@ -596,7 +786,8 @@ mod tests {
         assert_eq!(event.enrichments, None);
         assert_eq!((event.activity_id, event.status_id), (99, 0));
         assert_eq!((event.tls_version, event.tls_cipher), (None, None));
-        let unmapped: Value = serde_json::from_str(event.unmapped.as_deref().unwrap()).unwrap();
+        let unmapped: serde_json::Value =
+            serde_json::from_str(event.unmapped.as_deref().unwrap()).unwrap();
         assert_eq!(
             unmapped,
             serde_json::json!({"responseCode": "200",
@@ -604,6 +795,22 @@ mod tests {
                 "serverName": "www.example.com:8443", "remoteHostname": "-bad-.example",
                 "userAgent": null, "responseSize": null})
         );
+    }
+
+    #[test]
+    fn escapes_and_repeated_names_read_as_serde_json_reads_them() {
+        let raw = r#"{"id":"a","timestamp":"2026-11-26T08:00:05Z","userAgent":"first","x\"y":[1, {"b": "\u00e9"}],"userAgent":"x\"y\u00e9","tags":[{"type":"T","value":"v","type":"U","n\tm":null}],"headersIn":[["a\nb","c"]],"uri":"/"}"#;
+        let event = Event::from_record(raw).unwrap();
+        // The last of a repeated name counts; escapes are decoded.
+        assert_eq!(event.user_agent.as_deref(), Some("x\"yé"));
+        let tags = event.enrichments.as_ref().unwrap();
+        assert_eq!((&*tags[0].name, &*tags[0].value), ("U", "v"));
+        let data: serde_json::Value = serde_json::from_str(&tags[0].data).unwrap();
+        assert_eq!(data, serde_json::json!({"n\tm": null}));
+        assert_eq!(&*event.request_headers.as_ref().unwrap()[0].name, "a\nb");
+        let unmapped: serde_json::Value =
+            serde_json::from_str(event.unmapped.as_deref().unwrap()).unwrap();
+        assert_eq!(unmapped, serde_json::json!({"x\"y": [1, {"b": "é"}]}));
     }
 
     #[test]
@@ -617,6 +824,19 @@ mod tests {
         ] {
             assert!(Event::from_record(raw).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn the_slots_are_the_tables_fields() {
+        for (i, m) in MAPPING[..VENDOR_FIELDS].iter().enumerate() {
+            let field = Vendor::of(m.vendor).unwrap();
+            assert_eq!(field as usize, i, "{}", m.vendor);
+        }
+        assert_eq!(
+            MAPPING.len(),
+            VENDOR_FIELDS + 1,
+            "one row for any other field"
+        );
     }
 
     #[test]

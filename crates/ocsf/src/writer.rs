@@ -1,6 +1,7 @@
 //! The Parquet side: the Arrow schema of the events and a writer that streams them out in row
 //! groups, so memory holds one batch and the row group being encoded, never the whole input.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, LazyLock};
 
@@ -16,6 +17,7 @@ use crate::OcsfError;
 use crate::mapping::{
     CATEGORY_NAME, CATEGORY_UID, CLASS_NAME, CLASS_UID, Enrichment, Event, Header, OCSF_VERSION,
     Observable, PRODUCT_NAME, Source, TAG_PROVIDER, TAG_TYPE, severity_name, status_name,
+    type_name,
 };
 
 /// Rows per Arrow batch handed to the encoder.
@@ -198,7 +200,7 @@ impl HeaderColumns {
     fn push(
         &mut self,
         list: &mut ListColumn,
-        headers: &Option<Vec<Header>>,
+        headers: &Option<Vec<Header<'_>>>,
     ) -> Result<(), OcsfError> {
         for h in headers.iter().flatten() {
             self.name.append_value(&h.name);
@@ -308,13 +310,20 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, e: &Event) -> Result<(), OcsfError> {
+    fn push(&mut self, e: &Event<'_>) -> Result<(), OcsfError> {
         self.rows += 1;
         self.activity_id.append_value(e.activity_id);
         self.activity_names.push(e.activity_name);
         self.severity_id.append_value(e.severity_id);
         self.status_id.append_value(e.status_id);
-        self.status_code.append_option(e.status_code.as_deref());
+        match e.status_code {
+            // Formatted straight into the column's buffer.
+            Some(code) => {
+                write!(self.status_code, "{code}").map_err(|_| OcsfError::TooLarge)?;
+                self.status_code.append_value("");
+            }
+            None => self.status_code.append_null(),
+        }
         self.time.append_value(e.time);
         self.uid.append_value(&e.uid);
         self.src_ip.append_option(e.src_ip.as_deref());
@@ -331,7 +340,7 @@ impl Batch {
         self.url_scheme.append_option(e.url_scheme.as_deref());
         self.url_hostname.append_option(e.url_hostname.as_deref());
         self.url_path.append_option(e.url_path.as_deref());
-        self.query_string.append_option(e.query_string.as_deref());
+        self.query_string.append_option(e.query_string());
         self.url_string.append_option(e.url_string.as_deref());
         let (list, columns) = &mut self.request_headers;
         columns.push(list, &e.request_headers)?;
@@ -353,19 +362,21 @@ impl Batch {
             e.enrichments.as_ref().map_or(0, Vec::len),
             e.enrichments.is_some(),
         )?;
+        let mut observables = 0;
         for Observable {
             name,
             type_id,
             type_name,
             value,
-        } in &e.observables
+        } in e.observables()
         {
             self.observable_name.append_value(name);
-            self.observable_type_id.append_value(*type_id);
+            self.observable_type_id.append_value(type_id);
             self.observable_type.append_value(type_name);
             self.observable_value.append_value(value);
+            observables += 1;
         }
-        self.observables.end_row(e.observables.len(), true)?;
+        self.observables.end_row(observables, true)?;
         self.unmapped.append_option(e.unmapped.as_deref());
         Ok(())
     }
@@ -388,7 +399,10 @@ impl Batch {
         ));
         let activity_names = std::mem::take(&mut self.activity_names);
         let type_name: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values(
-            activity_names.iter().map(|a| format!("{CLASS_NAME}: {a}")),
+            self.activity_id
+                .values_slice()
+                .iter()
+                .map(|a| type_name(*a)),
         ));
         let activity_name: ArrayRef =
             Arc::new(arrow_array::StringArray::from_iter_values(activity_names));
@@ -622,7 +636,7 @@ impl<W: Write + Send> OcsfWriter<W> {
         self.push(&Event::from_record(raw)?)
     }
 
-    pub fn push(&mut self, event: &Event) -> Result<(), OcsfError> {
+    pub fn push(&mut self, event: &Event<'_>) -> Result<(), OcsfError> {
         self.batch.push(event)?;
         self.records += 1;
         if self.batch.rows >= BATCH_ROWS {

@@ -1,7 +1,7 @@
 //! Agent alerts: declared settings, the remote view, and the per-alert diff.
 
 use crate::change::{AlertChange, Change, FieldDiff, Op, Shown};
-use crate::model::{Address, AlertDeletionPolicy, Metric, ThresholdOperator};
+use crate::model::{Address, AlertDeletionPolicy, Metric, ThresholdOperator, claim_digest};
 use crate::validate::{Problems, check_site_name};
 
 /// Intervals (minutes) the API accepts for agent alerts.
@@ -121,6 +121,12 @@ impl ObservedAlert {
             skip_notifications: self.skip_notifications,
         }
     }
+}
+
+/// What two declarations of one site alert share, through any connection to the same API and
+/// corp: the site and the metric's tag (see [`claim_digest`]).
+pub fn claim_key(api_url: &str, corp: &str, site: &str, metric: Metric) -> String {
+    claim_digest(api_url, corp, &["alert", site, metric.tag_name()])
 }
 
 /// The remote alert a declaration refers to: the recorded id if it still exists on this tag,

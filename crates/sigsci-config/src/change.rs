@@ -136,6 +136,14 @@ impl Shown {
         // Serializing plain strings, numbers and lists cannot fail; fall back to a marker if it ever does.
         Shown::Value(serde_json::to_string(&value).unwrap_or_else(|_| "(unprintable)".to_string()))
     }
+
+    /// The text a drift report (status, Events) shows: a secret only says that it differs.
+    pub fn in_drift_report(&self) -> String {
+        match self {
+            Shown::Sensitive => "(sensitive: differs)".to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Shown {

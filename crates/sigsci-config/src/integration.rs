@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::change::{Change, FieldDiff, IntegrationChange, Op, Shown};
-use crate::model::{Address, IntegrationDeletionPolicy, IntegrationType, Location, UrlKind};
+use crate::model::{
+    Address, IntegrationDeletionPolicy, IntegrationType, Location, UrlKind, claim_digest,
+    normalize_url,
+};
 use crate::sensitive::Sensitive;
 use crate::validate::{Problems, check_site_name, is_email_address, is_https_url};
 
@@ -90,6 +93,19 @@ impl DesiredIntegration {
         }
     }
 
+    /// What two declarations of one remote integration share, through any connection to the
+    /// same API and corp: where it is, its type and its URL as compared (see [`claim_digest`];
+    /// the digest never shows the URL).
+    pub fn claim_key(&self, api_url: &str, corp: &str) -> String {
+        let location = self.location.to_string();
+        let url = comparable_url(self.kind, &self.url);
+        claim_digest(
+            api_url,
+            corp,
+            &["integration", &location, self.kind.as_str(), &url],
+        )
+    }
+
     /// What the API would reject, named field by field.
     pub fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::default();
@@ -158,8 +174,8 @@ impl DesiredIntegration {
 }
 
 /// The remote integration a declaration refers to, among those not already `claimed`: the
-/// recorded id if it still exists with the same type, else one of the same type and URL
-/// (an existing identical integration is adopted instead of duplicated).
+/// recorded id if it still exists with the same type, else one of the same type and URL, compared
+/// normalised (an existing identical integration is adopted instead of duplicated).
 pub fn find_integration<'a>(
     desired: &DesiredIntegration,
     observed: &'a [ObservedIntegration],
@@ -175,7 +191,7 @@ pub fn find_integration<'a>(
         .remote_id
         .as_deref()
         .and_then(|id| free().find(|candidate| candidate.id == id))
-        .or_else(|| free().find(|candidate| candidate.url == desired.url))
+        .or_else(|| free().find(|candidate| same_url(desired.kind, &candidate.url, &desired.url)))
 }
 
 /// The change that makes `current` (or its absence) match the declaration, if any.
@@ -248,7 +264,7 @@ fn integration_diffs(
     desired: &IntegrationSettings,
 ) -> Vec<FieldDiff> {
     let mut diffs = Vec::new();
-    if current.url != desired.url {
+    if !same_url(desired.kind, &current.url, &desired.url) {
         diffs.push(FieldDiff {
             field: "url",
             before: show_url(desired.kind, &current.url),
@@ -281,6 +297,25 @@ fn integration_diffs(
         });
     }
     diffs
+}
+
+/// A URL as compared: webhooks normalised ([`normalize_url`]), e-mail addresses with the
+/// domain in lower case.
+fn comparable_url(kind: IntegrationType, url: &Sensitive) -> String {
+    let url = url.expose().trim();
+    match kind.url_kind() {
+        UrlKind::Webhook => normalize_url(url),
+        UrlKind::EmailAddress => match url.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+            None => url.to_string(),
+        },
+        UrlKind::None => url.to_string(),
+    }
+}
+
+/// Whether two URLs name the same target, cosmetic differences aside.
+fn same_url(kind: IntegrationType, a: &Sensitive, b: &Sensitive) -> bool {
+    comparable_url(kind, a) == comparable_url(kind, b)
 }
 
 /// Webhook URLs are credentials; e-mail addresses are shown.
@@ -352,6 +387,43 @@ mod tests {
             &["flag", "agentAlert"],
         );
         assert_eq!(plan_integration(&slack(), &[existing]), None);
+    }
+
+    #[test]
+    fn cosmetic_url_and_event_differences_are_no_change() {
+        let existing = remote(
+            "i1",
+            "slack",
+            "https://HOOKS.slack.test/T/B/secret/",
+            &["agentAlert", "flag", "flag"],
+        );
+        assert_eq!(plan_integration(&slack(), &[existing]), None);
+        let mut mail = slack();
+        mail.kind = IntegrationType::MailingList;
+        mail.url = Sensitive::new("ops@Example.COM");
+        let listed = remote(
+            "m1",
+            "mailingList",
+            "ops@example.com",
+            &["agentAlert", "flag"],
+        );
+        assert_eq!(plan_integration(&mail, &[listed]), None);
+        assert_eq!(
+            slack().claim_key("https://api.test/", "corp"),
+            DesiredIntegration {
+                url: Sensitive::new("https://hooks.SLACK.test/T/B/secret"),
+                ..slack()
+            }
+            .claim_key("https://API.test", "corp")
+        );
+        let other = DesiredIntegration {
+            url: Sensitive::new("https://hooks.slack.test/T/B/other"),
+            ..slack()
+        };
+        assert_ne!(
+            slack().claim_key("https://api.test", "corp"),
+            other.claim_key("https://api.test", "corp")
+        );
     }
 
     #[test]

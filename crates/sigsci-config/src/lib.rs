@@ -4,10 +4,13 @@
 
 pub mod alert;
 pub mod change;
+pub mod claims;
 pub mod integration;
 pub mod list;
+pub mod managed;
 pub mod model;
 pub mod plan;
+pub mod prune;
 pub mod render;
 pub mod sensitive;
 pub mod validate;
@@ -16,6 +19,7 @@ pub use alert::{DesiredAlert, ObservedAlert, plan_alert, plan_alert_removal};
 pub use change::{
     AlertChange, Change, FieldDiff, IntegrationChange, ListChange, Op, Shown, Summary, Verb,
 };
+pub use claims::{Claimant, check_claims};
 pub use integration::{
     DesiredIntegration, ObservedIntegration, plan_integration, plan_integration_removal,
 };
@@ -23,11 +27,13 @@ pub use list::{
     DesiredEntry, DesiredList, ListReport, ListType, ListWrite, ObservedList, find_list, plan_list,
     plan_list_removal,
 };
+pub use managed::{AppliedState, Managed, ManagedObject};
 pub use model::{
     Address, AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
     Location, ManagementPolicy, Metric, ThresholdOperator,
 };
-pub use plan::{DesiredState, ObservedState, PlanOptions, plan};
+pub use plan::{DesiredState, ObservedState, PlanOptions, Reads, bindings, plan};
+pub use prune::{Outcome, Removal, plan_removals, render_plan_with_removals};
 pub use render::render_plan;
 pub use sensitive::Sensitive;
 pub use validate::{Problem, Problems};

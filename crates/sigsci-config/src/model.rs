@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// What an agent alert watches. Each metric is one pre-seeded alert per site, found by tag name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -247,6 +248,46 @@ pub enum ManagementPolicy {
     ObserveOnly,
 }
 
+/// A URL as compared: scheme and host in lower case, no trailing slash on the path (people and
+/// the API write both forms of one address). User info, path case and query are kept.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let tail = if tail.contains(['?', '#']) {
+        tail
+    } else {
+        tail.trim_end_matches('/')
+    };
+    format!(
+        "{}://{user}{}{tail}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    )
+}
+
+/// The digest naming one remote object, whichever declaration or connection refers to it: the
+/// API (normalised URL), the corp, and the object's identity within the corp. Two declarations
+/// with equal digests would write the same object.
+pub fn claim_digest(api_url: &str, corp: &str, identity: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in [normalize_url(api_url).as_str(), corp]
+        .into_iter()
+        .chain(identity.iter().copied())
+    {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// Which declared object a change comes from: `Kind namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
@@ -275,5 +316,42 @@ impl fmt::Display for Address {
             Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
             None => write!(f, "{} {}", self.kind, self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_compare_without_cosmetic_differences() {
+        let same = [
+            (
+                "https://Hooks.Slack.test/T/B/x/",
+                "https://hooks.slack.test/T/B/x",
+            ),
+            ("HTTPS://hooks.slack.test", "https://hooks.slack.test/"),
+            (" https://a.test/p?q=1 ", "https://a.test/p?q=1"),
+        ];
+        for (a, b) in same {
+            assert_eq!(normalize_url(a), normalize_url(b), "{a} vs {b}");
+        }
+        assert_ne!(
+            normalize_url("https://a.test/T/B/X"),
+            normalize_url("https://a.test/T/B/x"),
+            "paths keep their case"
+        );
+        assert_eq!(
+            normalize_url("https://User:Pw@A.test/x"),
+            "https://User:Pw@a.test/x"
+        );
+        assert_eq!(
+            claim_digest("https://API.test/", "corp", &["alert", "site-1"]),
+            claim_digest("https://api.test", "corp", &["alert", "site-1"])
+        );
+        assert_ne!(
+            claim_digest("https://api.test", "corp", &["alert", "site-1"]),
+            claim_digest("https://api.test", "corp2", &["alert", "site-1"])
+        );
     }
 }

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::{DesiredAlert, ObservedAlert, plan_alert};
-use crate::change::{Change, IntegrationChange, Op};
+use crate::alert::{DesiredAlert, ObservedAlert, find_alert, plan_alert};
+use crate::change::Change;
 use crate::integration::{
     DesiredIntegration, ObservedIntegration, find_integration, plan_integration_against,
 };
 use crate::list::{DesiredList, ObservedList, find_list, plan_list};
-use crate::model::Location;
+use crate::model::{Address, Location};
 use crate::validate::Problems;
 
 /// Everything declared for one API connection.
@@ -34,27 +34,19 @@ pub struct ObservedState {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Delete remote integrations that no declaration matches, in every location that has at
-    /// least one declared integration. Off by default: without it nothing is ever deleted.
-    pub prune: bool,
     /// The time list entries' expiry is judged against.
     pub now: DateTime<Utc>,
 }
 
-impl DesiredState {
-    /// Sites whose alerts or integrations are declared.
-    pub fn sites(&self) -> BTreeSet<String> {
-        let alert_sites = self.alerts.iter().map(|alert| alert.site.clone());
-        let integration_sites =
-            self.integrations
-                .iter()
-                .filter_map(|integration| match &integration.location {
-                    Location::Site(site) => Some(site.clone()),
-                    Location::Corp => None,
-                });
-        alert_sites.chain(integration_sites).collect()
-    }
+/// The locations whose remote objects a plan reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub alert_sites: BTreeSet<String>,
+    pub integration_locations: BTreeSet<Location>,
+    pub list_locations: BTreeSet<Location>,
+}
 
+impl DesiredState {
     /// Locations that have at least one declared integration.
     pub fn integration_locations(&self) -> BTreeSet<Location> {
         self.integrations
@@ -71,10 +63,19 @@ impl DesiredState {
             .collect()
     }
 
-    /// Every declaration's own problems, plus two declarations fighting over one alert or list.
+    /// What planning these declarations reads remotely.
+    pub fn reads(&self) -> Reads {
+        Reads {
+            alert_sites: self.alerts.iter().map(|alert| alert.site.clone()).collect(),
+            integration_locations: self.integration_locations(),
+            list_locations: self.list_locations(),
+        }
+    }
+
+    /// Every declaration's own problems. Two declarations claiming one remote object are
+    /// [`crate::claims::check_claims`]'s to find, across connections.
     pub fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::default();
-        let mut owners = BTreeMap::new();
         for alert in &self.alerts {
             if let Err(found) = alert.validate() {
                 for problem in found.0 {
@@ -83,16 +84,6 @@ impl DesiredState {
                         problem.message,
                     );
                 }
-            }
-            if let Some(first) = owners.insert((alert.site.clone(), alert.metric), &alert.address) {
-                problems.push(
-                    alert.address.to_string(),
-                    format!(
-                        "declares the same {} alert of site {} as {first}",
-                        alert.metric.as_str(),
-                        alert.site
-                    ),
-                );
             }
         }
         for integration in &self.integrations {
@@ -105,7 +96,6 @@ impl DesiredState {
                 }
             }
         }
-        let mut list_owners = BTreeMap::new();
         for list in &self.lists {
             if let Err(found) = list.validate() {
                 for problem in found.0 {
@@ -115,24 +105,77 @@ impl DesiredState {
                     );
                 }
             }
-            let key = (list.location.clone(), list.name.to_lowercase());
-            if let Some(first) = list_owners.insert(key, &list.address) {
-                problems.push(
-                    list.address.to_string(),
-                    format!(
-                        "declares the same list {:?} of the {} as {first}",
-                        list.name, list.location
-                    ),
-                );
-            }
         }
         problems.into_result()
     }
 }
 
+/// The remote integration each declaration refers to, in declaration order: two declarations
+/// never adopt the same one.
+fn integration_matches<'a>(
+    desired: &DesiredState,
+    observed: &'a ObservedState,
+) -> Vec<Option<&'a ObservedIntegration>> {
+    let mut claimed: BTreeMap<&Location, BTreeSet<String>> = BTreeMap::new();
+    desired
+        .integrations
+        .iter()
+        .map(|integration| {
+            let listed = observed
+                .integrations
+                .get(&integration.location)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let taken = claimed.entry(&integration.location).or_default();
+            let current = find_integration(integration, listed, taken);
+            if let Some(current) = current {
+                taken.insert(current.id.clone());
+            }
+            current
+        })
+        .collect()
+}
+
+/// The remote id each declaration refers to before any change: what an apply records for the
+/// declarations it leaves unchanged or updates (a create's id comes from the API).
+pub fn bindings(desired: &DesiredState, observed: &ObservedState) -> BTreeMap<Address, String> {
+    let mut bound = BTreeMap::new();
+    for alert in &desired.alerts {
+        let listed = observed
+            .alerts
+            .get(&alert.site)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(current) = find_alert(alert, listed) {
+            bound.insert(alert.address.clone(), current.id.clone());
+        }
+    }
+    for (integration, current) in desired
+        .integrations
+        .iter()
+        .zip(integration_matches(desired, observed))
+    {
+        if let Some(current) = current {
+            bound.insert(integration.address.clone(), current.id.clone());
+        }
+    }
+    for list in &desired.lists {
+        let listed = observed
+            .lists
+            .get(&list.location)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(current) = find_list(list, listed) {
+            bound.insert(list.address.clone(), current.id.clone());
+        }
+    }
+    bound
+}
+
 /// The changes that make the remote state match the declarations, alerts first, in
-/// declaration order; pruned deletions last. A declared list whose remote namesake has another
-/// type is an error: no change could fix it.
+/// declaration order. Nothing is deleted here: removing what is no longer declared is
+/// [`crate::prune`]'s, from the record of what earlier applies managed. A declared list whose
+/// remote namesake has another type is an error: no change could fix it.
 pub fn plan(
     desired: &DesiredState,
     observed: &ObservedState,
@@ -150,42 +193,12 @@ pub fn plan(
         })
         .collect();
 
-    let no_integrations = Vec::new();
-    let mut claimed: BTreeMap<&Location, BTreeSet<String>> = BTreeMap::new();
-    for integration in &desired.integrations {
-        let listed = observed
-            .integrations
-            .get(&integration.location)
-            .unwrap_or(&no_integrations);
-        let taken = claimed.entry(&integration.location).or_default();
-        let current = find_integration(integration, listed, taken);
-        if let Some(current) = current {
-            taken.insert(current.id.clone());
-        }
+    for (integration, current) in desired
+        .integrations
+        .iter()
+        .zip(integration_matches(desired, observed))
+    {
         changes.extend(plan_integration_against(integration, current));
-    }
-
-    if options.prune {
-        for location in desired.integration_locations() {
-            let taken = claimed.get(&location);
-            let listed = observed
-                .integrations
-                .get(&location)
-                .unwrap_or(&no_integrations);
-            for orphan in listed
-                .iter()
-                .filter(|i| taken.is_none_or(|taken| !taken.contains(&i.id)))
-            {
-                changes.push(Change::Integration(IntegrationChange {
-                    address: None,
-                    location: location.clone(),
-                    kind: orphan.kind.clone(),
-                    op: Op::Delete {
-                        id: orphan.id.clone(),
-                    },
-                }));
-            }
-        }
     }
 
     let no_lists = Vec::new();
@@ -210,7 +223,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::{Summary, Verb};
+    use crate::change::{Op, Summary, Verb};
     use crate::model::{Address, IntegrationType, Metric, ThresholdOperator};
     use crate::sensitive::Sensitive;
 
@@ -267,7 +280,6 @@ mod tests {
         name: &'static str,
         desired: DesiredState,
         observed: ObservedState,
-        prune: bool,
         expected: Vec<(Verb, &'static str)>,
     }
 
@@ -311,7 +323,6 @@ mod tests {
                     integrations: BTreeMap::from([(site("s1"), vec![listed("i1", "https://h/1")])]),
                     ..ObservedState::default()
                 },
-                prune: true,
                 expected: vec![],
             },
             Case {
@@ -322,7 +333,6 @@ mod tests {
                     ..DesiredState::default()
                 },
                 observed: ObservedState::default(),
-                prune: false,
                 expected: vec![(Verb::Create, "s2:agent_scoreboards"), (Verb::Create, "h")],
             },
             Case {
@@ -339,11 +349,10 @@ mod tests {
                     integrations: BTreeMap::from([(site("s1"), vec![listed("i1", "https://h/1")])]),
                     ..ObservedState::default()
                 },
-                prune: false,
                 expected: vec![(Verb::Create, "second")],
             },
             Case {
-                name: "prune deletes undeclared integrations only where integrations are declared",
+                name: "undeclared remote integrations are never deleted by the plan",
                 desired: DesiredState {
                     alerts: vec![alert("a", "s1", Metric::AverageRps, 20)],
                     integrations: vec![hook("h", site("s1"), "https://h/1")],
@@ -363,14 +372,10 @@ mod tests {
                     ]),
                     ..ObservedState::default()
                 },
-                prune: true,
-                expected: vec![
-                    (Verb::Update, "s1:requests_total"),
-                    (Verb::Delete, "site s1:i2"),
-                ],
+                expected: vec![(Verb::Update, "s1:requests_total")],
             },
             Case {
-                name: "without prune nothing is deleted",
+                name: "a hand-made corp integration stays",
                 desired: DesiredState {
                     alerts: vec![],
                     integrations: vec![hook("h", Location::Corp, "https://h/1")],
@@ -383,7 +388,6 @@ mod tests {
                     )]),
                     ..ObservedState::default()
                 },
-                prune: false,
                 expected: vec![(Verb::Create, "h")],
             },
         ];
@@ -392,7 +396,6 @@ mod tests {
                 &case.desired,
                 &case.observed,
                 PlanOptions {
-                    prune: case.prune,
                     now: DateTime::UNIX_EPOCH,
                 },
             )
@@ -413,26 +416,61 @@ mod tests {
     }
 
     #[test]
-    fn validate_reports_duplicates_and_field_problems_with_addresses() {
+    fn validate_reports_field_problems_with_addresses() {
         let mut bad = alert("b", "s1", Metric::AverageRps, 10);
         bad.interval = 3;
         let desired = DesiredState {
-            alerts: vec![alert("a", "s1", Metric::AverageRps, 10), bad],
+            alerts: vec![alert("a", "s2", Metric::AverageRps, 10), bad],
+            integrations: vec![hook("h", Location::Site("s3".into()), "https://h/1")],
             ..DesiredState::default()
         };
-        let text = desired.validate().expect_err("two problems").to_string();
-        assert!(
-            text.contains("AgentAlert ops/b spec.interval: must be one of 5, 10 or 60"),
-            "{text}"
+        let text = desired.validate().expect_err("one problem").to_string();
+        assert_eq!(
+            text,
+            "AgentAlert ops/b spec.interval: must be one of 5, 10 or 60 (minutes), got 3"
         );
-        assert!(
-            text.contains("AgentAlert ops/b: declares the same averageRPS alert of site s1 as AgentAlert ops/a"),
-            "{text}"
+        let reads = desired.reads();
+        assert_eq!(
+            reads.alert_sites,
+            BTreeSet::from(["s1".to_string(), "s2".to_string()])
         );
         assert_eq!(
-            desired.sites(),
-            BTreeSet::from(["s1".to_string()]),
-            "sites are collected from every declaration"
+            reads.integration_locations,
+            BTreeSet::from([Location::Site("s3".into())])
+        );
+        assert!(reads.list_locations.is_empty());
+    }
+
+    #[test]
+    fn bindings_name_the_remote_object_of_each_declaration() {
+        let site = |s: &str| Location::Site(s.into());
+        let desired = DesiredState {
+            alerts: vec![
+                alert("a", "s1", Metric::AverageRps, 10),
+                alert("new", "s2", Metric::AverageRps, 10),
+            ],
+            integrations: vec![
+                hook("first", site("s1"), "https://h/1"),
+                hook("second", site("s1"), "https://h/1"),
+            ],
+            ..DesiredState::default()
+        };
+        let observed = ObservedState {
+            alerts: BTreeMap::from([("s1".into(), vec![seeded("x", "requests_total", 10)])]),
+            integrations: BTreeMap::from([(site("s1"), vec![listed("i1", "https://h/1")])]),
+            ..ObservedState::default()
+        };
+        let bound: Vec<(String, String)> = bindings(&desired, &observed)
+            .into_iter()
+            .map(|(address, id)| (address.name, id))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("a".to_string(), "x".to_string()),
+                ("first".into(), "i1".into())
+            ],
+            "the second declaration of one URL is created, never bound to the first's"
         );
     }
 }

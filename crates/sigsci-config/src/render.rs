@@ -19,7 +19,7 @@ pub fn render_plan(changes: &[Change]) -> String {
     out
 }
 
-fn render_change(out: &mut String, change: &Change) {
+pub(crate) fn render_change(out: &mut String, change: &Change) {
     let (origin, object, fields) = match change {
         Change::Alert(alert) => (
             Some(alert.address.to_string()),

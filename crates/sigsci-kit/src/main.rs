@@ -11,6 +11,11 @@ mod times;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use feed_export::allocator::StreamingAllocator;
+
+/// The feed export streams hours of records: the allocator that keeps its memory flat.
+#[global_allocator]
+static GLOBAL: StreamingAllocator = StreamingAllocator;
 
 #[derive(Parser)]
 #[command(

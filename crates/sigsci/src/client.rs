@@ -403,11 +403,11 @@ impl Client {
             let response = request.send().await?;
             let status = response.status();
             let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
-            let body = response.bytes().await?;
+            let body = read_body(response).await?;
             Ok::<_, reqwest::Error>(Reply {
                 status,
                 retry_after,
-                body: body.into(),
+                body,
             })
         }
         .await;
@@ -439,6 +439,22 @@ impl Client {
             }
         }
     }
+}
+/// A declared length larger than this is not trusted for the up-front allocation (a feed page of
+/// 1000 records is well under 2 MiB).
+const MAX_PRESIZED_BODY: u64 = 16 * 1024 * 1024;
+
+/// The whole body in one buffer allocated at its declared length: collecting the chunks first
+/// and joining them held a page twice (feed pages are the exporter's largest allocations).
+async fn read_body(mut response: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    let Some(length) = response.content_length() else {
+        return Ok(response.bytes().await?.into());
+    };
+    let mut body = Vec::with_capacity(length.min(MAX_PRESIZED_BODY) as usize);
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn header_value(text: &str, sensitive: bool) -> Result<HeaderValue> {

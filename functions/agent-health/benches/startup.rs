@@ -5,8 +5,9 @@
 //!
 //! `--init-only NAME=PATH` (repeatable; `tests/bench.sh` passes the feed-export and ack-url
 //! binaries) also starts those, with a configuration that needs no AWS service, and measures their
-//! init time and the RSS at that point; the first invocation is held back. Every figure is also
-//! printed as a tab-separated `figure` line.
+//! init time and the RSS at that point; the first invocation is held back. `--invoke-feed PATH`
+//! runs one invocation of the feed-export binary over a busy hour (2M records) into moto's S3 and
+//! reports its peak RSS. Every figure is also printed as a tab-separated `figure` line.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +23,10 @@ use sigsci_sim::{RunningSim, SimConfig};
 use tokio::sync::Notify;
 
 const SITES: usize = 1000;
+/// What EventBridge Scheduler sends (its fields are ignored).
+const SCHEDULED_EVENT: &str = r#"{"source": "aws.scheduler"}"#;
+/// A busy hour for the feed-export invocation: 2M records.
+const BUSY_HOUR_RPS: f64 = 2_000_000.0 / 3600.0;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -43,7 +48,74 @@ async fn main() -> BenchResult<()> {
             eprintln!("lambda {name}: {error}");
         }
     }
+    if let Some(pair) = args.windows(2).find(|pair| pair[0] == "--invoke-feed") {
+        feed_invocation(&pair[1]).await?;
+    }
     sim.shutdown().await;
+    Ok(())
+}
+
+/// One invocation of the feed-export binary exporting a busy hour of one site to S3 (moto):
+/// its peak RSS. `tests/bench.sh` starts moto and creates the bucket and the credentials secret
+/// named below, and passes moto's URL in `SIGSCI_KIT_BENCH_MOTO_URL`.
+async fn feed_invocation(binary: &str) -> BenchResult<()> {
+    let moto = std::env::var("SIGSCI_KIT_BENCH_MOTO_URL")
+        .map_err(|_| "--invoke-feed needs SIGSCI_KIT_BENCH_MOTO_URL (moto, see tests/bench.sh)")?;
+    let config = SimConfig {
+        sites: 1,
+        rps: BUSY_HOUR_RPS,
+        ..SimConfig::default()
+    };
+    let sim = sigsci_sim::start(config.clone(), ([127, 0, 0, 1], 0).into()).await?;
+    // The last hour the API holds in full (the feed lags by five minutes).
+    let hour = (sim.state.now() - 300) / 3600 * 3600 - 3600;
+    let event = serde_json::json!({"from": hour, "until": hour + 3600}).to_string();
+    let log = Arc::new(Mutex::new(RuntimeLog::default()));
+    let answered = Arc::new(Notify::new());
+    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered), None, event);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address: SocketAddr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "feed-export")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ENDPOINT_URL", &moto)
+        .env("SIGSCI_CORP", &config.corp)
+        .env("SIGSCI_API_URL", &sim.base_url)
+        .env("SIGSCI_KIT_CREDENTIALS_SECRET", "bench/feed-credentials")
+        .env("SIGSCI_KIT_FEED_LOCATION", "s3://bench-feed/feed")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let waited = tokio::time::timeout(Duration::from_secs(600), answered.notified()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss_kib = peak_rss_kib(&child);
+    stop(&mut child);
+    sim.shutdown().await;
+    waited.map_err(|_| "feed-export did not answer the invocation within 600 s")?;
+    let log = log.lock().map_err(|_| "runtime log poisoned")?;
+    if let Some(error) = &log.error {
+        return Err(format!("the feed-export invocation failed: {error}").into());
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(log.response.as_deref().unwrap_or("null"))?;
+    if report["hours_exported"] != 1 {
+        return Err(format!("the feed-export invocation exported no hour: {report}").into());
+    }
+    let rss_mib = peak_rss_kib.map_or(f64::NAN, |kib| kib as f64 / 1024.0);
+    println!(
+        "lambda feed-export: one busy hour (2M records) to S3 in {seconds:.1} s, peak RSS {rss_mib:.1} MiB"
+    );
+    println!(
+        "figure\tLambda feed-export: peak RSS, one invocation, 2M-record hour (MiB)\t{rss_mib:.1}\t<=\t48"
+    );
     Ok(())
 }
 
@@ -61,6 +133,7 @@ async fn init_only(
         Arc::clone(&log),
         Arc::new(Notify::new()),
         Some(Arc::clone(&polled)),
+        SCHEDULED_EVENT.into(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
@@ -124,7 +197,12 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
     let stripped = stripped_size(binary);
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered), None);
+    let api = runtime_api(
+        Arc::clone(&log),
+        Arc::clone(&answered),
+        None,
+        SCHEDULED_EVENT.into(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address: SocketAddr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, api).await });
@@ -200,6 +278,7 @@ fn runtime_api(
     log: Arc<Mutex<RuntimeLog>>,
     answered: Arc<Notify>,
     hold: Option<Arc<Notify>>,
+    event: String,
 ) -> Router {
     let next_log = Arc::clone(&log);
     let response_log = Arc::clone(&log);
@@ -211,6 +290,7 @@ fn runtime_api(
             get(move || {
                 let log = Arc::clone(&next_log);
                 let hold = hold.clone();
+                let event = event.clone();
                 async move {
                     let first = {
                         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
@@ -244,7 +324,7 @@ fn runtime_api(
                             .parse()
                             .unwrap_or_else(|_| unreachable!()),
                     );
-                    (headers, r#"{"source": "aws.scheduler"}"#).into_response()
+                    (headers, event).into_response()
                 }
             }),
         )

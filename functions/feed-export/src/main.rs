@@ -3,10 +3,13 @@
 
 mod lambda;
 
+use feed_export::allocator::StreamingAllocator;
 use feed_export::environment::{Deps, Env};
 
+#[global_allocator]
+static GLOBAL: StreamingAllocator = StreamingAllocator;
+
 fn main() -> Result<(), lambda_runtime::Error> {
-    feed_export::allocator::tune_for_streaming();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

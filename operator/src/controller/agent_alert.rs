@@ -1,16 +1,20 @@
 //! `AgentAlert` reconciler: find the site's alert by tag name, patch it to the spec (create it
-//! only if absent); on deletion apply the deletion policy.
+//! only if absent); on deletion apply the deletion policy. `ObserveOnly` never writes and
+//! reports how the alert differs; of two objects declaring one alert, the older holds it.
 
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
-use sigsci_config::alert::find_alert;
-use sigsci_config::{AlertDeletionPolicy, Change, plan_alert, plan_alert_removal};
+use sigsci_config::alert::{claim_key, find_alert};
+use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, plan_alert, plan_alert_removal};
 
-use super::{Context, record_sync, recorded_remote_id, report_cleanup, succeeded};
-use crate::connect::connect;
+use super::{
+    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_managed,
+    recorded_remote_id, report_cleanup, succeeded,
+};
+use crate::connect::{client_for, connect, connection_target};
 use crate::crd::AgentAlert;
 use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
 use crate::status::Outcome;
@@ -36,13 +40,6 @@ pub async fn reconcile(alert: Arc<AgentAlert>, ctx: Arc<Context>) -> Result<Acti
     Ok(action)
 }
 
-/// What a successful sync did.
-struct Synced {
-    change: Option<Change>,
-    remote_id: Option<String>,
-    adopted: bool,
-}
-
 async fn apply(
     api: &Api<AgentAlert>,
     alert: &AgentAlert,
@@ -50,66 +47,57 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Action> {
     let result = sync(alert, namespace, ctx).await;
-    let outcome = match &result {
-        Ok(synced) => Outcome::synced(
-            &subject(alert),
-            synced.change.as_ref(),
-            synced.adopted,
-            synced.remote_id.clone(),
+    let subject = subject(alert);
+    let (outcome, annotations, drift) = match &result {
+        Ok(synced) => (
+            managed_outcome(&subject, alert.spec.management_policy, synced),
+            match &synced.remote_id {
+                Some(id) => vec![(REMOTE_ID_ANNOTATION, Some(id.clone()))],
+                None => vec![],
+            },
+            Some(&synced.drift),
         ),
-        Err(error) => Outcome::failed(error),
+        Err(error) => (Outcome::failed(error), vec![], None),
     };
-    let annotation = result
-        .as_ref()
-        .ok()
-        .and_then(|synced| synced.remote_id.clone());
-    let annotations = match annotation {
-        Some(id) => vec![(REMOTE_ID_ANNOTATION, Some(id))],
-        None => vec![],
-    };
-    record_sync(
+    record_managed(
         ctx,
         api,
         alert,
         alert.status.as_ref(),
         &outcome,
         &annotations,
-        std::convert::identity,
+        drift,
+        (KIND, &subject),
     )
     .await?;
     result.map(|_| Action::requeue(ctx.settings.resync))
 }
 
 async fn sync(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Synced> {
-    let recorded = recorded_remote_id(alert, alert.status.as_ref());
+    let status = alert.status.as_ref().map(|s| &s.sync);
+    let recorded = recorded_remote_id(alert, status);
     let desired = alert.desired(namespace, &alert.name_any(), recorded.clone());
     desired.validate().map_err(Error::InvalidSpec)?;
-    let client = connect(
-        &ctx.client,
-        namespace,
-        &alert.spec.connection_ref,
-        &ctx.settings.api,
-    )
-    .await?;
-    let observed = remote::observe_alerts(&client, &desired.site).await?;
-    match plan_alert(&desired, &observed) {
-        Some(change) => {
-            let applied = remote::execute(&client, &change).await?;
-            Ok(Synced {
-                change: Some(change),
-                remote_id: applied.remote_id,
-                adopted: false,
-            })
-        }
-        None => {
-            let remote_id = find_alert(&desired, &observed).map(|found| found.id.clone());
-            Ok(Synced {
-                adopted: recorded.is_none() || recorded != remote_id,
-                change: None,
-                remote_id,
-            })
-        }
+    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
+    let key = claim_key(&target.api_url, &target.corp, &desired.site, desired.metric);
+    if let Some(holder) = claim(ctx, alert, &key).await? {
+        return Err(Error::Conflict {
+            subject: subject(alert),
+            holder,
+        });
     }
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let observed = remote::observe_alerts(&client, &desired.site).await?;
+    let found = find_alert(&desired, &observed).map(|found| found.id.clone());
+    converge(
+        &client,
+        alert.spec.management_policy,
+        plan_alert(&desired, &observed),
+        found,
+        recorded,
+        applied_before(alert, status),
+    )
+    .await
 }
 
 /// How events and conditions name the remote object.
@@ -129,30 +117,45 @@ async fn cleanup(
 ) -> Result<Action> {
     let policy = alert.spec.deletion_policy;
     let subject = subject(alert);
-    let result = remove(alert, namespace, ctx, policy).await;
     let regarding = alert.object_ref(&());
+    ctx.metrics
+        .set_drifted(KIND, &super::object_key(alert), false);
+    let result = match (alert.spec.management_policy, policy) {
+        (ManagementPolicy::ObserveOnly, _) => Ok(Removal::Observed),
+        (_, AlertDeletionPolicy::Orphan) => Ok(Removal::Orphaned),
+        (ManagementPolicy::Full, _) => remove(alert, namespace, ctx, policy).await,
+    };
     match result {
-        Ok(done) => {
-            let (reason, note) = match (policy, done) {
-                (AlertDeletionPolicy::Orphan, _) => {
-                    ("Orphaned", format!("left {subject} as it is"))
+        Ok(removal) => {
+            let (reason, note) = match (removal, policy) {
+                (Removal::Observed, _) => (
+                    "Orphaned",
+                    format!("left {subject} as it is: ObserveOnly never writes"),
+                ),
+                (Removal::Orphaned, _) => ("Orphaned", format!("left {subject} as it is")),
+                (Removal::NotHeld, _) => (
+                    "NotHeld",
+                    format!("{subject} is not held by this object; left it"),
+                ),
+                (Removal::Unchanged, _) => ("AlreadyGone", format!("{subject} needed no change")),
+                (Removal::Written, AlertDeletionPolicy::Delete) => {
+                    ("Deleted", format!("deleted {subject}"))
                 }
-                (_, false) => ("AlreadyGone", format!("{subject} needed no change")),
-                (AlertDeletionPolicy::Disable, true) => ("Disabled", format!("disabled {subject}")),
-                (AlertDeletionPolicy::Delete, true) => ("Deleted", format!("deleted {subject}")),
+                (Removal::Written, _) => ("Disabled", format!("disabled {subject}")),
             };
             report_cleanup(ctx, &regarding, reason, note).await;
             Ok(Action::await_change())
         }
         Err(error) => {
-            record_sync(
+            record_managed(
                 ctx,
                 api,
                 alert,
                 alert.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
-                std::convert::identity,
+                None,
+                (KIND, &subject),
             )
             .await?;
             Err(error)
@@ -160,21 +163,28 @@ async fn cleanup(
     }
 }
 
-/// Apply the deletion policy; `Ok(true)` when the remote was written.
+/// What deleting the object did to the remote alert.
+enum Removal {
+    Observed,
+    Orphaned,
+    /// Never synced, or another object holds the alert.
+    NotHeld,
+    Unchanged,
+    Written,
+}
+
+/// Apply the deletion policy (`Disable` or `Delete`) to the alert this object holds.
 async fn remove(
     alert: &AgentAlert,
     namespace: &str,
     ctx: &Context,
     policy: AlertDeletionPolicy,
-) -> Result<bool> {
-    if policy == AlertDeletionPolicy::Orphan {
-        return Ok(false);
+) -> Result<Removal> {
+    let recorded = recorded_remote_id(alert, alert.status.as_ref().map(|s| &s.sync));
+    if !holds(ctx, alert, recorded.as_deref()).await? {
+        return Ok(Removal::NotHeld);
     }
-    let desired = alert.desired(
-        namespace,
-        &alert.name_any(),
-        recorded_remote_id(alert, alert.status.as_ref()),
-    );
+    let desired = alert.desired(namespace, &alert.name_any(), recorded);
     let client = connect(
         &ctx.client,
         namespace,
@@ -184,14 +194,14 @@ async fn remove(
     .await?;
     let observed = match remote::observe_alerts(&client, &desired.site).await {
         // The site itself is gone, and its alerts with it.
-        Err(sigsci::Error::NotFound { .. }) => return Ok(false),
+        Err(sigsci::Error::NotFound { .. }) => return Ok(Removal::Unchanged),
         other => other?,
     };
     match plan_alert_removal(&desired, &observed, policy) {
         Some(change) => {
             remote::execute(&client, &change).await?;
-            Ok(true)
+            Ok(Removal::Written)
         }
-        None => Ok(false),
+        None => Ok(Removal::Unchanged),
     }
 }

@@ -1,5 +1,7 @@
-//! `Integration` reconciler: create the site or corp integration, patch it to the spec, and
-//! delete it (only the recorded id) on removal unless orphaned.
+//! `Integration` reconciler: create the site or corp integration, patch it to the spec (a new
+//! URL is sent to the same integration, so the old address stops being notified), and delete it
+//! (only the recorded id) on removal unless orphaned. `ObserveOnly` never writes and reports how
+//! the integration differs; of two objects declaring one integration, the older holds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,13 +9,20 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
-use sigsci_config::integration::find_integration;
-use sigsci_config::{Change, IntegrationDeletionPolicy, Sensitive, plan_integration_removal};
+use sigsci_config::integration::{find_integration, plan_integration_against};
+use sigsci_config::{
+    IntegrationDeletionPolicy, ManagementPolicy, Sensitive, plan_integration_removal,
+};
 
-use super::{Context, record_sync, recorded_remote_id, report_cleanup, succeeded};
-use crate::connect::{connect, secret_value};
+use super::{
+    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_managed,
+    recorded_remote_id, report_cleanup, succeeded,
+};
+use crate::connect::{client_for, connect, connection_target, secret_value};
 use crate::crd::Integration;
-use crate::crd::common::{FIELDS_DIGEST_ANNOTATION, FINALIZER, REMOTE_ID_ANNOTATION};
+use crate::crd::common::{
+    CLAIM_ANNOTATION, FIELDS_DIGEST_ANNOTATION, FINALIZER, REMOTE_ID_ANNOTATION,
+};
 use crate::status::Outcome;
 use crate::{Error, Result, remote};
 
@@ -37,13 +46,6 @@ pub async fn reconcile(integration: Arc<Integration>, ctx: Arc<Context>) -> Resu
     Ok(action)
 }
 
-struct Synced {
-    change: Option<Change>,
-    remote_id: Option<String>,
-    fields_digest: String,
-    adopted: bool,
-}
-
 async fn apply(
     api: &Api<Integration>,
     integration: &Integration,
@@ -51,36 +53,38 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Action> {
     let result = sync(integration, namespace, ctx).await;
-    let (outcome, annotations) = match &result {
-        Ok(synced) => {
-            let digest = Some(synced.fields_digest.clone()).filter(|digest| !digest.is_empty());
+    let subject = subject(integration);
+    let policy = integration.spec.management_policy;
+    let (outcome, annotations, drift) = match &result {
+        Ok((synced, fields_digest)) => {
+            // Fields are recorded only when sent: ObserveOnly sends nothing.
+            let digest = Some(fields_digest.clone())
+                .filter(|digest| !digest.is_empty() && policy == ManagementPolicy::Full);
             let annotations = match &synced.remote_id {
-                Some(id) => vec![
+                Some(id) if policy == ManagementPolicy::Full => vec![
                     (REMOTE_ID_ANNOTATION, Some(id.clone())),
                     (FIELDS_DIGEST_ANNOTATION, digest),
                 ],
+                Some(id) => vec![(REMOTE_ID_ANNOTATION, Some(id.clone()))],
                 None => vec![],
             };
             (
-                Outcome::synced(
-                    &subject(integration),
-                    synced.change.as_ref(),
-                    synced.adopted,
-                    synced.remote_id.clone(),
-                ),
+                managed_outcome(&subject, policy, synced),
                 annotations,
+                Some(&synced.drift),
             )
         }
-        Err(error) => (Outcome::failed(error), vec![]),
+        Err(error) => (Outcome::failed(error), vec![], None),
     };
-    record_sync(
+    record_managed(
         ctx,
         api,
         integration,
         integration.status.as_ref(),
         &outcome,
         &annotations,
-        std::convert::identity,
+        drift,
+        (KIND, &subject),
     )
     .await?;
     result.map(|_| Action::requeue(ctx.settings.resync))
@@ -100,8 +104,14 @@ async fn resolve_secrets(
     Ok(values)
 }
 
-async fn sync(integration: &Integration, namespace: &str, ctx: &Context) -> Result<Synced> {
-    let recorded = recorded_remote_id(integration, integration.status.as_ref());
+/// The sync, and the digest of the fields the spec declares.
+async fn sync(
+    integration: &Integration,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(Synced, String)> {
+    let status = integration.status.as_ref().map(|s| &s.sync);
+    let recorded = recorded_remote_id(integration, status);
     let secrets = resolve_secrets(ctx, namespace, integration).await?;
     let desired = integration
         .desired(
@@ -116,48 +126,46 @@ async fn sync(integration: &Integration, namespace: &str, ctx: &Context) -> Resu
             problem: format!("key {}: {}", unresolved.key, unresolved.problem),
         })?;
     desired.validate().map_err(Error::InvalidSpec)?;
-    let client = connect(
-        &ctx.client,
-        namespace,
-        &integration.spec.connection_ref,
-        &ctx.settings.api,
-    )
-    .await?;
+    let target =
+        connection_target(&ctx.client, namespace, &integration.spec.connection_ref).await?;
+    let key = desired.claim_key(&target.api_url, &target.corp);
+    let annotations = integration.annotations();
     // Fields are write-only: what we last sent is known only for the recorded id. Anything else
     // (an adopted integration) counts as having none, so declared fields get sent once.
-    let recorded_digest = integration
-        .annotations()
+    let recorded_digest = annotations
         .get(FIELDS_DIGEST_ANNOTATION)
         .cloned()
         .unwrap_or_default();
+    let fields_digest = desired.settings().fields_digest();
+    // A new URL (the claim names it) or new fields come from the spec or a Secret: applying
+    // them is an update, not a correction of drift.
+    let settled = applied_before(integration, status)
+        && annotations.get(CLAIM_ANNOTATION) == Some(&key)
+        && recorded_digest == fields_digest;
+    if let Some(holder) = claim(ctx, integration, &key).await? {
+        return Err(Error::Conflict {
+            subject: subject(integration),
+            holder,
+        });
+    }
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let policy = integration.spec.management_policy;
     let observed = remote::observe_integrations(&client, &desired.location, |id| {
-        Some(if recorded.as_deref() == Some(id) {
-            recorded_digest.clone()
-        } else {
-            String::new()
-        })
+        match policy {
+            // Nothing was sent, so nothing is known about the fields: not compared.
+            ManagementPolicy::ObserveOnly => None,
+            ManagementPolicy::Full if recorded.as_deref() == Some(id) => {
+                Some(recorded_digest.clone())
+            }
+            ManagementPolicy::Full => Some(String::new()),
+        }
     })
     .await?;
-    let fields_digest = desired.settings().fields_digest();
     let current = find_integration(&desired, &observed, &Default::default());
-    let found_id = current.map(|found| found.id.clone());
-    match sigsci_config::integration::plan_integration_against(&desired, current) {
-        Some(change) => {
-            let applied = remote::execute(&client, &change).await?;
-            Ok(Synced {
-                change: Some(change),
-                remote_id: applied.remote_id,
-                fields_digest,
-                adopted: false,
-            })
-        }
-        None => Ok(Synced {
-            adopted: recorded.is_none() || recorded != found_id,
-            change: None,
-            remote_id: found_id,
-            fields_digest,
-        }),
-    }
+    let found = current.map(|found| found.id.clone());
+    let planned = plan_integration_against(&desired, current);
+    let synced = converge(&client, policy, planned, found, recorded, settled).await?;
+    Ok((synced, fields_digest))
 }
 
 /// How events and conditions name the remote object.
@@ -178,31 +186,55 @@ async fn cleanup(
     let policy = integration.spec.deletion_policy;
     let subject = subject(integration);
     let regarding = integration.object_ref(&());
-    match remove(integration, namespace, ctx, policy).await {
-        Ok(done) => {
-            let (reason, note) = match (policy, done) {
-                (IntegrationDeletionPolicy::Orphan, _) => {
-                    ("Orphaned", format!("left {subject} as it is"))
+    ctx.metrics
+        .set_drifted(KIND, &super::object_key(integration), false);
+    let recorded = recorded_remote_id(integration, integration.status.as_ref().map(|s| &s.sync));
+    let result =
+        match (integration.spec.management_policy, policy) {
+            (ManagementPolicy::ObserveOnly, _) => Ok((
+                "Orphaned",
+                format!("left {subject} as it is: ObserveOnly never writes"),
+            )),
+            (_, IntegrationDeletionPolicy::Orphan) => {
+                Ok(("Orphaned", format!("left {subject} as it is")))
+            }
+            (ManagementPolicy::Full, IntegrationDeletionPolicy::Delete) => {
+                match (
+                    holds(ctx, integration, recorded.as_deref()).await,
+                    &recorded,
+                ) {
+                    (Ok(true), Some(id)) => remove(integration, namespace, ctx, policy, id)
+                        .await
+                        .map(|deleted| {
+                            if deleted {
+                                ("Deleted", format!("deleted {subject}"))
+                            } else {
+                                ("AlreadyGone", format!("{subject} was already gone"))
+                            }
+                        }),
+                    (Ok(_), _) => Ok((
+                        "NotHeld",
+                        format!("{subject} is not held by this object; left it"),
+                    )),
+                    (Err(error), _) => Err(error),
                 }
-                (IntegrationDeletionPolicy::Delete, true) => {
-                    ("Deleted", format!("deleted {subject}"))
-                }
-                (IntegrationDeletionPolicy::Delete, false) => {
-                    ("AlreadyGone", format!("{subject} was already gone"))
-                }
-            };
+            }
+        };
+    match result {
+        Ok((reason, note)) => {
             report_cleanup(ctx, &regarding, reason, note).await;
             Ok(Action::await_change())
         }
         Err(error) => {
-            record_sync(
+            record_managed(
                 ctx,
                 api,
                 integration,
                 integration.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
                 &[],
-                std::convert::identity,
+                None,
+                (KIND, &subject),
             )
             .await?;
             Err(error)
@@ -210,17 +242,14 @@ async fn cleanup(
     }
 }
 
-/// Apply the deletion policy; `Ok(true)` when the remote was deleted.
+/// Delete the `recorded` integration this object holds; `Ok(true)` when it was there.
 async fn remove(
     integration: &Integration,
     namespace: &str,
     ctx: &Context,
     policy: IntegrationDeletionPolicy,
+    recorded: &str,
 ) -> Result<bool> {
-    let recorded = recorded_remote_id(integration, integration.status.as_ref());
-    if policy == IntegrationDeletionPolicy::Orphan || recorded.is_none() {
-        return Ok(false);
-    }
     let client = connect(
         &ctx.client,
         namespace,
@@ -234,8 +263,7 @@ async fn remove(
         other => other?,
     };
     let address = sigsci_config::Address::new(KIND, Some(namespace), integration.name_any());
-    let change =
-        plan_integration_removal(&address, &location, recorded.as_deref(), &observed, policy);
+    let change = plan_integration_removal(&address, &location, Some(recorded), &observed, policy);
     match change {
         Some(change) => {
             remote::execute(&client, &change).await?;

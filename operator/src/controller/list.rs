@@ -1,24 +1,25 @@
 //! `SigSciList` reconciler: keep a site or corp list's entries as declared, as a set. One PATCH
 //! adds and removes only the difference (`sigsci_config::plan_list`), expired entries go at
 //! their expiry (the requeue is set for it), and undeclared entries are drift: reported, and
-//! removed under `managementPolicy: Full`. Two objects declaring one list: the older holds it.
+//! removed under `managementPolicy: Full`. Two objects declaring one list (through any connections
+//! to the same API and corp): the older holds it (`super::claim`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use sigsci_config::list::{ListReport, find_list, plan_list, plan_list_removal};
+use sigsci_config::model::claim_digest;
 use sigsci_config::{Change, IntegrationDeletionPolicy, ManagementPolicy};
 
-use super::{Context, record_sync, recorded_remote_id, report_cleanup, succeeded};
-use crate::connect::connect;
+use super::{Context, claim, holds, record_sync, recorded_remote_id, report_cleanup, succeeded};
+use crate::connect::{client_for, connect, connection_target};
 use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
 use crate::crd::list::{RemoteEntry, from_utc, to_utc};
-use crate::crd::{ConnectionKind, ListStatus, SigSciList};
+use crate::crd::{ListStatus, SigSciList};
 use crate::status::{Outcome, reason};
 use crate::{Error, Result, remote};
 
@@ -113,19 +114,20 @@ async fn sync(
     let recorded = recorded_remote_id(list, list.status.as_ref().map(|s| &s.sync));
     let desired = list.desired(namespace, &list.name_any(), recorded.clone());
     desired.validate().map_err(Error::InvalidSpec)?;
-    if let Some(holder) = holder(ctx, list).await? {
+    let target = connection_target(&ctx.client, namespace, &list.spec.connection_ref).await?;
+    let location = desired.location.to_string();
+    let key = claim_digest(
+        &target.api_url,
+        &target.corp,
+        &["list", &location, &desired.name],
+    );
+    if let Some(holder) = claim(ctx, list, &key).await? {
         return Err(Error::Conflict {
             subject: subject(list),
             holder,
         });
     }
-    let client = connect(
-        &ctx.client,
-        namespace,
-        &list.spec.connection_ref,
-        &ctx.settings.api,
-    )
-    .await?;
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
     let observed = remote::observe_lists(&client, &desired.location).await?;
     let current = find_list(&desired, &observed);
     let report = desired.report(current, now);
@@ -147,49 +149,6 @@ async fn sync(
             report,
         }),
     }
-}
-
-/// The other `SigSciList` holding the list this one declares, by namespace/name: of the objects
-/// declaring the same list through the same connection, the oldest (then by name) holds it.
-async fn holder(ctx: &Context, list: &SigSciList) -> Result<Option<String>> {
-    let spec = &list.spec;
-    let namespace = list.namespace();
-    // A namespaced connection is only usable from its namespace.
-    let api: Api<SigSciList> = match (spec.connection_ref.kind, namespace.as_deref()) {
-        (ConnectionKind::SigSciConnection, Some(namespace)) => {
-            Api::namespaced(ctx.client.clone(), namespace)
-        }
-        _ => Api::all(ctx.client.clone()),
-    };
-    let claimants = api.list(&ListParams::default()).await?;
-    let rank = |other: &SigSciList| {
-        (
-            other.meta().creation_timestamp.as_ref().map(|time| time.0),
-            other.namespace(),
-            other.name_any(),
-        )
-    };
-    let oldest = claimants
-        .items
-        .iter()
-        .filter(|other| {
-            other.meta().deletion_timestamp.is_none()
-                && other.spec.connection_ref == spec.connection_ref
-                && (other.spec.connection_ref.kind == ConnectionKind::ClusterSigSciConnection
-                    || other.namespace() == namespace)
-                && other.spec.location() == spec.location()
-                && other.spec.name == spec.name
-        })
-        .min_by_key(|other| rank(other));
-    Ok(oldest
-        .filter(|oldest| rank(oldest) < rank(list))
-        .map(|oldest| {
-            format!(
-                "{}/{}",
-                oldest.namespace().unwrap_or_default(),
-                oldest.name_any()
-            )
-        }))
 }
 
 /// The condition and Event of a successful reconcile; `ObserveOnly` reports what it leaves.
@@ -237,20 +196,23 @@ async fn cleanup(
     let subject = subject(list);
     let regarding = list.object_ref(&());
     let recorded = recorded_remote_id(list, list.status.as_ref().map(|s| &s.sync));
-    let (reason, note) = match (
-        list.spec.deletion_policy,
-        list.spec.management_policy,
-        recorded,
-    ) {
+    let (policy, management) = (list.spec.deletion_policy, list.spec.management_policy);
+    let held = match (policy, management) {
+        (IntegrationDeletionPolicy::Delete, ManagementPolicy::Full) => {
+            holds(ctx, list, recorded.as_deref()).await?
+        }
+        _ => false,
+    };
+    let (reason, note) = match (policy, management, recorded.filter(|_| held)) {
         (IntegrationDeletionPolicy::Orphan, ..) => ("Orphaned", format!("left {subject} as it is")),
         (_, ManagementPolicy::ObserveOnly, _) => (
             "Orphaned",
             format!("left {subject} as it is: ObserveOnly never writes"),
         ),
-        // Never created or adopted (a conflict, or it never synced): not ours to delete.
+        // Never created or adopted, or held by an older object: not ours to delete.
         (IntegrationDeletionPolicy::Delete, ManagementPolicy::Full, None) => (
             "NotHeld",
-            format!("{subject} was never held by this object; left it"),
+            format!("{subject} is not held by this object; left it"),
         ),
         (IntegrationDeletionPolicy::Delete, ManagementPolicy::Full, Some(id)) => {
             match delete(list, namespace, ctx, &id).await {

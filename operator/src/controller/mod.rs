@@ -11,22 +11,25 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use sigsci_config::{Change, FieldDiff, ManagementPolicy, Op, Shown};
 
 use crate::connect::ApiSettings;
-use crate::crd::{ListStatus, SyncStatus};
+use crate::crd::common::CLAIM_ANNOTATION;
+use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
 use crate::lease::Clock;
 use crate::metrics::Metrics;
-use crate::status::{self, Outcome, next_sync_status};
-use crate::{Error, ErrorClass, Result};
+use crate::status::{self, Drift, Outcome, describe_differences, next_sync_status};
+use crate::{Error, ErrorClass, Result, remote};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "sigsci-kit";
@@ -163,6 +166,9 @@ where
         let key = object_key(object.as_ref());
         let (backoff, new) = ctx.count_failure(&key, &error.to_string());
         let (delay, retry) = match error.class() {
+            // Nothing watches the holder of a conflict: look again at each resync, so the
+            // object takes over soon after the holder goes.
+            ErrorClass::Permanent if error.reason() == "Conflict" => (ctx.settings.resync, "in"),
             ErrorClass::Permanent => (ctx.settings.permanent_retry, "after a change, or in"),
             ErrorClass::Transient => (backoff, "in"),
         };
@@ -290,6 +296,12 @@ impl WithSync for ListStatus {
     }
 }
 
+impl WithSync for ManagedStatus {
+    fn sync(&self) -> &SyncStatus {
+        &self.sync
+    }
+}
+
 /// Record one reconcile: annotations first (so the remote id survives a lost status), then the
 /// status if it changed (`complete` adds what the kind shows beyond the sync part), then Events
 /// for writes, adoptions and newly failing syncs.
@@ -374,6 +386,296 @@ pub(crate) fn recorded_remote_id<K: Resource>(
     annotation
         .or_else(|| status.and_then(|s| s.remote_id.clone()))
         .filter(|id| !id.is_empty())
+}
+
+/// The object of `K` holding the remote object `key` names (see [`CLAIM_ANNOTATION`]), as
+/// `Kind namespace/name`, when it is not `object`: of the objects in any namespace claiming it,
+/// the oldest (then by namespace and name). Objects being deleted hold nothing.
+pub(crate) async fn holder<K>(ctx: &Context, object: &K, key: &str) -> Result<Option<String>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let everywhere: Api<K> = Api::all(ctx.client.clone());
+    let claimants = match everywhere.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        // Without cluster-wide read access, the objects it can see are those of its namespace.
+        Err(kube::Error::Api(response)) if response.code == 403 => {
+            let namespace = object.namespace().unwrap_or_default();
+            Api::<K>::namespaced(ctx.client.clone(), &namespace)
+                .list(&ListParams::default())
+                .await?
+                .items
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let rank = |other: &K| {
+        (
+            other.meta().creation_timestamp.as_ref().map(|time| time.0),
+            other.namespace(),
+            other.name_any(),
+        )
+    };
+    let oldest = claimants
+        .iter()
+        .filter(|other| {
+            other.meta().deletion_timestamp.is_none()
+                && other
+                    .annotations()
+                    .get(CLAIM_ANNOTATION)
+                    .map(String::as_str)
+                    == Some(key)
+        })
+        .min_by_key(|other| rank(other));
+    Ok(oldest
+        .filter(|oldest| rank(oldest) < rank(object))
+        .map(|oldest| {
+            format!(
+                "{} {}/{}",
+                K::kind(&()),
+                oldest.namespace().unwrap_or_default(),
+                oldest.name_any()
+            )
+        }))
+}
+
+/// Record that `object` declares the remote object `key` names, then find who holds it: another
+/// (older) object, or `None` when `object` does. The claim is recorded before the look-up, so of
+/// two objects claiming at once the one looking last sees the other.
+pub(crate) async fn claim<K>(ctx: &Context, object: &K, key: &str) -> Result<Option<String>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    set_annotations(&api, object, &[(CLAIM_ANNOTATION, Some(key.to_string()))]).await?;
+    holder(ctx, object, key).await
+}
+
+/// Whether `object` may write its remote object on deletion: it recorded one, and no older
+/// object claims the same (a conflicting object never holds what another holds).
+pub(crate) async fn holds<K>(ctx: &Context, object: &K, recorded: Option<&str>) -> Result<bool>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    if recorded.is_none() {
+        return Ok(false);
+    }
+    match object.annotations().get(CLAIM_ANNOTATION) {
+        Some(key) => Ok(holder(ctx, object, key).await?.is_none()),
+        None => Ok(true),
+    }
+}
+
+/// Whether the spec as it is was applied before: the status describes this generation and was
+/// Ready after writing or matching (not only observing). A difference found then is drift.
+pub(crate) fn applied_before<K: Resource>(object: &K, status: Option<&SyncStatus>) -> bool {
+    status.is_some_and(|status| {
+        status.observed_generation == object.meta().generation
+            && status::find(&status.conditions, status::READY).is_some_and(|ready| {
+                ready.status == "True" && ready.reason != status::reason::OBSERVED
+            })
+    })
+}
+
+/// What a successful sync of an agent alert or integration did and found.
+pub(crate) struct Synced {
+    /// The change written, if any.
+    pub change: Option<Change>,
+    pub remote_id: Option<String>,
+    pub adopted: bool,
+    pub drift: Drift,
+}
+
+/// The difference an absent remote object makes.
+fn absent() -> FieldDiff {
+    FieldDiff {
+        field: "object",
+        before: Shown::Absent,
+        after: Shown::Value("exists".to_string()),
+    }
+}
+
+/// Carry out (`Full`) or only report (`ObserveOnly`) the `planned` change. `found` is the remote
+/// object the declaration refers to, `recorded` the id recorded before, and `settled` whether
+/// the spec as it is was applied before (then a difference is drift, corrected and recorded).
+pub(crate) async fn converge(
+    client: &impl remote::Endpoint,
+    policy: ManagementPolicy,
+    planned: Option<Change>,
+    found: Option<String>,
+    recorded: Option<String>,
+    settled: bool,
+) -> Result<Synced> {
+    let differences = |change: &Change| match change {
+        Change::Alert(sigsci_config::AlertChange { op, .. }) => op_differences(op),
+        Change::Integration(sigsci_config::IntegrationChange { op, .. }) => op_differences(op),
+        Change::List(sigsci_config::ListChange { op, .. }) => op_differences(op),
+    };
+    let adopted = found.is_some() && recorded != found;
+    match (policy, planned) {
+        (_, None) => Ok(Synced {
+            change: None,
+            remote_id: found,
+            adopted,
+            drift: Drift::Matches,
+        }),
+        (ManagementPolicy::ObserveOnly, Some(change)) => Ok(Synced {
+            drift: Drift::Differs(differences(&change)),
+            change: None,
+            remote_id: found,
+            adopted,
+        }),
+        (ManagementPolicy::Full, Some(change)) => {
+            let applied = remote::execute(client, &change).await?;
+            // Gone although recorded, or changed although applied: drift, now corrected.
+            let drift = if settled && (found.is_some() || recorded.is_some()) {
+                Drift::Corrected(differences(&change))
+            } else {
+                Drift::Matches
+            };
+            Ok(Synced {
+                change: Some(change),
+                remote_id: applied.remote_id,
+                adopted: false,
+                drift,
+            })
+        }
+    }
+}
+
+fn op_differences<T>(op: &Op<T>) -> Vec<FieldDiff> {
+    match op {
+        Op::Create(_) => vec![absent()],
+        Op::Update { diffs, .. } => diffs.clone(),
+        Op::Delete { .. } => Vec::new(),
+    }
+}
+
+/// The conditions' reason and message (and the Event) for a successful sync of `subject`.
+pub(crate) fn managed_outcome(subject: &str, policy: ManagementPolicy, synced: &Synced) -> Outcome {
+    let id = synced.remote_id.as_deref().unwrap_or_default();
+    match (&synced.drift, policy) {
+        (Drift::Corrected(diffs), _) => Outcome::Succeeded {
+            reason: status::reason::DRIFT_CORRECTED,
+            message: format!(
+                "corrected drift of {subject} (id {id}): {}",
+                describe_differences(diffs)
+            ),
+            wrote: true,
+            remote_id: synced.remote_id.clone(),
+        },
+        (drift, ManagementPolicy::ObserveOnly) => {
+            let message = match (drift, &synced.remote_id) {
+                (_, None) => format!("{subject} does not exist; ObserveOnly does not create it"),
+                (Drift::Differs(diffs), Some(_)) => format!(
+                    "{subject} (id {id}) differs, left as it is (ObserveOnly): {}",
+                    describe_differences(diffs)
+                ),
+                _ => format!("{subject} (id {id}) matches the spec"),
+            };
+            Outcome::Succeeded {
+                reason: status::reason::OBSERVED,
+                message,
+                wrote: false,
+                remote_id: synced.remote_id.clone(),
+            }
+        }
+        (_, ManagementPolicy::Full) => Outcome::synced(
+            subject,
+            synced.change.as_ref(),
+            synced.adopted,
+            synced.remote_id.clone(),
+        ),
+    }
+}
+
+/// [`record_sync`] for agent alerts and integrations: the drift entries and `Drifted`
+/// condition with the status, an Event when drift appears or goes, and the drifted gauge.
+/// `drift` is `None` after a failure (the previous drift stays).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_managed<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    current: Option<&ManagedStatus>,
+    outcome: &Outcome,
+    annotations: &[(&str, Option<String>)],
+    drift: Option<&Drift>,
+    (kind, subject): (&'static str, &str),
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let generation = object.meta().generation;
+    let now = ctx.now();
+    let mut next_drift = Vec::new();
+    record_sync(ctx, api, object, current, outcome, annotations, |sync| {
+        let next = status::next_managed_status(current, sync, drift, generation, &now);
+        next_drift.clone_from(&next.drift);
+        next
+    })
+    .await?;
+    let before = current
+        .map(|status| status.drift.as_slice())
+        .unwrap_or_default();
+    report_drift(ctx, object, subject, before, &next_drift).await;
+    ctx.metrics
+        .set_drifted(kind, &object_key(object), !next_drift.is_empty());
+    Ok(())
+}
+
+/// An Event when fields start to differ (once per field) and when the difference is gone.
+async fn report_drift<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    subject: &str,
+    before: &[DriftEntry],
+    after: &[DriftEntry],
+) {
+    let new: Vec<String> = after
+        .iter()
+        .filter(|entry| !before.iter().any(|old| old.field == entry.field))
+        .map(|entry| {
+            format!(
+                "{}: desired {}, observed {}",
+                entry.field, entry.desired, entry.observed
+            )
+        })
+        .collect();
+    let regarding = object.object_ref(&());
+    if !new.is_empty() {
+        let note = format!("{subject} differs from the spec: {}", new.join("; "));
+        tracing::info!(object = %object_key(object), "{note}");
+        publish(
+            ctx,
+            &regarding,
+            EventType::Warning,
+            status::reason::DRIFTED,
+            "Observe",
+            note,
+        )
+        .await;
+    } else if after.is_empty() && !before.is_empty() {
+        let note = format!("{subject} matches the spec again");
+        publish(
+            ctx,
+            &regarding,
+            EventType::Normal,
+            status::reason::DRIFT_RESOLVED,
+            "Observe",
+            note,
+        )
+        .await;
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
-use sigsci_config::{Address, AlertDeletionPolicy, DesiredAlert, Metric, ThresholdOperator};
+use sigsci_config::{
+    Address, AlertDeletionPolicy, DesiredAlert, ManagementPolicy, Metric, ThresholdOperator,
+};
 
-use super::common::{ConnectionRef, SyncStatus};
+use super::common::{ConnectionRef, ManagedStatus};
 
 fn enabled_by_default() -> bool {
     true
@@ -20,7 +22,7 @@ fn enabled_by_default() -> bool {
     version = "v1alpha1",
     kind = "AgentAlert",
     namespaced,
-    status = "SyncStatus",
+    status = "ManagedStatus",
     shortname = "sigscialert",
     category = "sigsci",
     doc = "A Signal Sciences agent alert (average RPS or online agent count) of one site",
@@ -40,6 +42,12 @@ fn enabled_by_default() -> bool {
         name = "Reason",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Drifted",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Drifted")].status"#,
+        priority = 1
     ),
     printcolumn(
         name = "Message",
@@ -102,6 +110,9 @@ pub struct AgentAlertSpec {
     /// removes it, `Orphan` leaves it as it is.
     #[serde(default)]
     pub deletion_policy: AlertDeletionPolicy,
+    /// `Full` (default) writes the alert to match the spec and corrects drift; `ObserveOnly` never writes (not even on deletion) and reports the differences in `status.drift`.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 }
 
 impl AgentAlert {

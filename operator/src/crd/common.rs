@@ -13,6 +13,10 @@ pub const FINALIZER: &str = "sigsci-kit.io/cleanup";
 pub const REMOTE_ID_ANNOTATION: &str = "sigsci-kit.io/remote-id";
 /// Digest of the write-only integration fields last sent (see `sigsci_config::integration::fields_digest`).
 pub const FIELDS_DIGEST_ANNOTATION: &str = "sigsci-kit.io/fields-digest";
+/// Digest of the remote object the object declares, through any connection to the same API and
+/// corp (`sigsci_config::model::claim_digest`): objects with equal claims would write the same
+/// remote object, and only the oldest does.
+pub const CLAIM_ANNOTATION: &str = "sigsci-kit.io/claim";
 
 /// Which connection (corp, API URL, credentials) an object uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +77,33 @@ pub struct SyncStatus {
     /// When the remote object was last written or found to drift or to match after a change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
+}
+
+/// Observed state of an agent alert or integration: the common part, and how the remote object
+/// differs from the spec.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedStatus {
+    #[serde(flatten)]
+    pub sync: SyncStatus,
+    /// Fields of the remote object that differ from the spec, kept until they match again (under `managementPolicy: Full` they are corrected at once, and the `Drifted` condition says what was corrected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["field".into()]))]
+    pub drift: Vec<DriftEntry>,
+}
+
+/// One field that differs between the remote object and the spec. Secret values show only that they differ.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEntry {
+    /// The field, as the API names it (e.g. `threshold`, `events`, `url`).
+    pub field: String,
+    /// The value the spec declares (JSON).
+    pub desired: String,
+    /// The value the API holds (JSON).
+    pub observed: String,
+    /// When the difference was first seen.
+    pub since: Time,
 }
 
 /// Observed state of a connection.

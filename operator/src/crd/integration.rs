@@ -7,10 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sigsci_config::{
     Address, DesiredIntegration, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
-    Location, Sensitive,
+    Location, ManagementPolicy, Sensitive,
 };
 
-use super::common::{ConnectionRef, SecretKeyRef, SyncStatus};
+use super::common::{ConnectionRef, ManagedStatus, SecretKeyRef};
 
 /// Where a secret value comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -41,7 +41,7 @@ pub struct FieldValue {
     version = "v1alpha1",
     kind = "Integration",
     namespaced,
-    status = "SyncStatus",
+    status = "ManagedStatus",
     shortname = "sigsciint",
     category = "sigsci",
     doc = "A Signal Sciences site or corp integration (notification target)",
@@ -67,6 +67,12 @@ pub struct FieldValue {
         name = "Reason",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Drifted",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Drifted")].status"#,
+        priority = 1
     ),
     printcolumn(
         name = "Message",
@@ -135,6 +141,9 @@ pub struct IntegrationSpec {
     /// On deletion: `Delete` (default) removes the remote integration, `Orphan` leaves it.
     #[serde(default)]
     pub deletion_policy: IntegrationDeletionPolicy,
+    /// `Full` (default) creates and updates the integration to match the spec and corrects drift; `ObserveOnly` never writes (not even on deletion) and reports the differences in `status.drift`.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 }
 
 /// An event name, bounded so CEL cost estimates stay small.

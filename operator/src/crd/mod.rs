@@ -7,7 +7,10 @@ pub mod integration;
 pub mod list;
 
 pub use agent_alert::{AgentAlert, AgentAlertSpec};
-pub use common::{ConnectionKind, ConnectionRef, ConnectionStatus, SecretKeyRef, SyncStatus};
+pub use common::{
+    ConnectionKind, ConnectionRef, ConnectionStatus, DriftEntry, ManagedStatus, SecretKeyRef,
+    SyncStatus,
+};
 pub use connection::{
     ClusterSigSciConnection, ClusterSigSciConnectionSpec, CredentialsSecretRef, SigSciConnection,
     SigSciConnectionSpec,

@@ -365,15 +365,15 @@ pub fn is_condition(conditions: &[Condition], type_: &str, status: &str) -> bool
 
 pub fn alert_ready(alert: &AgentAlert, generation_done: bool) -> bool {
     alert.status.as_ref().is_some_and(|s| {
-        is_condition(&s.conditions, "Ready", "True")
-            && (!generation_done || s.observed_generation == alert.metadata.generation)
+        is_condition(&s.sync.conditions, "Ready", "True")
+            && (!generation_done || s.sync.observed_generation == alert.metadata.generation)
     })
 }
 
 pub fn integration_ready(integration: &Integration) -> bool {
     integration.status.as_ref().is_some_and(|s| {
-        is_condition(&s.conditions, "Ready", "True")
-            && s.observed_generation == integration.metadata.generation
+        is_condition(&s.sync.conditions, "Ready", "True")
+            && s.sync.observed_generation == integration.metadata.generation
     })
 }
 

@@ -3,7 +3,12 @@
 
 use std::path::Path;
 
-use sigsci_config::{PlanOptions, Summary, plan, render_plan};
+use std::collections::BTreeMap;
+
+use sigsci_config::{
+    Change, DesiredState, Outcome, PlanOptions, Reads, Verb, bindings, plan, plan_removals,
+    render_plan, render_plan_with_removals,
+};
 use sigsci_operator::manifests::{self, ConnectionGroup, ManifestError, SecretLookup};
 use sigsci_operator::remote;
 use sigsci_sim::{RunningSim, SimConfig};
@@ -85,15 +90,14 @@ fn load(dir: &Path) -> Result<Vec<ConnectionGroup>, ManifestError> {
     manifests::desired_by_connection(&loaded, &SecretLookup::new(&loaded.secrets, |_| None))
 }
 
-async fn plan_of(group: &ConnectionGroup, prune: bool) -> Vec<sigsci_config::Change> {
-    let observed = manifests::observe(&client(group), &group.desired)
+async fn plan_of(group: &ConnectionGroup) -> Vec<Change> {
+    let observed = manifests::observe(&client(group), &group.desired.reads())
         .await
         .expect("observe");
     plan(
         &group.desired,
         &observed,
         PlanOptions {
-            prune,
             now: chrono::Utc::now(),
         },
     )
@@ -112,7 +116,7 @@ async fn plan_shows_the_field_diff_and_apply_converges() {
     let group = &groups[0];
     assert_eq!(group.target.connection, "SigSciConnection gitops/prod");
 
-    let changes = plan_of(group, false).await;
+    let changes = plan_of(group).await;
     let text = render_plan(&changes);
     for expected in [
         "  # AgentAlert gitops/low-traffic: site site-1 alert requests_total (id ",
@@ -129,7 +133,7 @@ async fn plan_shows_the_field_diff_and_apply_converges() {
     for change in &changes {
         remote::execute(&client, change).await.expect("apply");
     }
-    let converged = plan_of(group, false).await;
+    let converged = plan_of(group).await;
     assert_eq!(
         render_plan(&converged),
         "No changes. The remote configuration matches the manifests.\n"
@@ -145,7 +149,36 @@ async fn plan_shows_the_field_diff_and_apply_converges() {
         Some((25, 10, true))
     );
 
-    // Someone adds an integration by hand: only --prune plans its deletion.
+    // What an apply records: both objects, with their manifests' deletion policies.
+    let loaded = manifests::load_dir(dir.path(), "gitops").expect("manifests load");
+    let observed = manifests::observe(&client, &group.desired.reads())
+        .await
+        .expect("observe");
+    let records = manifests::records(&loaded, group, &bindings(&group.desired, &observed));
+    let recorded: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.address().to_string(), r.object.policy().to_string()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (
+                "AgentAlert gitops/low-traffic".to_string(),
+                "Disable".to_string()
+            ),
+            ("Integration gitops/slack".to_string(), "Delete".to_string()),
+        ]
+    );
+    assert!(
+        records[0]
+            .file
+            .as_deref()
+            .is_some_and(|file| file.ends_with("site-1/all.yaml")),
+        "{records:?}"
+    );
+
+    // Someone adds an integration by hand, then every manifest goes: the recorded objects are
+    // removed under their policies, the hand-made integration is never named.
     let stray = client
         .create_site_integration(
             "site-1",
@@ -158,20 +191,48 @@ async fn plan_shows_the_field_diff_and_apply_converges() {
         )
         .await
         .expect("stray integration");
-    assert!(plan_of(group, false).await.is_empty());
-    let pruning = plan_of(group, true).await;
-    assert_eq!(
-        Summary::of(&pruning),
-        Summary {
-            create: 0,
-            update: 0,
-            delete: 1
-        }
+    assert!(plan_of(group).await.is_empty());
+    let mut reads = Reads::default();
+    for record in &records {
+        reads.add(record);
+    }
+    let observed = manifests::observe(&client, &reads).await.expect("observe");
+    let removals = plan_removals(
+        &records,
+        &DesiredState::default(),
+        &BTreeMap::new(),
+        &observed,
     );
-    assert!(render_plan(&pruning).contains(&format!(
-        "  # site site-1 generic integration (id {}) is not declared and will be deleted (prune)",
-        stray.id
-    )));
+    let verbs: Vec<Option<Verb>> = removals
+        .iter()
+        .map(|r| r.change().map(Change::verb))
+        .collect();
+    assert_eq!(verbs, [Some(Verb::Update), Some(Verb::Delete)]);
+    let text = render_plan_with_removals(&[], &removals);
+    assert!(text.contains("~ enabled: true -> false"), "{text}");
+    assert!(!text.contains(&stray.id), "{text}");
+    for removal in &removals {
+        if let Outcome::Write(change) = &removal.outcome {
+            remote::execute(&client, change).await.expect("removal");
+        }
+    }
+    let alerts = client.list_alerts("site-1").await.expect("alerts");
+    let alert = alerts.iter().find(|a| a.tag_name == "requests_total");
+    assert_eq!(
+        alert.map(|a| a.enabled),
+        Some(false),
+        "Disable keeps the alert, disabled"
+    );
+    let integrations = client
+        .list_site_integrations("site-1")
+        .await
+        .expect("integrations");
+    let ids: Vec<&str> = integrations.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [stray.id.as_str()],
+        "only the hand-made integration is left"
+    );
     sim.shutdown().await;
 }
 
@@ -295,14 +356,11 @@ fn at(hour: u32) -> chrono::DateTime<chrono::Utc> {
         .expect("time")
 }
 
-async fn list_plan(
-    group: &ConnectionGroup,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<sigsci_config::Change> {
-    let observed = manifests::observe(&client(group), &group.desired)
+async fn list_plan(group: &ConnectionGroup, now: chrono::DateTime<chrono::Utc>) -> Vec<Change> {
+    let observed = manifests::observe(&client(group), &group.desired.reads())
         .await
         .expect("observe");
-    plan(&group.desired, &observed, PlanOptions { prune: false, now }).expect("plan")
+    plan(&group.desired, &observed, PlanOptions { now }).expect("plan")
 }
 
 async fn remote_entries(group: &ConnectionGroup) -> Vec<String> {
@@ -354,7 +412,7 @@ async fn lists_are_reconciled_as_sets_with_expiry_and_drift() {
         )
         .await
         .expect("drift");
-    let observed = manifests::observe(&client, &group.desired)
+    let observed = manifests::observe(&client, &group.desired.reads())
         .await
         .expect("observe");
     let listed = &observed.lists[&sigsci_config::Location::Site("site-1".into())];
@@ -414,11 +472,14 @@ spec:
 "#;
     std::fs::write(dir.path().join("list.yaml"), list_manifests(&sim, twin)).expect("write");
     let error = load(dir.path()).expect_err("conflict").to_string();
-    assert!(
-        error.contains(
-            "SigSciList gitops/twin: declares the same list \"incident-42\" of the site site-1 as SigSciList gitops/incident-42"
-        ),
-        "{error}"
+    let file = dir.path().join("list.yaml");
+    assert_eq!(
+        error,
+        format!(
+            "conflicting manifests, nothing planned or applied: SigSciList gitops/twin (in {file}): claims the site site-1 list \"incident-42\" of corp testcorp at {url}, which SigSciList gitops/incident-42 (in {file}) already declares: one remote object can have one manifest",
+            file = file.display(),
+            url = sim.base_url
+        )
     );
 
     let bad = list_manifests(&sim, "").replace("198.51.100.0/24", "198.51.100.0/33");

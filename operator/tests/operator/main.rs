@@ -4,5 +4,8 @@ mod common;
 
 mod admission;
 mod config_plan;
+mod conflict;
 mod lists;
+mod observe;
 mod reconcile;
+mod recovery;

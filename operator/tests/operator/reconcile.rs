@@ -16,8 +16,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use sigsci::AlertBody;
 use sigsci_config::{
-    AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType, Metric,
-    ThresholdOperator,
+    AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
+    ManagementPolicy, Metric, ThresholdOperator,
 };
 use sigsci_operator::crd::common::{FIELDS_DIGEST_ANNOTATION, REMOTE_ID_ANNOTATION};
 use sigsci_operator::crd::integration::{EventName, FieldValue, ValueSource};
@@ -47,6 +47,7 @@ fn alert_spec(
         enabled: true,
         skip_notifications: false,
         deletion_policy: policy,
+        management_policy: ManagementPolicy::Full,
     }
 }
 
@@ -117,7 +118,7 @@ async fn agent_alert_is_adopted_patched_kept_from_drifting_and_disabled_on_delet
     )
     .await;
     let ready = wait_until(&alerts, "low-traffic", "Ready", |a| alert_ready(a, true)).await;
-    let status = ready.status.clone().expect("status");
+    let status = ready.status.clone().expect("status").sync;
     assert_eq!(
         status.remote_id.as_deref(),
         Some(seeded.id.as_str()),
@@ -303,7 +304,7 @@ async fn deletion_policies_delete_and_orphan_and_a_missing_alert_is_created() {
     )
     .await;
     let recreated = wait_until(&alerts, "recreated", "Ready", |a| alert_ready(a, true)).await;
-    let status = recreated.status.expect("status");
+    let status = recreated.status.expect("status").sync;
     let creates = sim
         .state
         .call_log()
@@ -344,10 +345,10 @@ async fn deletion_policies_delete_and_orphan_and_a_missing_alert_is_created() {
     let blocked = wait_until(&alerts, "recreated", "DeletionBlocked", |a| {
         a.status
             .as_ref()
-            .is_some_and(|s| is_condition(&s.conditions, "DeletionBlocked", "True"))
+            .is_some_and(|s| is_condition(&s.sync.conditions, "DeletionBlocked", "True"))
     })
     .await;
-    let conditions = blocked.status.expect("status").conditions;
+    let conditions = blocked.status.expect("status").sync.conditions;
     let message = &condition(&conditions, "DeletionBlocked")
         .expect("condition")
         .message;
@@ -405,6 +406,7 @@ fn integration_spec(
         },
         fields: Default::default(),
         deletion_policy: IntegrationDeletionPolicy::Delete,
+        management_policy: ManagementPolicy::Full,
     }
 }
 
@@ -446,7 +448,10 @@ async fn integrations_follow_their_secrets_and_deletion_policy() {
     )
     .await;
     let ready = wait_until(&integrations, "slack", "Ready", integration_ready).await;
-    let id = ready.status.and_then(|s| s.remote_id).expect("remote id");
+    let id = ready
+        .status
+        .and_then(|s| s.sync.remote_id)
+        .expect("remote id");
     let listed = truth.list_site_integrations("site-1").await.expect("list");
     let remote = listed
         .iter()
@@ -467,6 +472,28 @@ async fn integrations_follow_their_secrets_and_deletion_policy() {
     eventually("the rotated webhook URL to reach the API", || async {
         let remote = truth.get_site_integration("site-1", &id).await.ok()?;
         (remote.url == "https://hooks.slack.test/T1/B1/second").then_some(())
+    })
+    .await;
+    // Updated in place: the old address is notified by no integration any more.
+    let listed = truth.list_site_integrations("site-1").await.expect("list");
+    assert_eq!(listed.len(), 1, "replaced, not added: {listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|i| i.url != "https://hooks.slack.test/T1/B1/first"),
+        "the old URL still notifies"
+    );
+    // A literal url in the spec instead of the Secret: the same integration again.
+    let mut literal = slack.clone();
+    literal.url_from = None;
+    literal.url = Some("https://hooks.slack.test/T1/B1/third".into());
+    apply(&admin, &namespace, &Integration::new("slack", literal)).await;
+    eventually("the new literal URL to reach the API", || async {
+        let listed = truth.list_site_integrations("site-1").await.ok()?;
+        (listed.len() == 1
+            && listed[0].id == id
+            && listed[0].url == "https://hooks.slack.test/T1/B1/third")
+            .then_some(())
     })
     .await;
     slack.events = vec![EventName("flag".into())];
@@ -560,7 +587,10 @@ async fn integrations_follow_their_secrets_and_deletion_policy() {
     mail.deletion_policy = IntegrationDeletionPolicy::Orphan;
     apply(&admin, &namespace, &Integration::new("corp-mail", mail)).await;
     let ready = wait_until(&integrations, "corp-mail", "Ready", integration_ready).await;
-    let mail_id = ready.status.and_then(|s| s.remote_id).expect("remote id");
+    let mail_id = ready
+        .status
+        .and_then(|s| s.sync.remote_id)
+        .expect("remote id");
     wait_until(&clusters, &cluster_name, "Ready", |c| {
         c.status
             .as_ref()
@@ -637,10 +667,10 @@ async fn bad_token_is_reported_as_authentication_failure_without_a_retry_storm()
     let alert = wait_until(&alerts, "low-traffic", "not Synced", |a| {
         a.status
             .as_ref()
-            .is_some_and(|s| is_condition(&s.conditions, "Synced", "False"))
+            .is_some_and(|s| is_condition(&s.sync.conditions, "Synced", "False"))
     })
     .await;
-    let synced = condition(&alert.status.expect("status").conditions, "Synced")
+    let synced = condition(&alert.status.expect("status").sync.conditions, "Synced")
         .cloned()
         .expect("Synced");
     assert_eq!(synced.reason, "AuthenticationFailed");

@@ -1,6 +1,12 @@
 //! `sigsci-kit config plan|apply -f PATH`: the operator's manifests, planned and applied without
-//! a cluster. Exit code 2 from `plan` means changes are pending (for CI of a GitOps repo).
+//! a cluster. Exit codes: 0 done (plan: in sync), 2 from `plan` when changes are pending (for CI
+//! of a GitOps repo), 1 on any error (nothing is applied when the manifests conflict).
+//!
+//! `apply` records each object it manages in a state file; the plan shows the removal of a
+//! recorded object no manifest declares any more, and only `apply --prune` carries it out, under
+//! the deletion policy the manifest had. Remote objects no apply recorded are never removed.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,8 +14,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use sigsci_config::{Change, PlanOptions, Summary, Verb, plan, render_plan};
-use sigsci_operator::manifests::{self, ConnectionGroup, Manifests, SecretLookup};
+use sigsci_config::managed::{STATE_VERSION, use_recorded_ids};
+use sigsci_config::{
+    Address, AppliedState, Change, DesiredState, Managed, PlanOptions, Removal, Summary, Verb,
+    bindings, plan, plan_removals, render_plan_with_removals,
+};
+use sigsci_operator::manifests::{self, ConnectionGroup, Manifests, SecretLookup, Target};
 use sigsci_operator::remote;
 
 use crate::api_args::{ApiArgs, CredentialArgs};
@@ -17,6 +27,8 @@ use crate::output::{OutputArgs, paint_plan};
 
 /// Exit code of `config plan` when the remote differs from the manifests.
 const CHANGES_PENDING: u8 = 2;
+/// The state file's name beside the manifests.
+const STATE_FILE: &str = "sigsci-kit.state.json";
 
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
@@ -33,8 +45,16 @@ pub enum ConfigAction {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Make the remote configuration match the manifests.
-    Apply(ManifestArgs),
+    /// Make the remote configuration match the manifests, and record what it manages.
+    Apply {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Also remove what the state file records and no manifest declares any more, each under
+        /// its deletionPolicy (AgentAlert: Disable, Delete or Orphan; Integration and SigSciList:
+        /// Delete or Orphan). Remote objects no apply recorded are never touched.
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 // The shared e-mail flag, with config's note on where corp and API URL come from.
@@ -54,19 +74,29 @@ pub struct ManifestArgs {
     /// Namespace of manifests that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
-    /// Also delete integrations that no manifest declares, in each site (or the corp) where the
-    /// manifests declare integrations.
-    #[arg(long)]
-    pub prune: bool,
+    /// State file: what apply manages, for --prune [default: sigsci-kit.state.json in the
+    /// first -f directory, or beside the first -f file; none for -f -]
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     #[command(flatten)]
     pub credentials: CredentialArgs,
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        ConfigAction::Plan { manifests, output } => run_manifests(manifests, output, false).await,
-        ConfigAction::Apply(args) => run_manifests(args, OutputArgs::default(), true).await,
+        ConfigAction::Plan { manifests, output } => {
+            run_manifests(manifests, output, Mode::Plan).await
+        }
+        ConfigAction::Apply { manifests, prune } => {
+            run_manifests(manifests, OutputArgs::default(), Mode::Apply { prune }).await
+        }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Plan,
+    Apply { prune: bool },
 }
 
 /// Every -f as kubectl reads it: `-` is stdin, a directory gives its *.yaml/*.yml files (all
@@ -133,13 +163,16 @@ struct ChangeDocument {
     /// `create`, `update` or `delete`.
     action: &'static str,
     object: String,
-    /// The manifest that declares it (`None`: pruned, no manifest declares it).
+    /// The manifest that declares it (or declared it, for a removal).
     manifest: Option<String>,
     /// Field names an update changes.
     fields: Vec<&'static str>,
+    /// No manifest declares it any more: only `apply --prune` carries it out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    prune: bool,
 }
 
-fn change_document(change: &Change) -> ChangeDocument {
+fn change_document(change: &Change, prune: bool) -> ChangeDocument {
     ChangeDocument {
         action: match change.verb() {
             Verb::Create => "create",
@@ -149,19 +182,121 @@ fn change_document(change: &Change) -> ChangeDocument {
         object: subject(change),
         manifest: change.address().map(ToString::to_string),
         fields: change.updated_fields(),
+        prune,
     }
+}
+
+/// Where the state file is: `--state`, else beside the first manifests given (none for stdin).
+fn state_path(args: &ManifestArgs) -> Option<PathBuf> {
+    if let Some(path) = &args.state {
+        return Some(path.clone());
+    }
+    let first = args.paths.first()?;
+    if first.as_os_str() == "-" {
+        None
+    } else if first.is_dir() {
+        Some(first.join(STATE_FILE))
+    } else {
+        Some(
+            first
+                .parent()
+                .map_or_else(|| PathBuf::from(STATE_FILE), |dir| dir.join(STATE_FILE)),
+        )
+    }
+}
+
+/// A missing state file is an empty one: nothing was applied from here yet.
+fn read_state(path: Option<&Path>) -> anyhow::Result<AppliedState> {
+    let Some(path) = path else {
+        return Ok(AppliedState::default());
+    };
+    let context = || format!("cannot read the state file {}", path.display());
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(AppliedState::default());
+        }
+        Err(error) => return Err(error).with_context(context),
+    };
+    let state: AppliedState = serde_json::from_str(&text).with_context(context)?;
+    if state.version > STATE_VERSION {
+        anyhow::bail!(
+            "the state file {} has version {}; this sigsci-kit reads version {STATE_VERSION}",
+            path.display(),
+            state.version
+        );
+    }
+    Ok(state)
+}
+
+/// Written whole to a temporary file then renamed, so an interruption leaves the old state.
+fn write_state(path: &Path, state: &AppliedState) -> anyhow::Result<()> {
+    let context = || format!("cannot write the state file {}", path.display());
+    let mut text = serde_json::to_string_pretty(state).with_context(context)?;
+    text.push('\n');
+    let temporary = path.with_extension("json.tmp");
+    std::fs::write(&temporary, text).with_context(context)?;
+    std::fs::rename(&temporary, path).with_context(context)
+}
+
+/// One API URL and corp to plan: a connection of the manifests, or one only the state file
+/// still names (every manifest of it removed).
+struct Planned<'a> {
+    target: Target,
+    desired: DesiredState,
+    group: Option<&'a ConnectionGroup>,
+    records: Vec<Managed>,
+}
+
+/// Pair every connection with its records, and add the recorded connections no manifest uses.
+fn targets<'a>(groups: &'a [ConnectionGroup], state: &AppliedState) -> Vec<Planned<'a>> {
+    let mut planned: Vec<Planned<'a>> = groups
+        .iter()
+        .map(|group| Planned {
+            target: group.target.clone(),
+            desired: group.desired.clone(),
+            group: Some(group),
+            records: Vec::new(),
+        })
+        .collect();
+    for record in &state.objects {
+        match planned
+            .iter_mut()
+            .find(|p| record.is_at(&p.target.api_url, &p.target.corp))
+        {
+            Some(existing) => existing.records.push(record.clone()),
+            None => planned.push(Planned {
+                target: Target {
+                    connection: record.connection.clone(),
+                    corp: record.corp.clone(),
+                    api_url: record.api_url.clone(),
+                },
+                desired: DesiredState::default(),
+                group: None,
+                records: vec![record.clone()],
+            }),
+        }
+    }
+    planned
 }
 
 async fn run_manifests(
     args: ManifestArgs,
     output: OutputArgs,
-    apply: bool,
+    mode: Mode,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&args)?;
     let secrets = SecretLookup::new(&loaded.secrets, |name| std::env::var(name).ok());
     let groups = manifests::desired_by_connection(&loaded, &secrets)?;
+    let state_file = state_path(&args);
+    if mode == (Mode::Apply { prune: true }) && state_file.is_none() {
+        anyhow::bail!(
+            "--prune removes only what the state file records: with -f - name it with --state FILE"
+        );
+    }
+    let state = read_state(state_file.as_deref())?;
     let document = output.is_document();
-    if groups.is_empty() {
+    if groups.is_empty() && state.objects.is_empty() {
         let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         if document {
             output.print_document(&serde_json::json!({ "plans": [] }))?;
@@ -174,43 +309,89 @@ async fn run_manifests(
         return Ok(ExitCode::SUCCESS);
     }
     let options = PlanOptions {
-        prune: args.prune,
         now: chrono::Utc::now(),
     };
     let mut total = Summary::default();
+    let mut held_back = 0;
     let mut plans = Vec::new();
-    for group in &groups {
-        let client = client_for(&args, group)?;
-        let observed = manifests::observe(&client, &group.desired)
+    let mut next_state = AppliedState::default();
+    for planned in targets(&groups, &state) {
+        let Planned {
+            target,
+            mut desired,
+            group,
+            records,
+        } = planned;
+        let client = client_for(&args, &target)?;
+        let recorded: Vec<&Managed> = records.iter().collect();
+        use_recorded_ids(&mut desired, &recorded);
+        let mut reads = desired.reads();
+        for record in &records {
+            reads.add(record);
+        }
+        let observed = manifests::observe(&client, &reads)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot read the remote state of {}",
-                    group.target.connection
-                )
-            })?;
-        let changes = plan(&group.desired, &observed, options)
-            .with_context(|| format!("cannot plan {}", group.target.connection))?;
+            .with_context(|| format!("cannot read the remote state of {}", target.connection))?;
+        let changes = plan(&desired, &observed, options)
+            .with_context(|| format!("cannot plan {}", target.connection))?;
+        let mut ids = bindings(&desired, &observed);
+        let removals = plan_removals(&records, &desired, &ids, &observed);
+        let pending: Vec<Change> = removals
+            .iter()
+            .filter_map(Removal::change)
+            .cloned()
+            .collect();
         if document {
+            let declared = changes.iter().map(|change| change_document(change, false));
+            let pruned = pending.iter().map(|change| change_document(change, true));
             plans.push(PlanDocument {
-                connection: group.target.connection.clone(),
-                corp: group.target.corp.clone(),
-                api_url: group.target.api_url.clone(),
-                changes: changes.iter().map(change_document).collect(),
+                connection: target.connection.clone(),
+                corp: target.corp.clone(),
+                api_url: target.api_url.clone(),
+                changes: declared.chain(pruned).collect(),
             });
         } else {
             println!(
                 "{} (corp {} at {}):",
-                group.target.connection, group.target.corp, group.target.api_url
+                target.connection, target.corp, target.api_url
             );
-            print!("{}", paint_plan(&render_plan(&changes)));
+            print!(
+                "{}",
+                paint_plan(&render_plan_with_removals(&changes, &removals))
+            );
         }
-        let summary = Summary::of(&changes);
-        total.create += summary.create;
-        total.update += summary.update;
-        total.delete += summary.delete;
-        if apply {
-            apply_changes(&client, &changes).await?;
+        let declared = Summary::of(&changes);
+        let removed = Summary::of(&pending);
+        total.create += declared.create;
+        total.update += declared.update;
+        total.delete += declared.delete;
+        match mode {
+            Mode::Plan => {
+                total.update += removed.update;
+                total.delete += removed.delete;
+            }
+            Mode::Apply { prune } => {
+                ids.extend(apply_changes(&client, &changes).await?);
+                if let Some(group) = group {
+                    next_state
+                        .objects
+                        .extend(manifests::records(&loaded, group, &ids));
+                }
+                if prune {
+                    apply_changes(&client, &pending).await?;
+                    total.update += removed.update;
+                    total.delete += removed.delete;
+                } else {
+                    held_back += pending.len();
+                    // Kept until an apply with --prune carries the removal out.
+                    next_state.objects.extend(
+                        removals
+                            .iter()
+                            .filter(|removal| removal.change().is_some())
+                            .map(|removal| removal.record.clone()),
+                    );
+                }
+            }
         }
         if !document {
             println!();
@@ -222,30 +403,54 @@ async fn run_manifests(
             "summary": { "create": total.create, "update": total.update, "delete": total.delete },
         }))?;
     }
-    if apply {
-        println!(
-            "Apply complete: {} created, {} changed, {} deleted.",
-            total.create, total.update, total.delete
-        );
-        Ok(ExitCode::SUCCESS)
-    } else if total.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Ok(ExitCode::from(CHANGES_PENDING))
+    match mode {
+        Mode::Plan if total.is_empty() => Ok(ExitCode::SUCCESS),
+        Mode::Plan => Ok(ExitCode::from(CHANGES_PENDING)),
+        Mode::Apply { .. } => {
+            println!(
+                "Apply complete: {} created, {} changed, {} deleted.",
+                total.create, total.update, total.delete
+            );
+            if held_back > 0 {
+                println!(
+                    "Not applied: {held_back} removal(s) of objects no manifest declares any more; `config apply --prune` applies them."
+                );
+            }
+            match &state_file {
+                Some(path) => {
+                    next_state.objects.sort_by(|a, b| {
+                        (&a.api_url, &a.corp, a.address()).cmp(&(&b.api_url, &b.corp, b.address()))
+                    });
+                    write_state(path, &next_state)?;
+                    println!(
+                        "State: {} managed object(s) recorded in {}.",
+                        next_state.objects.len(),
+                        path.display()
+                    );
+                }
+                None => println!("State: not recorded (manifests from stdin without --state)."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-fn client_for(args: &ManifestArgs, group: &ConnectionGroup) -> anyhow::Result<sigsci::Client> {
+fn client_for(args: &ManifestArgs, target: &Target) -> anyhow::Result<sigsci::Client> {
     let api = ApiArgs {
-        api_url: group.target.api_url.clone(),
-        corp: Some(group.target.corp.clone()),
+        api_url: target.api_url.clone(),
+        corp: Some(target.corp.clone()),
         credentials: args.credentials.clone(),
     };
     api.client()
-        .with_context(|| format!("cannot connect for {}", group.target.connection))
+        .with_context(|| format!("cannot connect for {}", target.connection))
 }
 
-async fn apply_changes(client: &sigsci::Client, changes: &[Change]) -> anyhow::Result<()> {
+/// Carry out the changes in order; the ids of what was created, by declaration.
+async fn apply_changes(
+    client: &sigsci::Client,
+    changes: &[Change],
+) -> anyhow::Result<BTreeMap<Address, String>> {
+    let mut created = BTreeMap::new();
     for change in changes {
         let applied = remote::execute(client, change)
             .await
@@ -256,11 +461,16 @@ async fn apply_changes(client: &sigsci::Client, changes: &[Change]) -> anyhow::R
             Verb::Delete => "deleted",
         };
         match applied.remote_id {
-            Some(id) => println!("{verb} {} (id {id})", subject(change)),
+            Some(id) => {
+                println!("{verb} {} (id {id})", subject(change));
+                if let (Verb::Create, Some(address)) = (change.verb(), change.address()) {
+                    created.insert(address.clone(), id);
+                }
+            }
             None => println!("{verb} {}", subject(change)),
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 fn subject(change: &Change) -> String {
