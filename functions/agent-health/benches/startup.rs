@@ -77,14 +77,7 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
     let address: SocketAddr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, api).await });
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "feed-export")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .env("AWS_REGION", "us-east-1")
+    let mut child = lambda_process(binary, "feed-export", address)
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", &moto)
@@ -92,7 +85,6 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
         .env("SIGSCI_API_URL", &sim.base_url)
         .env("SIGSCI_KIT_CREDENTIALS_SECRET", "bench/feed-credentials")
         .env("SIGSCI_KIT_FEED_LOCATION", "s3://bench-feed/feed")
-        .stdout(Stdio::null())
         .spawn()?;
     let waited = tokio::time::timeout(Duration::from_secs(600), answered.notified()).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -140,14 +132,7 @@ async fn init_only(
     tokio::spawn(async move { axum::serve(listener, api).await });
     let state_dir = std::env::temp_dir().join(format!("{name}-bench-{}", std::process::id()));
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .env("AWS_REGION", "us-east-1")
+    let mut child = lambda_process(binary, name, address)
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -161,7 +146,6 @@ async fn init_only(
             "SIGSCI_KIT_RULES",
             "ack: {base_url: 'https://ack.example.com', secret: 'env:SIGSCI_KIT_BENCH_ACK_KEY'}\nchannels:\n  - {name: console, type: console}\n",
         )
-        .stdout(Stdio::null())
         .spawn()?;
     let waited = tokio::time::timeout(Duration::from_secs(30), polled.notified()).await;
     let peak_rss_kib = peak_rss_kib(&child);
@@ -209,20 +193,12 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
 
     let state_dir = std::env::temp_dir().join(format!("agent-health-bench-{}", std::process::id()));
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "agent-health")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .env("AWS_REGION", "us-east-1")
+    let mut child = lambda_process(binary, "agent-health", address)
         .env("SIGSCI_CORP", &config.corp)
         .env("SIGSCI_API_URL", &sim.base_url)
         .env("SIGSCI_EMAIL", &config.email)
         .env("SIGSCI_API_TOKEN", &config.token)
         .env("SIGSCI_KIT_STATE", &state_dir)
-        .stdout(Stdio::null())
         .spawn()?;
     let waited = tokio::time::timeout(Duration::from_secs(120), answered.notified()).await;
     let peak_rss_kib = peak_rss_kib(&child);
@@ -350,6 +326,21 @@ fn runtime_api(
                 }
             }),
         )
+}
+
+/// A Lambda bootstrap as the service starts it: nothing inherited, the Runtime API at `runtime`.
+fn lambda_process(binary: &str, name: &str, runtime: SocketAddr) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::null());
+    command
 }
 
 fn peak_rss_kib(child: &Child) -> Option<u64> {

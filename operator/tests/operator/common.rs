@@ -418,3 +418,43 @@ pub async fn cleanup(admin: &Client, namespace: &str) {
         .delete(namespace, &DeleteParams::default())
         .await;
 }
+
+/// The chart, a fresh namespace, the simulator and a connection to it with `token`.
+pub async fn connected_namespace(prefix: &str, token: &str) -> (Client, String, RunningSim) {
+    install_chart().await;
+    let admin = admin().await;
+    let namespace = namespace(&admin, prefix).await;
+    let sim = start_sim().await;
+    connect_to_sim(&admin, &namespace, &sim, token).await;
+    (admin, namespace, sim)
+}
+
+/// API calls that write (anything but GET).
+pub fn api_writes(sim: &RunningSim) -> u64 {
+    sim.state
+        .call_log()
+        .calls
+        .iter()
+        .filter(|(call, _)| !call.starts_with("GET "))
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// `(reason, note)` of the Events about object `name`.
+pub async fn events_about(admin: &Client, namespace: &str, name: &str) -> Vec<(String, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .into_iter()
+        .filter(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|event| {
+            (
+                event.reason.unwrap_or_default(),
+                event.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}

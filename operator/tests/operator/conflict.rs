@@ -25,16 +25,6 @@ use sigsci_operator::crd::{
 
 const TOKEN: &str = "sim-token";
 
-fn writes(sim: &sigsci_sim::RunningSim) -> u64 {
-    sim.state
-        .call_log()
-        .calls
-        .iter()
-        .filter(|(call, _)| !call.starts_with("GET "))
-        .map(|(_, count)| count)
-        .sum()
-}
-
 fn in_conflict(status: Option<&ManagedStatus>) -> Option<String> {
     let ready = condition(&status?.sync.conditions, "Ready")?;
     (ready.status == "False" && ready.reason == "Conflict").then(|| ready.message.clone())
@@ -100,7 +90,7 @@ async fn one_alert_declared_in_two_namespaces_is_held_by_the_older_object() {
     )
     .await;
     wait_until(&alerts_a, "first", "Ready", |a| alert_ready(a, true)).await;
-    let held = writes(&sim);
+    let held = common::api_writes(&sim);
 
     apply(
         &admin,
@@ -120,7 +110,12 @@ async fn one_alert_declared_in_two_namespaces_is_held_by_the_older_object() {
     assert_eq!(refused.status.and_then(|s| s.sync.remote_id), None);
     // Several resyncs of both: the alert stays as the holder declares it, nobody writes.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(writes(&sim), held, "{:?}", sim.state.call_log().calls);
+    assert_eq!(
+        common::api_writes(&sim),
+        held,
+        "{:?}",
+        sim.state.call_log().calls
+    );
     let remote = remote_alert(&truth).await;
     assert_eq!((remote.threshold, remote.enabled), (2, true));
 
@@ -130,7 +125,7 @@ async fn one_alert_declared_in_two_namespaces_is_held_by_the_older_object() {
         .await
         .expect("delete second");
     wait_gone(&alerts_b, "second").await;
-    assert_eq!(writes(&sim), held);
+    assert_eq!(common::api_writes(&sim), held);
     let remote = remote_alert(&truth).await;
     assert_eq!((remote.threshold, remote.enabled), (2, true));
     assert!(

@@ -7,14 +7,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    apply, cleanup, condition, connect_to_sim, eventually, is_condition, sim_client,
-    sim_connection, start_operator, start_operator_with, start_sim, test_settings, wait_gone,
-    wait_until,
+    apply, cleanup, condition, eventually, is_condition, sim_client, sim_connection,
+    start_operator, start_operator_with, test_settings, wait_gone, wait_until,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::Api;
 use kube::api::DeleteParams;
-use kube::{Api, Client};
 use sigsci::{EntryChanges, ListBody, ListScope, ListUpdate};
 use sigsci_config::{IntegrationDeletionPolicy, IntegrationScope, ListType, ManagementPolicy};
 use sigsci_operator::crd::common::REMOTE_ID_ANNOTATION;
@@ -27,15 +26,6 @@ const PATCH: &str = "PATCH /corps/{corp}/sites/{site}/lists/{id}";
 const PUT: &str = "PUT /corps/{corp}/sites/{site}/lists/{id}";
 const POST: &str = "POST /corps/{corp}/sites/{site}/lists";
 const DELETE: &str = "DELETE /corps/{corp}/sites/{site}/lists/{id}";
-
-async fn setup(prefix: &str) -> (Client, String, sigsci_sim::RunningSim) {
-    common::install_chart().await;
-    let admin = common::admin().await;
-    let namespace = common::namespace(&admin, prefix).await;
-    let sim = start_sim().await;
-    connect_to_sim(&admin, &namespace, &sim, TOKEN).await;
-    (admin, namespace, sim)
-}
 
 fn entry(value: &str, expires: Option<Timestamp>) -> ListEntry {
     ListEntry {
@@ -89,7 +79,7 @@ fn calls(sim: &sigsci_sim::RunningSim, call: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_are_kept_as_a_set_and_expire_at_their_time() {
-    let (admin, namespace, sim) = setup("list-expiry").await;
+    let (admin, namespace, sim) = common::connected_namespace("list-expiry", TOKEN).await;
     // A resync far away: only the requeue at the next expiry can remove the entry on time.
     let settings = sigsci_operator::controller::Settings {
         resync: Duration::from_secs(600),
@@ -184,7 +174,7 @@ async fn entries_are_kept_as_a_set_and_expire_at_their_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_removed_under_full_and_only_reported_under_observe_only() {
-    let (admin, namespace, sim) = setup("list-drift").await;
+    let (admin, namespace, sim) = common::connected_namespace("list-drift", TOKEN).await;
     let truth = sim_client(&sim, TOKEN);
     // Existing lists of the same names: adopted, not created again.
     for (name, entries) in [
@@ -298,7 +288,7 @@ async fn drift_is_removed_under_full_and_only_reported_under_observe_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_claim_is_a_conflict_and_deletion_policies_apply() {
-    let (admin, namespace, sim) = setup("list-claims").await;
+    let (admin, namespace, sim) = common::connected_namespace("list-claims", TOKEN).await;
     let operator = start_operator(&namespace, None, "list-claims").await;
     let truth = sim_client(&sim, TOKEN);
     let lists: Api<SigSciList> = Api::namespaced(admin.clone(), &namespace);

@@ -8,12 +8,11 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    apply, cleanup, condition, connect_to_sim, eventually, put_secret, sim_client, sim_connection,
-    start_operator, start_sim, wait_gone, wait_until,
+    apply, cleanup, condition, eventually, put_secret, sim_client, sim_connection, start_operator,
+    wait_gone, wait_until,
 };
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::DeleteParams;
 use sigsci::{AlertBody, IntegrationBody, IntegrationUpdate};
 use sigsci_config::{
     AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
@@ -26,44 +25,6 @@ use sigsci_operator::crd::{
 };
 
 const TOKEN: &str = "sim-token";
-
-async fn setup(prefix: &str) -> (Client, String, sigsci_sim::RunningSim) {
-    common::install_chart().await;
-    let admin = common::admin().await;
-    let namespace = common::namespace(&admin, prefix).await;
-    let sim = start_sim().await;
-    connect_to_sim(&admin, &namespace, &sim, TOKEN).await;
-    (admin, namespace, sim)
-}
-
-/// API calls that write (anything but GET), by method and path.
-fn writes(sim: &sigsci_sim::RunningSim) -> u64 {
-    sim.state
-        .call_log()
-        .calls
-        .iter()
-        .filter(|(call, _)| !call.starts_with("GET "))
-        .map(|(_, count)| count)
-        .sum()
-}
-
-/// `(reason, note)` of the Events about object `name`.
-async fn events_about(admin: &Client, namespace: &str, name: &str) -> Vec<(String, String)> {
-    let events: Api<Event> = Api::namespaced(admin.clone(), namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .into_iter()
-        .filter(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|event| {
-            (
-                event.reason.unwrap_or_default(),
-                event.note.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 fn drifted(status: Option<&ManagedStatus>) -> Option<(String, String, String)> {
     let drifted = condition(&status?.sync.conditions, "Drifted")?;
@@ -115,7 +76,7 @@ fn alert_spec(threshold: i64, policy: ManagementPolicy) -> AgentAlertSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_managed() {
-    let (admin, namespace, sim) = setup("observe-alert").await;
+    let (admin, namespace, sim) = common::connected_namespace("observe-alert", TOKEN).await;
     let operator = start_operator(&namespace, None, "observe-alert").await;
     let truth = sim_client(&sim, TOKEN);
     let alerts: Api<AgentAlert> = Api::namespaced(admin.clone(), &namespace);
@@ -166,10 +127,15 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
     // Several resyncs (every 2 s): still nothing written, the drift kept with its first sighting,
     // one Event.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(writes(&sim), 0, "{:?}", sim.state.call_log().calls);
+    assert_eq!(
+        common::api_writes(&sim),
+        0,
+        "{:?}",
+        sim.state.call_log().calls
+    );
     let later = alerts.get("observed").await.expect("get");
     assert_eq!(later.status.map(|s| s.drift), Some(since));
-    let drift_events: Vec<_> = events_about(&admin, &namespace, "observed")
+    let drift_events: Vec<_> = common::events_about(&admin, &namespace, "observed")
         .await
         .into_iter()
         .filter(|(reason, _)| reason == "Drifted")
@@ -210,7 +176,7 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
         metrics.contains(r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 0"#),
         "{metrics}"
     );
-    let before_switch = writes(&sim);
+    let before_switch = common::api_writes(&sim);
     assert_eq!(before_switch, 1, "only the test's own update");
 
     // Switching to Full applies the spec (a changed threshold here).
@@ -231,7 +197,7 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
     assert!(drift_fields(managed.status.as_ref()).is_empty());
     // Applying the spec is an update, not a drift correction.
     eventually("an Updated event", || async {
-        events_about(&admin, &namespace, "observed")
+        common::events_about(&admin, &namespace, "observed")
             .await
             .iter()
             .any(|(reason, note)| reason == "Updated" && note.contains("updated threshold"))
@@ -272,7 +238,7 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
         30
     );
     eventually("a DriftCorrected event", || async {
-        events_about(&admin, &namespace, "observed")
+        common::events_about(&admin, &namespace, "observed")
             .await
             .iter()
             .any(|(reason, note)| reason == "DriftCorrected" && note.contains("observed 77"))
@@ -280,9 +246,14 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
     })
     .await;
     // Corrected once: the next resyncs find it in sync and write nothing.
-    let settled = writes(&sim);
+    let settled = common::api_writes(&sim);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(writes(&sim), settled, "{:?}", sim.state.call_log().calls);
+    assert_eq!(
+        common::api_writes(&sim),
+        settled,
+        "{:?}",
+        sim.state.call_log().calls
+    );
 
     cleanup(&admin, &namespace).await;
     operator.stop().await.expect("operator stops cleanly");
@@ -311,7 +282,7 @@ fn slack(policy: ManagementPolicy) -> IntegrationSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_deleted() {
-    let (admin, namespace, sim) = setup("observe-integration").await;
+    let (admin, namespace, sim) = common::connected_namespace("observe-integration", TOKEN).await;
     let truth = sim_client(&sim, TOKEN);
     // Made by hand, written differently: host case, trailing slash, event order.
     let existing = truth
@@ -333,7 +304,7 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
         &[("url", "https://hooks.slack.test/T1/B1/observed")],
     )
     .await;
-    let before = writes(&sim);
+    let before = common::api_writes(&sim);
     let operator = start_operator(&namespace, None, "observe-integration").await;
     let integrations: Api<Integration> = Api::namespaced(admin.clone(), &namespace);
     apply(
@@ -392,7 +363,7 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
     let shown = format!(
         "{}{:?}",
         serde_json::to_string(&drifting.status).expect("json"),
-        events_about(&admin, &namespace, "observed").await
+        common::events_about(&admin, &namespace, "observed").await
     );
     for secret in ["T1/B1/observed", "T1/B1/rotated"] {
         assert!(!shown.contains(secret), "{secret} shown: {shown}");
@@ -423,7 +394,7 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
     apply(&admin, &namespace, &Integration::new("full", full)).await;
     wait_until(&integrations, "full", "adopted", common::integration_ready).await;
     let reasons = eventually("an Adopted event", || async {
-        let reasons: Vec<String> = events_about(&admin, &namespace, "full")
+        let reasons: Vec<String> = common::events_about(&admin, &namespace, "full")
             .await
             .into_iter()
             .map(|(reason, _)| reason)
@@ -436,7 +407,7 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
     // Nothing written by the operator across several resyncs.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        writes(&sim),
+        common::api_writes(&sim),
         before + 2,
         "only the test's own writes: {:?}",
         sim.state.call_log().calls
@@ -460,7 +431,11 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
         .await
         .expect("still there");
     assert_eq!(kept.events, vec!["flag"]);
-    assert_eq!(writes(&sim), before + 2, "deletion wrote nothing");
+    assert_eq!(
+        common::api_writes(&sim),
+        before + 2,
+        "deletion wrote nothing"
+    );
 
     cleanup(&admin, &namespace).await;
     operator.stop().await.expect("operator stops cleanly");

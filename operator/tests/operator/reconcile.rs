@@ -11,8 +11,7 @@ use common::{
     wait_until,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use sigsci::AlertBody;
 use sigsci_config::{
@@ -64,27 +63,8 @@ async fn remote_alert(client: &sigsci::Client, site: &str, tag: &str) -> Option<
     alerts.into_iter().find(|alert| alert.tag_name == tag)
 }
 
-/// `(reason, note)` of the Events about object `name`.
-async fn events_about(admin: &Client, namespace: &str, name: &str) -> Vec<(String, String)> {
-    let events: Api<Event> = Api::namespaced(admin.clone(), namespace);
-    let listed = events
-        .list(&ListParams::default())
-        .await
-        .expect("list events");
-    listed
-        .into_iter()
-        .filter(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|event| {
-            (
-                event.reason.unwrap_or_default(),
-                event.note.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 async fn event_reasons(admin: &Client, namespace: &str, name: &str) -> Vec<String> {
-    events_about(admin, namespace, name)
+    common::events_about(admin, namespace, name)
         .await
         .into_iter()
         .map(|(reason, _)| reason)
@@ -179,7 +159,7 @@ async fn agent_alert_is_adopted_patched_kept_from_drifting_and_disabled_on_delet
         a.metadata.generation == Some(2) && alert_ready(a, true)
     })
     .await;
-    let events = events_about(&admin, &namespace, "low-traffic").await;
+    let events = common::events_about(&admin, &namespace, "low-traffic").await;
     assert!(
         events.iter().any(|(reason, note)| reason == "Updated"
             && note.contains("updated threshold, skipNotifications")),
