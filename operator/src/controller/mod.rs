@@ -24,7 +24,7 @@ use serde_json::json;
 use sigsci_config::{Change, FieldDiff, ManagementPolicy, Op, Shown};
 
 use crate::connect::ApiSettings;
-use crate::crd::common::CLAIM_ANNOTATION;
+use crate::crd::common::{CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS};
 use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
 use crate::lease::Clock;
 use crate::metrics::Metrics;
@@ -398,14 +398,20 @@ where
         + DeserializeOwned
         + Debug,
 {
+    // Only the objects labelled with this claim: listing every object of the kind on every
+    // reconcile made the apiserver's work grow with the square of the object count.
+    let claimants = match claim_label(key) {
+        Some(label) => ListParams::default().labels(&format!("{CLAIM_LABEL}={label}")),
+        None => ListParams::default(),
+    };
     let everywhere: Api<K> = Api::all(ctx.client.clone());
-    let claimants = match everywhere.list(&ListParams::default()).await {
+    let claimants = match everywhere.list(&claimants).await {
         Ok(list) => list.items,
         // Without cluster-wide read access, the objects it can see are those of its namespace.
         Err(kube::Error::Api(response)) if response.code == 403 => {
             let namespace = object.namespace().unwrap_or_default();
             Api::<K>::namespaced(ctx.client.clone(), &namespace)
-                .list(&ListParams::default())
+                .list(&claimants)
                 .await?
                 .items
         }
@@ -454,7 +460,29 @@ where
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     set_annotations(&api, object, &[(CLAIM_ANNOTATION, Some(key.to_string()))]).await?;
+    if let Some(label) = claim_label(key)
+        && object.labels().get(CLAIM_LABEL).map(String::as_str) != Some(label)
+    {
+        let patch = json!({ "metadata": { "labels": { CLAIM_LABEL: label } } });
+        api.patch(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    }
     holder(ctx, object, key).await
+}
+
+/// The claim as a label value (at most 63 characters): a prefix of the digest, enough to
+/// select the few candidates whose annotation is then compared in full. `None` for a key that
+/// is not a digest: then every object of the kind is a candidate.
+fn claim_label(key: &str) -> Option<&str> {
+    let label = key.get(..CLAIM_LABEL_CHARS)?;
+    label
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric())
+        .then_some(label)
 }
 
 /// Whether `object` may write its remote object on deletion: it recorded one, and no older
@@ -681,6 +709,16 @@ async fn report_drift<K: Resource<DynamicType = ()>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_digest_selects_by_a_valid_label_and_anything_else_by_none() {
+        let digest = sigsci_config::model::claim_digest("https://API.example.com/", "corp", &["x"]);
+        let label = claim_label(&digest).expect("a digest makes a label");
+        assert_eq!(label.len(), CLAIM_LABEL_CHARS);
+        assert!(digest.starts_with(label));
+        assert_eq!(claim_label("short"), None);
+        assert_eq!(claim_label(&format!("{}/", "a".repeat(39))), None);
+    }
 
     #[test]
     fn a_failure_is_logged_once_until_it_changes_or_the_object_recovers() {

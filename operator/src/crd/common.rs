@@ -17,6 +17,11 @@ pub const FIELDS_DIGEST_ANNOTATION: &str = "sigsci-kit.io/fields-digest";
 /// corp (`sigsci_config::model::claim_digest`): objects with equal claims would write the same
 /// remote object, and only the oldest does.
 pub const CLAIM_ANNOTATION: &str = "sigsci-kit.io/claim";
+/// The claim's first [`CLAIM_LABEL_CHARS`] characters as a label, so that finding the other
+/// claimants is a label-selected list rather than a list of every object.
+pub const CLAIM_LABEL: &str = "sigsci-kit.io/claim";
+/// 160 bits of the digest: a label value holds at most 63 characters.
+pub const CLAIM_LABEL_CHARS: usize = 40;
 
 /// Which connection (corp, API URL, credentials) an object uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
