@@ -458,3 +458,12 @@ pub async fn events_about(admin: &Client, namespace: &str, name: &str) -> Vec<(S
         })
         .collect()
 }
+
+/// The reasons of the Events about object `name`.
+pub async fn event_reasons(admin: &Client, namespace: &str, name: &str) -> Vec<String> {
+    events_about(admin, namespace, name)
+        .await
+        .into_iter()
+        .map(|(reason, _)| reason)
+        .collect()
+}

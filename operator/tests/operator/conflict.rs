@@ -11,9 +11,8 @@ use common::{
     alert_ready, apply, cleanup, condition, connect_to_sim, eventually, integration_ready,
     put_secret, sim_client, sim_connection, start_operator, start_sim, wait_gone, wait_until,
 };
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::DeleteParams;
 use sigsci_config::{
     AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
     ManagementPolicy, Metric, ThresholdOperator,
@@ -28,18 +27,6 @@ const TOKEN: &str = "sim-token";
 fn in_conflict(status: Option<&ManagedStatus>) -> Option<String> {
     let ready = condition(&status?.sync.conditions, "Ready")?;
     (ready.status == "False" && ready.reason == "Conflict").then(|| ready.message.clone())
-}
-
-async fn event_reasons(admin: &Client, namespace: &str, name: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(admin.clone(), namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .into_iter()
-        .filter(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|event| event.reason.unwrap_or_default())
-        .collect()
 }
 
 fn alert_spec(threshold: i64, policy: AlertDeletionPolicy) -> AgentAlertSpec {
@@ -129,7 +116,7 @@ async fn one_alert_declared_in_two_namespaces_is_held_by_the_older_object() {
     let remote = remote_alert(&truth).await;
     assert_eq!((remote.threshold, remote.enabled), (2, true));
     assert!(
-        event_reasons(&admin, &team_b, "second")
+        common::event_reasons(&admin, &team_b, "second")
             .await
             .iter()
             .any(|reason| reason == "NotHeld")
@@ -241,7 +228,7 @@ async fn one_webhook_declared_twice_is_created_once_and_kept_by_its_holder() {
         .expect("delete hook-b");
     wait_gone(&integrations, "hook-b").await;
     eventually("hook-b's deletion reported", || async {
-        event_reasons(&admin, &namespace, "hook-b")
+        common::event_reasons(&admin, &namespace, "hook-b")
             .await
             .iter()
             .any(|reason| reason == "NotHeld")

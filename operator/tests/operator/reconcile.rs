@@ -63,14 +63,6 @@ async fn remote_alert(client: &sigsci::Client, site: &str, tag: &str) -> Option<
     alerts.into_iter().find(|alert| alert.tag_name == tag)
 }
 
-async fn event_reasons(admin: &Client, namespace: &str, name: &str) -> Vec<String> {
-    common::events_about(admin, namespace, name)
-        .await
-        .into_iter()
-        .map(|(reason, _)| reason)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_alert_is_adopted_patched_kept_from_drifting_and_disabled_on_delete() {
     let (admin, namespace, sim) = setup("alert").await;
@@ -305,7 +297,7 @@ async fn deletion_policies_delete_and_orphan_and_a_missing_alert_is_created() {
         (7, "siteMetricInfo", "siteMetric")
     );
     assert!(
-        event_reasons(&admin, &namespace, "recreated")
+        common::event_reasons(&admin, &namespace, "recreated")
             .await
             .iter()
             .any(|r| r == "Created")
@@ -655,7 +647,7 @@ async fn bad_token_is_reported_as_authentication_failure_without_a_retry_storm()
         .expect("Synced");
     assert_eq!(synced.reason, "AuthenticationFailed");
     assert!(
-        event_reasons(&admin, &namespace, "sim")
+        common::event_reasons(&admin, &namespace, "sim")
             .await
             .iter()
             .any(|r| r == "AuthenticationFailed")
