@@ -336,6 +336,16 @@ where
     }
 }
 
+/// Wait until the operator's metrics hold `line`: gauges are set after the status write a test
+/// waits for, so a single read can race them.
+pub async fn wait_for_metric(operator: &RunningOperator, line: &str) {
+    eventually(line, || async {
+        let metrics = operator.metrics.encode().ok()?;
+        metrics.contains(line).then_some(())
+    })
+    .await;
+}
+
 /// Poll an async check until it returns `Some`.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -459,11 +469,20 @@ pub async fn events_about(admin: &Client, namespace: &str, name: &str) -> Vec<(S
         .collect()
 }
 
-/// The reasons of the Events about object `name`.
-pub async fn event_reasons(admin: &Client, namespace: &str, name: &str) -> Vec<String> {
-    events_about(admin, namespace, name)
-        .await
-        .into_iter()
-        .map(|(reason, _)| reason)
-        .collect()
+/// Wait for an Event about object `name` that `matches` `(reason, note)`: Events are published
+/// after the status write a test waits for.
+pub async fn wait_for_event(
+    admin: &Client,
+    namespace: &str,
+    name: &str,
+    matches: impl Fn(&str, &str) -> bool,
+) {
+    eventually(&format!("a matching Event about {name}"), || async {
+        events_about(admin, namespace, name)
+            .await
+            .iter()
+            .any(|(reason, note)| matches(reason, note))
+            .then_some(())
+    })
+    .await;
 }

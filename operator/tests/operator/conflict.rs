@@ -8,8 +8,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    alert_ready, apply, cleanup, condition, connect_to_sim, eventually, integration_ready,
-    put_secret, sim_client, sim_connection, start_operator, start_sim, wait_gone, wait_until,
+    alert_ready, apply, cleanup, condition, connect_to_sim, integration_ready, put_secret,
+    sim_client, sim_connection, start_operator, start_sim, wait_gone, wait_until,
 };
 use kube::Api;
 use kube::api::DeleteParams;
@@ -115,12 +115,7 @@ async fn one_alert_declared_in_two_namespaces_is_held_by_the_older_object() {
     assert_eq!(common::api_writes(&sim), held);
     let remote = remote_alert(&truth).await;
     assert_eq!((remote.threshold, remote.enabled), (2, true));
-    assert!(
-        common::event_reasons(&admin, &team_b, "second")
-            .await
-            .iter()
-            .any(|reason| reason == "NotHeld")
-    );
+    common::wait_for_event(&admin, &team_b, "second", |reason, _| reason == "NotHeld").await;
 
     // Declared again, still refused; once the holder is gone it takes over at the next resync.
     apply(
@@ -227,12 +222,8 @@ async fn one_webhook_declared_twice_is_created_once_and_kept_by_its_holder() {
         .await
         .expect("delete hook-b");
     wait_gone(&integrations, "hook-b").await;
-    eventually("hook-b's deletion reported", || async {
-        common::event_reasons(&admin, &namespace, "hook-b")
-            .await
-            .iter()
-            .any(|reason| reason == "NotHeld")
-            .then_some(())
+    common::wait_for_event(&admin, &namespace, "hook-b", |reason, _| {
+        reason == "NotHeld"
     })
     .await;
     let kept = truth

@@ -118,11 +118,11 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
         ]
     );
     let since: Vec<DriftEntry> = status.map(|s| s.drift.clone()).unwrap_or_default();
-    let metrics = operator.metrics.encode().expect("metrics");
-    assert!(
-        metrics.contains(r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 1"#),
-        "{metrics}"
-    );
+    common::wait_for_metric(
+        &operator,
+        r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 1"#,
+    )
+    .await;
 
     // Several resyncs (every 2 s): still nothing written, the drift kept with its first sighting,
     // one Event.
@@ -171,11 +171,11 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
         Some("DriftResolved".into())
     );
     assert!(drift_fields(resolved.status.as_ref()).is_empty());
-    let metrics = operator.metrics.encode().expect("metrics");
-    assert!(
-        metrics.contains(r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 0"#),
-        "{metrics}"
-    );
+    common::wait_for_metric(
+        &operator,
+        r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 0"#,
+    )
+    .await;
     let before_switch = common::api_writes(&sim);
     assert_eq!(before_switch, 1, "only the test's own update");
 
@@ -196,12 +196,8 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
     .await;
     assert!(drift_fields(managed.status.as_ref()).is_empty());
     // Applying the spec is an update, not a drift correction.
-    eventually("an Updated event", || async {
-        common::events_about(&admin, &namespace, "observed")
-            .await
-            .iter()
-            .any(|(reason, note)| reason == "Updated" && note.contains("updated threshold"))
-            .then_some(())
+    common::wait_for_event(&admin, &namespace, "observed", |reason, note| {
+        reason == "Updated" && note.contains("updated threshold")
     })
     .await;
     let remote = truth.get_alert("site-1", &seeded.id).await.expect("alert");
@@ -237,12 +233,8 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
             .threshold,
         30
     );
-    eventually("a DriftCorrected event", || async {
-        common::events_about(&admin, &namespace, "observed")
-            .await
-            .iter()
-            .any(|(reason, note)| reason == "DriftCorrected" && note.contains("observed 77"))
-            .then_some(())
+    common::wait_for_event(&admin, &namespace, "observed", |reason, note| {
+        reason == "DriftCorrected" && note.contains("observed 77")
     })
     .await;
     // Corrected once: the next resyncs find it in sync and write nothing.
@@ -368,11 +360,11 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
     for secret in ["T1/B1/observed", "T1/B1/rotated"] {
         assert!(!shown.contains(secret), "{secret} shown: {shown}");
     }
-    let metrics = operator.metrics.encode().expect("metrics");
-    assert!(
-        metrics.contains(r#"sigsci_kit_drifted_objects{kind="Integration"} 1"#),
-        "{metrics}"
-    );
+    common::wait_for_metric(
+        &operator,
+        r#"sigsci_kit_drifted_objects{kind="Integration"} 1"#,
+    )
+    .await;
 
     // A Full integration whose remote twin differs only cosmetically: adopted, never rewritten.
     let mut full = slack(ManagementPolicy::Full);
@@ -419,12 +411,10 @@ async fn an_observed_integration_shows_drift_without_its_secret_and_is_never_del
         .await
         .expect("delete");
     wait_gone(&integrations, "observed").await;
-    eventually("the gauge back to 0", || async {
-        let metrics = operator.metrics.encode().ok()?;
-        metrics
-            .contains(r#"sigsci_kit_drifted_objects{kind="Integration"} 0"#)
-            .then_some(())
-    })
+    common::wait_for_metric(
+        &operator,
+        r#"sigsci_kit_drifted_objects{kind="Integration"} 0"#,
+    )
     .await;
     let kept = truth
         .get_site_integration("site-1", &existing.id)

@@ -151,12 +151,10 @@ async fn agent_alert_is_adopted_patched_kept_from_drifting_and_disabled_on_delet
         a.metadata.generation == Some(2) && alert_ready(a, true)
     })
     .await;
-    let events = common::events_about(&admin, &namespace, "low-traffic").await;
-    assert!(
-        events.iter().any(|(reason, note)| reason == "Updated"
-            && note.contains("updated threshold, skipNotifications")),
-        "events: {events:?}"
-    );
+    common::wait_for_event(&admin, &namespace, "low-traffic", |reason, note| {
+        reason == "Updated" && note.contains("updated threshold, skipNotifications")
+    })
+    .await;
     let remote = remote_alert(&truth, "site-1", "requests_total")
         .await
         .expect("alert");
@@ -296,12 +294,10 @@ async fn deletion_policies_delete_and_orphan_and_a_missing_alert_is_created() {
         ),
         (7, "siteMetricInfo", "siteMetric")
     );
-    assert!(
-        common::event_reasons(&admin, &namespace, "recreated")
-            .await
-            .iter()
-            .any(|r| r == "Created")
-    );
+    common::wait_for_event(&admin, &namespace, "recreated", |reason, _| {
+        reason == "Created"
+    })
+    .await;
 
     // A deletion the API refuses is held up, says so, and names the way out.
     sim.state
@@ -646,12 +642,10 @@ async fn bad_token_is_reported_as_authentication_failure_without_a_retry_storm()
         .cloned()
         .expect("Synced");
     assert_eq!(synced.reason, "AuthenticationFailed");
-    assert!(
-        common::event_reasons(&admin, &namespace, "sim")
-            .await
-            .iter()
-            .any(|r| r == "AuthenticationFailed")
-    );
+    common::wait_for_event(&admin, &namespace, "sim", |reason, _| {
+        reason == "AuthenticationFailed"
+    })
+    .await;
 
     // Settled: no more calls while nothing changes (the retry waits for a fix or 10 minutes).
     tokio::time::sleep(Duration::from_secs(2)).await;
