@@ -9,7 +9,9 @@ pub mod mapping;
 pub mod writer;
 
 pub use mapping::{DERIVED, Event, FieldMapping, MAPPING, OCSF_VERSION, Source};
-pub use writer::{COMPRESSION, OcsfWriter, ROW_GROUP_ROWS, SCHEMA};
+pub use writer::{
+    COMPRESSION, DICTIONARY_COLUMNS, OcsfWriter, ROW_GROUP_BYTES, ROW_GROUP_ROWS, SCHEMA,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OcsfError {

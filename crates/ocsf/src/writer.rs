@@ -12,6 +12,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::OcsfError;
 use crate::mapping::{
@@ -20,11 +21,51 @@ use crate::mapping::{
     type_name,
 };
 
-/// Rows per Arrow batch handed to the encoder.
-const BATCH_ROWS: usize = 4096;
-/// Rows per row group: at ~1 KB a row in memory, a row group stays near 64 MB while encoding and
-/// ends up a few MB compressed, a size Athena splits and skips well.
-pub const ROW_GROUP_ROWS: usize = 65_536;
+/// Rows per Arrow batch handed to the encoder, and the records' size that ends a batch sooner
+/// (the row group's byte limit is checked between batches).
+const BATCH_ROWS: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+/// Rows per row group. A row group is held in memory until it is complete, and two windows
+/// encode at once: 8192 rows of about 1.3 KB keep the writer near 9 MB (65536 rows took 26 MB
+/// and was slower), and still make row groups of about a megabyte compressed, which Athena
+/// reads and skips by their statistics.
+pub const ROW_GROUP_ROWS: usize = 8192;
+/// A row group also ends at this estimated encoded size, so rows with huge headers cannot
+/// grow one without bound.
+pub const ROW_GROUP_BYTES: usize = 4 << 20;
+/// Data and dictionary page limit: each of the ~50 columns holds one page open.
+const PAGE_BYTES: usize = 64 << 10;
+/// The columns whose values repeat (constants, methods, countries, header and tag names): a
+/// dictionary makes them small. Elsewhere (ids, times, URLs, header values, JSON) values are
+/// mostly distinct, and a dictionary only costs memory and CPU before it falls back.
+pub const DICTIONARY_COLUMNS: [&str; 26] = [
+    "activity_name",
+    "category_name",
+    "class_name",
+    "type_name",
+    "severity",
+    "status",
+    "status_code",
+    "metadata.version",
+    "metadata.tenant_uid",
+    "metadata.log_name",
+    "metadata.product.name",
+    "metadata.product.vendor_name",
+    "src_endpoint.location.country",
+    "dst_endpoint.hostname",
+    "dst_endpoint.name",
+    "http_request.http_method",
+    "http_request.version",
+    "http_request.user_agent",
+    "http_request.url.scheme",
+    "http_request.url.hostname",
+    "http_request.http_headers.list.item.name",
+    "http_response.http_headers.list.item.name",
+    "enrichments.list.item.name",
+    "enrichments.list.item.type",
+    "observables.list.item.name",
+    "observables.list.item.type",
+];
 /// The Parquet codec (stated in the docs): Snappy, which Athena, Glue and Security Lake all read.
 pub const COMPRESSION: &str = "snappy";
 
@@ -602,6 +643,8 @@ fn repeat(text: &str, rows: usize) -> ArrayRef {
 pub struct OcsfWriter<W: Write + Send> {
     writer: ArrowWriter<W>,
     batch: Batch,
+    /// The JSON size of the records in `batch`.
+    batch_bytes: usize,
     source: Source,
     records: u64,
 }
@@ -616,16 +659,30 @@ impl<W: Write + Send> OcsfWriter<W> {
         source: Source,
         row_group_rows: usize,
     ) -> Result<Self, OcsfError> {
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            // Min/max per column chunk is what Athena prunes by; per page costs CPU for nothing.
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        let properties = DICTIONARY_COLUMNS
+            .iter()
+            .fold(
+                WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    // Min/max per column chunk is what Athena prunes by; per page costs CPU
+                    // for nothing.
+                    .set_statistics_enabled(EnabledStatistics::Chunk)
+                    .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+                    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+                    .set_data_page_size_limit(PAGE_BYTES)
+                    .set_dictionary_page_size_limit(PAGE_BYTES)
+                    .set_dictionary_enabled(false),
+                |builder, path| {
+                    let parts = path.split('.').map(str::to_string).collect();
+                    builder.set_column_dictionary_enabled(ColumnPath::new(parts), true)
+                },
+            )
             .set_created_by(format!("sigsci-kit ocsf {}", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(OcsfWriter {
             writer: ArrowWriter::try_new(sink, SCHEMA.clone(), Some(properties))?,
             batch: Batch::new(),
+            batch_bytes: 0,
             source,
             records: 0,
         })
@@ -633,13 +690,10 @@ impl<W: Write + Send> OcsfWriter<W> {
 
     /// Maps and appends one feed record (its JSON text).
     pub fn push_record(&mut self, raw: &str) -> Result<(), OcsfError> {
-        self.push(&Event::from_record(raw)?)
-    }
-
-    pub fn push(&mut self, event: &Event<'_>) -> Result<(), OcsfError> {
-        self.batch.push(event)?;
+        self.batch.push(&Event::from_record(raw)?)?;
+        self.batch_bytes += raw.len();
         self.records += 1;
-        if self.batch.rows >= BATCH_ROWS {
+        if self.batch.rows >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
             self.write_batch()?;
         }
         Ok(())
@@ -650,6 +704,7 @@ impl<W: Write + Send> OcsfWriter<W> {
             let batch = self.batch.finish(&self.source)?;
             self.writer.write(&batch)?;
         }
+        self.batch_bytes = 0;
         Ok(())
     }
 
@@ -779,6 +834,77 @@ mod tests {
             file.metadata().row_group(0).column(0).compression(),
             Compression::SNAPPY
         );
+    }
+
+    #[test]
+    fn only_the_repeating_columns_are_dictionary_encoded() {
+        let file = SerializedFileReader::new(bytes::Bytes::from(write(5_000, 5_000))).unwrap();
+        let group = file.metadata().row_group(0);
+        let encoded: Vec<(String, bool)> = group
+            .columns()
+            .iter()
+            .map(|column| {
+                let dictionary = column
+                    .encodings()
+                    .any(|encoding| encoding == parquet::basic::Encoding::RLE_DICTIONARY);
+                (column.column_path().string(), dictionary)
+            })
+            .collect();
+        for path in DICTIONARY_COLUMNS {
+            assert!(
+                encoded.iter().any(|(name, _)| name == path),
+                "{path} is not a column: {encoded:?}"
+            );
+        }
+        for (path, dictionary) in &encoded {
+            assert_eq!(
+                *dictionary,
+                DICTIONARY_COLUMNS.contains(&path.as_str()),
+                "{path}"
+            );
+        }
+        // Statistics per chunk, for pruning.
+        let uid = group
+            .columns()
+            .iter()
+            .find(|column| column.column_path().string() == "metadata.uid")
+            .unwrap();
+        assert!(
+            uid.statistics()
+                .is_some_and(|s| s.min_bytes_opt().is_some())
+        );
+    }
+
+    #[test]
+    fn huge_rows_end_a_row_group_at_its_byte_limit() {
+        // Incompressible header values, so the encoded size is what the rows take.
+        let mut state = 0x2545_f491_u64;
+        let mut noise = || {
+            (0..64 * 1024)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    char::from(b'a' + ((state >> 33) % 26) as u8)
+                })
+                .collect::<String>()
+        };
+        let mut writer = OcsfWriter::new(Vec::new(), source()).unwrap();
+        for i in 0..400 {
+            let raw = record(i).replace(r#""X-Ü","✓"#, &format!(r#""X-Ü","{} ✓"#, noise()));
+            writer.push_record(&raw).unwrap();
+        }
+        let (bytes, _) = writer.finish().unwrap();
+        let file = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        // 400 rows of 64 KiB headers are 25 MiB: several row groups, none far above the limit.
+        assert!(file.metadata().num_row_groups() >= 4);
+        for group in file.metadata().row_groups() {
+            assert!(
+                group.total_byte_size() < (ROW_GROUP_BYTES * 2) as i64,
+                "{}",
+                group.total_byte_size()
+            );
+        }
     }
 
     #[test]
