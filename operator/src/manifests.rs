@@ -417,6 +417,26 @@ pub struct ConnectionGroup {
     pub desired: DesiredState,
 }
 
+/// Exactly one of `site` and `sites`; `sites` only through the operator, which resolves the
+/// corp's sites at each resync.
+fn check_alert_sites(alert: &AgentAlert, address: &str) -> Result<(), ManifestError> {
+    let mut problems = sigsci_config::Problems::default();
+    match alert.spec.check_sites() {
+        Err(found) => {
+            for problem in found.0 {
+                problems.push(format!("{address} spec.{}", problem.field), problem.message);
+            }
+        }
+        Ok(()) if alert.spec.sites.is_some() => problems.push(
+            format!("{address} spec.sites"),
+            "`sigsci-kit config` does not expand sites: apply this object with the operator, \
+             or declare one AgentAlert per site with `site`",
+        ),
+        Ok(()) => {}
+    }
+    problems.into_result().map_err(ManifestError::Invalid)
+}
+
 /// Group the declarations by the connection they use, resolving Secret values.
 pub fn desired_by_connection(
     manifests: &Manifests,
@@ -427,6 +447,7 @@ pub fn desired_by_connection(
         let namespace = alert.namespace().unwrap_or_default();
         let address = format!("AgentAlert {namespace}/{}", alert.name_any());
         let target = find_target(manifests, &namespace, &alert.spec.connection_ref, &address)?;
+        check_alert_sites(alert, &address)?;
         let desired = alert.desired(&namespace, &alert.name_any(), None);
         group(&mut groups, target).alerts.push(desired);
     }

@@ -295,6 +295,9 @@ pub fn next_managed_status(
     ManagedStatus {
         sync,
         drift: entries,
+        sites: previous
+            .map(|status| status.sites.clone())
+            .unwrap_or_default(),
     }
 }
 

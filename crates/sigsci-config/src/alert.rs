@@ -129,6 +129,13 @@ pub fn claim_key(api_url: &str, corp: &str, site: &str, metric: Metric) -> Strin
     claim_digest(api_url, corp, &["alert", site, metric.tag_name()])
 }
 
+/// What every declaration of one metric's alert on several sites shares, through any connection
+/// to the same API and corp: with it, finding the objects that may claim a site's alert is one
+/// selected list, whatever sites they name.
+pub fn claim_sites_key(api_url: &str, corp: &str, metric: Metric) -> String {
+    claim_digest(api_url, corp, &["alert-sites", metric.tag_name()])
+}
+
 /// The remote alert a declaration refers to: the recorded id if it still exists on this tag,
 /// else the site's alert with the metric's tag name (the pre-seeded one is adopted).
 pub fn find_alert<'a>(

@@ -89,12 +89,7 @@ pub(crate) async fn get_corp(State(state): State<SimState>, _corp: CorpPath) -> 
 
 /// `GET /corps/{corp}/sites`: every site in one unpaged list.
 pub(crate) async fn list_sites(State(state): State<SimState>, path: CorpPath) -> Json<Value> {
-    let sites: Vec<Value> = state
-        .inner
-        .sites
-        .iter()
-        .map(|s| site_json(&path.corp, s))
-        .collect();
+    let sites: Vec<Value> = state.sites().map(|s| site_json(&path.corp, s)).collect();
     Json(json!({ "data": sites }))
 }
 

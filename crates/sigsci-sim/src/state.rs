@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Mutex<FaultState>,
     pub(crate) log: Mutex<CallLog>,
     pub(crate) feed_slots: Mutex<FeedSlots>,
+    /// Sites the API acts as if they did not exist yet (see [`SimState::withhold_site`]).
+    pub(crate) withheld: Mutex<HashSet<String>>,
 }
 
 /// The simulator: cheap to clone (an `Arc` inside).
@@ -181,6 +183,7 @@ impl SimState {
                 faults: Mutex::new(faults),
                 log: Mutex::new(CallLog::default()),
                 feed_slots: Mutex::new(FeedSlots::default()),
+                withheld: Mutex::new(HashSet::new()),
                 config,
             }),
         }
@@ -214,7 +217,27 @@ impl SimState {
 
     /// Site short names.
     pub fn site_names(&self) -> Vec<String> {
-        self.inner.sites.iter().map(|s| s.name.clone()).collect()
+        self.sites().map(|s| s.name.clone()).collect()
+    }
+
+    /// Until `withheld` is set back to false, the API acts as if `name` did not exist: a site
+    /// created later (tests of "every site, including sites created later").
+    pub fn withhold_site(&self, name: &str, withheld: bool) {
+        let mut all = lock(&self.inner.withheld);
+        if withheld {
+            all.insert(name.to_string());
+        } else {
+            all.remove(name);
+        }
+    }
+
+    /// The sites the API shows.
+    pub(crate) fn sites(&self) -> impl Iterator<Item = &SiteInfo> {
+        let withheld = lock(&self.inner.withheld).clone();
+        self.inner
+            .sites
+            .iter()
+            .filter(move |s| !withheld.contains(&s.name))
     }
 
     /// The current fault set.
@@ -287,7 +310,7 @@ impl SimState {
     }
 
     pub(crate) fn site(&self, name: &str) -> Option<&SiteInfo> {
-        self.inner.sites.iter().find(|s| s.name == name)
+        self.sites().find(|s| s.name == name)
     }
 
     pub(crate) fn require_site(&self, name: &str) -> Result<&SiteInfo, SimError> {

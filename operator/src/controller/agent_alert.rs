@@ -1,24 +1,36 @@
 //! `AgentAlert` reconciler: find the site's alert by tag name, patch it to the spec (create it
 //! only if absent); on deletion apply the deletion policy. `ObserveOnly` never writes and
 //! reports how the alert differs; of two objects declaring one alert, the older holds it.
+//! An object declared with `sites` does the same on each site (`all`: the corp's sites at each
+//! resync), claims each site's alert on its own, and reports each site in `status.sites`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
-use sigsci_config::alert::{claim_key, find_alert};
-use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, plan_alert, plan_alert_removal};
+use serde_json::json;
+use sigsci_config::alert::{claim_key, claim_sites_key, find_alert};
+use sigsci_config::{
+    AlertDeletionPolicy, FieldDiff, ManagementPolicy, plan_alert, plan_alert_removal,
+};
 
 use super::{
-    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_managed,
-    recorded_remote_id, report_cleanup, succeeded,
+    Context, Synced, applied_before, claim, claim_label, converge, holds, managed_outcome,
+    record_managed, record_managed_sites, recorded_remote_id, report_cleanup, succeeded,
 };
-use crate::connect::{client_for, connect, connection_target};
+use crate::connect::{ApiClient, client_for, connection_target};
 use crate::crd::AgentAlert;
-use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
-use crate::status::Outcome;
-use crate::{Error, Result, remote};
+use crate::crd::agent_alert::SiteSelection;
+use crate::crd::common::{
+    CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_SITES_LABEL, FINALIZER, REMOTE_ID_ANNOTATION,
+    SITE_CLAIM_LABEL_PREFIX, SiteResult,
+};
+use crate::crd::connection::ConnectionTarget;
+use crate::status::{self, Drift, Outcome};
+use crate::{Error, ErrorClass, Result, remote};
 
 pub const KIND: &str = "AgentAlert";
 
@@ -46,6 +58,9 @@ async fn apply(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action> {
+    if let Some(selection) = &alert.spec.sites {
+        return apply_sites(api, alert, selection, namespace, ctx).await;
+    }
     let result = sync(alert, namespace, ctx).await;
     let subject = subject(alert);
     let (outcome, annotations, drift) = match &result {
@@ -80,33 +95,482 @@ async fn sync(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Sync
     desired.validate().map_err(Error::InvalidSpec)?;
     let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
     let key = claim_key(&target.api_url, &target.corp, &desired.site, desired.metric);
-    if let Some(holder) = claim(ctx, alert, &key).await? {
+    let holder = match claim(ctx, alert, &key).await? {
+        Some(holder) => Some(holder),
+        None => {
+            let claimants = Claimants::find(ctx, alert, &target, &[]).await?;
+            claimants.holder(alert, &key)
+        }
+    };
+    if let Some(holder) = holder {
         return Err(Error::Conflict {
             subject: subject(alert),
             holder,
         });
     }
     let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
-    let observed = remote::observe_alerts(&client, &desired.site).await?;
-    let found = find_alert(&desired, &observed).map(|found| found.id.clone());
-    converge(
+    sync_site(
+        alert,
         &client,
-        alert.spec.management_policy,
-        plan_alert(&desired, &observed),
-        found,
+        desired,
         recorded,
         applied_before(alert, status),
     )
     .await
 }
 
+/// Read the site's alerts and converge the one `desired` declares.
+async fn sync_site(
+    alert: &AgentAlert,
+    client: &ApiClient,
+    desired: sigsci_config::DesiredAlert,
+    recorded: Option<String>,
+    settled: bool,
+) -> Result<Synced> {
+    let observed = remote::observe_alerts(client, &desired.site).await?;
+    let found = find_alert(&desired, &observed).map(|found| found.id.clone());
+    converge(
+        client,
+        alert.spec.management_policy,
+        plan_alert(&desired, &observed),
+        found,
+        recorded,
+        settled,
+    )
+    .await
+}
+
 /// How events and conditions name the remote object.
 fn subject(alert: &AgentAlert) -> String {
-    format!(
-        "site {} alert {}",
-        alert.spec.site,
-        alert.spec.metric.tag_name()
+    match &alert.spec.site {
+        Some(site) => subject_on(alert, site),
+        None => format!(
+            "alert {} on {}",
+            alert.spec.metric.tag_name(),
+            match &alert.spec.sites {
+                Some(SiteSelection::Listed(sites)) => format!("sites {}", sites.join(", ")),
+                _ => "all sites".to_string(),
+            }
+        ),
+    }
+}
+
+fn subject_on(alert: &AgentAlert, site: &str) -> String {
+    format!("site {site} alert {}", alert.spec.metric.tag_name())
+}
+
+/// The objects that may claim the alerts of `sites` (and, with no sites, only those declared
+/// with `sites`): found by label, so the look-up costs one or two selected lists whatever the
+/// number of objects.
+struct Claimants {
+    objects: Vec<AgentAlert>,
+}
+
+impl Claimants {
+    async fn find(
+        ctx: &Context,
+        alert: &AgentAlert,
+        target: &ConnectionTarget,
+        single_site_keys: &[String],
+    ) -> Result<Claimants> {
+        let wide = claim_sites_key(&target.api_url, &target.corp, alert.spec.metric);
+        let mut selectors = Vec::new();
+        if let Some(label) = claim_label(&wide) {
+            selectors.push(format!("{CLAIM_SITES_LABEL}={label}"));
+        }
+        let labels: Vec<&str> = single_site_keys
+            .iter()
+            .filter_map(|key| claim_label(key))
+            .collect();
+        // A selector stays well under the apiserver's URL limit at 100 values of 40 characters.
+        for chunk in labels.chunks(100) {
+            selectors.push(format!("{CLAIM_LABEL} in ({})", chunk.join(",")));
+        }
+        let mut objects = Vec::new();
+        for selector in selectors {
+            objects.extend(list_claimants(ctx, alert, &selector).await?);
+        }
+        Ok(Claimants { objects })
+    }
+
+    /// The older object holding the site alert of claim `key`, if not `alert`.
+    fn holder(&self, alert: &AgentAlert, key: &str) -> Option<String> {
+        let site_label = claim_label(key).map(|label| format!("{SITE_CLAIM_LABEL_PREFIX}{label}"));
+        let rank = |other: &AgentAlert| {
+            (
+                other.meta().creation_timestamp.as_ref().map(|time| time.0),
+                other.namespace(),
+                other.name_any(),
+            )
+        };
+        self.objects
+            .iter()
+            .filter(|other| {
+                other.meta().deletion_timestamp.is_none()
+                    && (other
+                        .annotations()
+                        .get(CLAIM_ANNOTATION)
+                        .map(String::as_str)
+                        == Some(key)
+                        || site_label
+                            .as_ref()
+                            .is_some_and(|label| other.labels().contains_key(label)))
+            })
+            .min_by_key(|other| rank(other))
+            .filter(|oldest| rank(oldest) < rank(alert))
+            .map(|oldest| {
+                format!(
+                    "{KIND} {}/{}",
+                    oldest.namespace().unwrap_or_default(),
+                    oldest.name_any()
+                )
+            })
+    }
+}
+
+/// The AgentAlerts matching `selector` in every namespace (in the object's own without
+/// cluster-wide read access).
+async fn list_claimants(
+    ctx: &Context,
+    alert: &AgentAlert,
+    selector: &str,
+) -> Result<Vec<AgentAlert>> {
+    let params = ListParams::default().labels(selector);
+    let everywhere: Api<AgentAlert> = Api::all(ctx.client.clone());
+    match everywhere.list(&params).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(response)) if response.code == 403 => {
+            let namespace = alert.namespace().unwrap_or_default();
+            Ok(
+                Api::<AgentAlert>::namespaced(ctx.client.clone(), &namespace)
+                    .list(&params)
+                    .await?
+                    .items,
+            )
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The site names `selection` stands for now.
+async fn resolve(selection: &SiteSelection, client: &ApiClient) -> Result<Vec<String>> {
+    Ok(match selection {
+        SiteSelection::All => {
+            let mut sites: Vec<String> = client
+                .list_sites()
+                .await?
+                .into_iter()
+                .map(|site| site.name)
+                .collect();
+            sites.sort();
+            sites
+        }
+        SiteSelection::Listed(sites) => sites.clone(),
+    })
+}
+
+/// Record on the object which site alerts it claims (a label per site, and the metric-wide
+/// label), before looking for older claimants: of two objects claiming at once, the one looking
+/// last sees the other.
+async fn claim_sites(
+    api: &Api<AgentAlert>,
+    alert: &AgentAlert,
+    target: &ConnectionTarget,
+    keys: &[String],
+) -> Result<()> {
+    let wanted: BTreeSet<String> = keys
+        .iter()
+        .filter_map(|key| claim_label(key))
+        .map(|label| format!("{SITE_CLAIM_LABEL_PREFIX}{label}"))
+        .collect();
+    let labels = alert.labels();
+    let mut changes = serde_json::Map::new();
+    for stale in labels
+        .keys()
+        .filter(|key| key.starts_with(SITE_CLAIM_LABEL_PREFIX) && !wanted.contains(*key))
+    {
+        changes.insert(stale.clone(), serde_json::Value::Null);
+    }
+    for key in wanted.iter().filter(|key| !labels.contains_key(*key)) {
+        changes.insert(key.clone(), json!("true"));
+    }
+    let wide = claim_sites_key(&target.api_url, &target.corp, alert.spec.metric);
+    if let Some(label) = claim_label(&wide)
+        && labels.get(CLAIM_SITES_LABEL).map(String::as_str) != Some(label)
+    {
+        changes.insert(CLAIM_SITES_LABEL.to_string(), json!(label));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let patch = json!({ "metadata": { "labels": changes } });
+    api.patch(
+        &alert.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
     )
+    .await?;
+    Ok(())
+}
+
+/// One site's result in a reconcile of an object declared with `sites`.
+struct SiteSync {
+    site: String,
+    result: Result<Synced>,
+}
+
+async fn apply_sites(
+    api: &Api<AgentAlert>,
+    alert: &AgentAlert,
+    selection: &SiteSelection,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action> {
+    let subject = subject(alert);
+    let synced = sync_sites(api, alert, selection, namespace, ctx).await;
+    let synced = match synced {
+        Ok(synced) => synced,
+        Err(error) => {
+            record_managed(
+                ctx,
+                api,
+                alert,
+                alert.status.as_ref(),
+                &Outcome::failed(&error),
+                &[],
+                None,
+                (KIND, &subject),
+            )
+            .await?;
+            return Err(error);
+        }
+    };
+    let (outcome, drift, entries) = site_outcome(alert, &subject, &synced);
+    record_managed_sites(
+        ctx,
+        api,
+        alert,
+        (alert.status.as_ref(), &outcome),
+        &[],
+        Some(&drift),
+        Some(entries),
+        (KIND, &subject),
+    )
+    .await?;
+    // The error a site's failure calls for: a transient one retries soonest.
+    let mut failures: Vec<Error> = synced
+        .into_iter()
+        .filter_map(|site| site.result.err())
+        .collect();
+    failures.sort_by_key(|error| error.class() != ErrorClass::Transient);
+    match failures.into_iter().next() {
+        Some(error) => Err(error),
+        None => Ok(Action::requeue(ctx.settings.resync)),
+    }
+}
+
+/// Resolve the sites, claim them, then sync each site the object holds; sites dropped since the
+/// last reconcile get the deletion policy.
+async fn sync_sites(
+    api: &Api<AgentAlert>,
+    alert: &AgentAlert,
+    selection: &SiteSelection,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Vec<SiteSync>> {
+    let name = alert.name_any();
+    let spec = &alert.spec;
+    spec.check_sites().map_err(Error::InvalidSpec)?;
+    let target = connection_target(&ctx.client, namespace, &spec.connection_ref).await?;
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let sites = resolve(selection, &client).await?;
+    let key_of = |site: &str| claim_key(&target.api_url, &target.corp, site, spec.metric);
+    let keys: Vec<String> = sites.iter().map(|site| key_of(site)).collect();
+    claim_sites(api, alert, &target, &keys).await?;
+    let claimants = Claimants::find(ctx, alert, &target, &keys).await?;
+    let status = alert.status.as_ref();
+    let previous: BTreeMap<&str, &SiteResult> = status
+        .map(|status| {
+            status
+                .sites
+                .iter()
+                .map(|entry| (entry.site.as_str(), entry))
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    let current_generation =
+        status.is_some_and(|status| status.sync.observed_generation == alert.meta().generation);
+    let syncs = sites.iter().zip(&keys).map(|(site, key)| {
+        let entry = previous.get(site.as_str()).copied();
+        let holder = claimants.holder(alert, key);
+        let client = &client;
+        let name = &name;
+        async move {
+            let result = match holder {
+                Some(holder) => Err(Error::Conflict {
+                    subject: subject_on(alert, site),
+                    holder,
+                }),
+                None => {
+                    let recorded = entry.and_then(|entry| entry.remote_id.clone());
+                    let desired = alert.desired_on(site, namespace, name, recorded.clone());
+                    // Applied before: this generation was Ready on the site after writing or
+                    // matching; a difference now is drift.
+                    let settled = current_generation
+                        && entry.is_some_and(|entry| {
+                            entry.ready == "True" && entry.reason != status::reason::OBSERVED
+                        });
+                    sync_site(alert, client, desired, recorded, settled).await
+                }
+            };
+            SiteSync {
+                site: site.clone(),
+                result,
+            }
+        }
+    });
+    let mut synced = futures::future::join_all(syncs).await;
+    // Sites no longer declared (or, under `all`, no longer in the corp).
+    let declared: BTreeSet<&str> = sites.iter().map(String::as_str).collect();
+    for (site, entry) in previous {
+        if declared.contains(site) {
+            continue;
+        }
+        let key = key_of(site);
+        let held = entry.remote_id.is_some() && claimants.holder(alert, &key).is_none();
+        if !held {
+            continue;
+        }
+        if let Err(error) = remove_on_site(alert, &client, site, entry.remote_id.clone()).await {
+            tracing::warn!(object = %super::object_key(alert), site, %error, "cannot apply the deletion policy to a site no longer declared");
+            synced.push(SiteSync {
+                site: site.to_string(),
+                result: Err(error),
+            });
+        }
+    }
+    Ok(synced)
+}
+
+/// The object's conditions, drift and `status.sites` after syncing each site.
+fn site_outcome(
+    alert: &AgentAlert,
+    subject: &str,
+    synced: &[SiteSync],
+) -> (Outcome, Drift, Vec<SiteResult>) {
+    let policy = alert.spec.management_policy;
+    let mut entries = Vec::new();
+    let mut failed = Vec::new();
+    let mut noted = Vec::new();
+    let (mut wrote, mut adopted) = (false, false);
+    let (mut differs, mut corrected): (Vec<FieldDiff>, Vec<FieldDiff>) = (Vec::new(), Vec::new());
+    let mut transient = false;
+    for SiteSync { site, result } in synced {
+        let site_subject = subject_on(alert, site);
+        let entry = match result {
+            Ok(synced) => {
+                let outcome = managed_outcome(&site_subject, policy, synced);
+                let Outcome::Succeeded {
+                    reason,
+                    message,
+                    wrote: written,
+                    remote_id,
+                } = outcome
+                else {
+                    continue;
+                };
+                wrote |= written;
+                adopted |= synced.adopted;
+                match &synced.drift {
+                    Drift::Differs(diffs) => differs.extend(diffs.iter().cloned()),
+                    Drift::Corrected(diffs) => corrected.extend(diffs.iter().cloned()),
+                    Drift::Matches => {}
+                }
+                if written || synced.adopted || !matches!(synced.drift, Drift::Matches) {
+                    noted.push(message.clone());
+                }
+                SiteResult {
+                    site: site.clone(),
+                    remote_id,
+                    ready: "True".into(),
+                    reason: reason.into(),
+                    message,
+                }
+            }
+            Err(error) => {
+                transient |= error.class() == ErrorClass::Transient;
+                failed.push((error.reason(), format!("{site}: {error}")));
+                SiteResult {
+                    site: site.clone(),
+                    remote_id: None,
+                    ready: "False".into(),
+                    reason: error.reason().into(),
+                    message: error.to_string(),
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    entries.sort_by(|a, b| a.site.cmp(&b.site));
+    let total = entries.len();
+    let drift = if !corrected.is_empty() {
+        Drift::Corrected(distinct_fields(corrected))
+    } else if !differs.is_empty() {
+        Drift::Differs(distinct_fields(differs))
+    } else {
+        Drift::Matches
+    };
+    let outcome = match failed.first() {
+        Some(&(reason, _)) => Outcome::Failed {
+            reason,
+            message: format!(
+                "{} of {total} sites failed: {}",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|(_, message)| message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            class: if transient {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Permanent
+            },
+            blocks_deletion: false,
+        },
+        None => {
+            let reason = match (&drift, policy) {
+                (Drift::Corrected(_), _) => status::reason::DRIFT_CORRECTED,
+                (_, ManagementPolicy::ObserveOnly) => status::reason::OBSERVED,
+                _ if wrote => status::reason::UPDATED,
+                _ if adopted => status::reason::ADOPTED,
+                _ => status::reason::IN_SYNC,
+            };
+            let message = if noted.is_empty() {
+                format!("{subject}: matches the spec on {total} sites")
+            } else {
+                format!("{subject} ({total} sites): {}", noted.join("; "))
+            };
+            Outcome::Succeeded {
+                reason,
+                message,
+                wrote,
+                remote_id: None,
+            }
+        }
+    };
+    (outcome, drift, entries)
+}
+
+/// One entry per field (the drift entries are keyed by field): the first site's values.
+fn distinct_fields(diffs: Vec<FieldDiff>) -> Vec<FieldDiff> {
+    let mut seen = BTreeSet::new();
+    diffs
+        .into_iter()
+        .filter(|diff| seen.insert(diff.field))
+        .collect()
 }
 
 async fn cleanup(
@@ -123,6 +587,9 @@ async fn cleanup(
     let result = match (alert.spec.management_policy, policy) {
         (ManagementPolicy::ObserveOnly, _) => Ok(Removal::Observed),
         (_, AlertDeletionPolicy::Orphan) => Ok(Removal::Orphaned),
+        (ManagementPolicy::Full, _) if alert.spec.sites.is_some() => {
+            remove_sites(alert, namespace, ctx).await
+        }
         (ManagementPolicy::Full, _) => remove(alert, namespace, ctx, policy).await,
     };
     match result {
@@ -142,6 +609,19 @@ async fn cleanup(
                     ("Deleted", format!("deleted {subject}"))
                 }
                 (Removal::Written, _) => ("Disabled", format!("disabled {subject}")),
+                (Removal::Sites(sites), _) => (
+                    "Cleanup",
+                    format!(
+                        "applied deletionPolicy {policy:?} to alert {} on {} held sites{}",
+                        alert.spec.metric.tag_name(),
+                        sites.len(),
+                        if sites.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", sites.join(", "))
+                        }
+                    ),
+                ),
             };
             report_cleanup(ctx, &regarding, reason, note).await;
             Ok(Action::await_change())
@@ -171,6 +651,8 @@ enum Removal {
     NotHeld,
     Unchanged,
     Written,
+    /// Declared with `sites`: the sites the policy was applied to (those it held).
+    Sites(Vec<String>),
 }
 
 /// Apply the deletion policy (`Disable` or `Delete`) to the alert this object holds.
@@ -185,13 +667,14 @@ async fn remove(
         return Ok(Removal::NotHeld);
     }
     let desired = alert.desired(namespace, &alert.name_any(), recorded);
-    let client = connect(
-        &ctx.client,
-        namespace,
-        &alert.spec.connection_ref,
-        &ctx.settings.api,
-    )
-    .await?;
+    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
+    // An older object declaring the alert on several sites holds it too.
+    let key = claim_key(&target.api_url, &target.corp, &desired.site, desired.metric);
+    let claimants = Claimants::find(ctx, alert, &target, &[]).await?;
+    if claimants.holder(alert, &key).is_some() {
+        return Ok(Removal::NotHeld);
+    }
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
     let observed = match remote::observe_alerts(&client, &desired.site).await {
         // The site itself is gone, and its alerts with it.
         Err(sigsci::Error::NotFound { .. }) => return Ok(Removal::Unchanged),
@@ -204,4 +687,66 @@ async fn remove(
         }
         None => Ok(Removal::Unchanged),
     }
+}
+
+/// Apply the deletion policy on each site whose alert this object holds (it recorded the
+/// alert's id there, and no older object claims it).
+async fn remove_sites(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Removal> {
+    let entries: Vec<&SiteResult> = alert
+        .status
+        .as_ref()
+        .map(|status| {
+            status
+                .sites
+                .iter()
+                .filter(|e| e.remote_id.is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    if entries.is_empty() {
+        return Ok(Removal::NotHeld);
+    }
+    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
+    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let key_of = |site: &str| claim_key(&target.api_url, &target.corp, site, alert.spec.metric);
+    let keys: Vec<String> = entries.iter().map(|entry| key_of(&entry.site)).collect();
+    let claimants = Claimants::find(ctx, alert, &target, &keys).await?;
+    let mut applied = Vec::new();
+    for (entry, key) in entries.iter().zip(&keys) {
+        if claimants.holder(alert, key).is_some() {
+            continue;
+        }
+        remove_on_site(alert, &client, &entry.site, entry.remote_id.clone()).await?;
+        applied.push(entry.site.clone());
+    }
+    Ok(Removal::Sites(applied))
+}
+
+/// Apply the deletion policy to the object's alert on `site` (`recorded`: its id there).
+async fn remove_on_site(
+    alert: &AgentAlert,
+    client: &ApiClient,
+    site: &str,
+    recorded: Option<String>,
+) -> Result<()> {
+    let policy = alert.spec.deletion_policy;
+    if alert.spec.management_policy == ManagementPolicy::ObserveOnly
+        || policy == AlertDeletionPolicy::Orphan
+    {
+        return Ok(());
+    }
+    let desired = alert.desired_on(
+        site,
+        &alert.namespace().unwrap_or_default(),
+        &alert.name_any(),
+        recorded,
+    );
+    let observed = match remote::observe_alerts(client, site).await {
+        Err(sigsci::Error::NotFound { .. }) => return Ok(()),
+        other => other?,
+    };
+    if let Some(change) = plan_alert_removal(&desired, &observed, policy) {
+        remote::execute(client, &change).await?;
+    }
+    Ok(())
 }

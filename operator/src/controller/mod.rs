@@ -24,6 +24,7 @@ use serde_json::json;
 use sigsci_config::{Change, FieldDiff, ManagementPolicy, Op, Shown};
 
 use crate::connect::ApiSettings;
+use crate::crd::common::SiteResult;
 use crate::crd::common::{CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS};
 use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
 use crate::lease::Clock;
@@ -477,7 +478,7 @@ where
 /// The claim as a label value (at most 63 characters): a prefix of the digest, enough to
 /// select the few candidates whose annotation is then compared in full. `None` for a key that
 /// is not a digest: then every object of the kind is a candidate.
-fn claim_label(key: &str) -> Option<&str> {
+pub(crate) fn claim_label(key: &str) -> Option<&str> {
     let label = key.get(..CLAIM_LABEL_CHARS)?;
     label
         .bytes()
@@ -643,11 +644,43 @@ pub(crate) async fn record_managed<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
+    record_managed_sites(
+        ctx,
+        api,
+        object,
+        (current, outcome),
+        annotations,
+        drift,
+        None,
+        (kind, subject),
+    )
+    .await
+}
+
+/// [`record_managed`] that also replaces `status.sites` (agent alerts declared with `sites`);
+/// `None` keeps the entries as they are.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_managed_sites<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    (current, outcome): (Option<&ManagedStatus>, &Outcome),
+    annotations: &[(&str, Option<String>)],
+    drift: Option<&Drift>,
+    sites: Option<Vec<SiteResult>>,
+    (kind, subject): (&'static str, &str),
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
     let generation = object.meta().generation;
     let now = ctx.now();
     let mut next_drift = Vec::new();
     record_sync(ctx, api, object, current, outcome, annotations, |sync| {
-        let next = status::next_managed_status(current, sync, drift, generation, &now);
+        let mut next = status::next_managed_status(current, sync, drift, generation, &now);
+        if let Some(sites) = sites {
+            next.sites = sites;
+        }
         next_drift.clone_from(&next.drift);
         next
     })

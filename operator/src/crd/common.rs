@@ -20,6 +20,13 @@ pub const CLAIM_ANNOTATION: &str = "sigsci-kit.io/claim";
 /// The claim's first [`CLAIM_LABEL_CHARS`] characters as a label, so that finding the other
 /// claimants is a label-selected list rather than a list of every object.
 pub const CLAIM_LABEL: &str = "sigsci-kit.io/claim";
+/// On an agent alert declared with `sites`: the label form of
+/// `sigsci_config::alert::claim_sites_key` (API, corp, metric), selecting every object that may
+/// claim one of that metric's site alerts on several sites.
+pub const CLAIM_SITES_LABEL: &str = "sigsci-kit.io/claim-sites";
+/// On an agent alert declared with `sites`: one label per site it declares, this prefix and the
+/// label form of the site's claim (value `true`). A label holds one value, so the sites are keys.
+pub const SITE_CLAIM_LABEL_PREFIX: &str = "claims.sigsci-kit.io/";
 /// 160 bits of the digest: a label value holds at most 63 characters.
 pub const CLAIM_LABEL_CHARS: usize = 40;
 
@@ -95,6 +102,27 @@ pub struct ManagedStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["field".into()]))]
     pub drift: Vec<DriftEntry>,
+    /// Agent alerts declared with `sites`: the result on each site, one entry per site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["site".into()]))]
+    pub sites: Vec<SiteResult>,
+}
+
+/// The result of one reconcile on one site of an agent alert declared with `sites`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteResult {
+    /// Site short name.
+    pub site: String,
+    /// Id of the site's alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// `True` when the site's alert matches the spec (or, under ObserveOnly, was read).
+    pub ready: String,
+    /// Why (PascalCase, as the `Ready` condition's reasons), e.g. `InSync`, `Conflict`.
+    pub reason: String,
+    /// What happened on this site.
+    pub message: String,
 }
 
 /// One field that differs between the remote object and the spec. Secret values show only that they differ.

@@ -32,7 +32,8 @@ fn in_conflict(status: Option<&ManagedStatus>) -> Option<String> {
 fn alert_spec(threshold: i64, policy: AlertDeletionPolicy) -> AgentAlertSpec {
     AgentAlertSpec {
         connection_ref: sim_connection(),
-        site: "site-1".into(),
+        site: Some("site-1".into()),
+        sites: None,
         metric: Metric::OnlineAgentCount,
         operator: ThresholdOperator::LessThan,
         threshold,

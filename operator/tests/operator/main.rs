@@ -9,3 +9,4 @@ mod lists;
 mod observe;
 mod reconcile;
 mod recovery;
+mod sites;

@@ -62,7 +62,8 @@ fn ready_reason(status: Option<&ManagedStatus>) -> Option<(String, String)> {
 fn alert_spec(threshold: i64, policy: ManagementPolicy) -> AgentAlertSpec {
     AgentAlertSpec {
         connection_ref: sim_connection(),
-        site: "site-1".into(),
+        site: Some("site-1".into()),
+        sites: None,
         metric: Metric::AverageRps,
         operator: ThresholdOperator::LessThan,
         threshold,

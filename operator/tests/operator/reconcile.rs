@@ -38,7 +38,8 @@ fn alert_spec(
 ) -> AgentAlertSpec {
     AgentAlertSpec {
         connection_ref: sim_connection(),
-        site: site.into(),
+        site: Some(site.into()),
+        sites: None,
         metric,
         operator: ThresholdOperator::LessThan,
         threshold,
