@@ -9,14 +9,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh deploy, or tests/services.sh up DIR k8s and source DIR/env}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh deploy, or tests/services.sh up DIR k8s and source DIR/env}
-helm=${SIGSCI_KIT_TEST_HELM:?SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh deploy, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 # shellcheck source=tests/lib/process.sh
 source tests/lib/process.sh
 # shellcheck source=tests/lib/operator.sh
 source tests/lib/operator.sh
-kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
 say() { echo "operator-image: $*"; }
 fail() { echo "operator-image: $*" >&2; exit 1; }
 

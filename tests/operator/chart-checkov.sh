@@ -5,7 +5,8 @@
 # checkov runs from the terraform suite's venv (target/venv-checkov, the same pinned version).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-helm=${SIGSCI_KIT_TEST_HELM:?SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 say() { echo "chart-checkov: $*"; }
 
 venv="$root/target/venv-checkov"

@@ -5,10 +5,8 @@
 # namespace really enforces it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-helm=${SIGSCI_KIT_TEST_HELM:?SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 say() { echo "chart-psa: $*"; }
 fail() { say "$*" >&2; exit 1; }
 

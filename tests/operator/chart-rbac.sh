@@ -7,15 +7,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-helm=${SIGSCI_KIT_TEST_HELM:?SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 # shellcheck source=tests/lib/cargo.sh
 source tests/lib/cargo.sh
 # shellcheck source=tests/lib/process.sh
 source tests/lib/process.sh
 workspace_build
-kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
 say() { echo "chart-rbac: $*"; }
 fail() { say "$*" >&2; exit 1; }
 

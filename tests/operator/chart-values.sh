@@ -7,11 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 chart="$root/charts/sigsci-operator"
-helm=${SIGSCI_KIT_TEST_HELM:?SIGSCI_KIT_TEST_HELM is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 python="$root/target/venv/bin/python"
-kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
 say() { echo "chart-values: $*"; }
 fail() { say "$*" >&2; exit 1; }
 render() { "$helm" template sigsci-operator "$chart" --namespace sigsci-system "$@"; }

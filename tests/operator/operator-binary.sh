@@ -5,8 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-kubectl=${SIGSCI_KIT_TEST_KUBECTL:?SIGSCI_KIT_TEST_KUBECTL is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
-kubeconfig=${SIGSCI_KIT_TEST_KUBECONFIG:?SIGSCI_KIT_TEST_KUBECONFIG is not set: run tests/run.sh operator, or tests/services.sh up DIR k8s and source DIR/env}
+# shellcheck source=tests/lib/testbed.sh
+source "$root/tests/lib/testbed.sh"
 # shellcheck source=tests/lib/cargo.sh
 source tests/lib/cargo.sh
 # shellcheck source=tests/lib/process.sh
@@ -14,7 +14,6 @@ source tests/lib/process.sh
 # shellcheck source=tests/lib/operator.sh
 source tests/lib/operator.sh
 workspace_build
-kc() { "$kubectl" --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
 say() { echo "operator-binary: $*"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sigsci-operator-bin.XXXXXX")
