@@ -88,6 +88,11 @@ impl Pager {
         let mut pending = self.fetch(Position::First).await;
         loop {
             let fetched = pending?;
+            // Room for this page first, then the next request: a consumer that is behind never
+            // has a page waiting here and another one fetched ahead.
+            let Ok(slot) = sender.reserve().await else {
+                return Ok(()); // The consumer is gone.
+            };
             let mut ahead = match peek_next_uri(&fetched.reply.body) {
                 Peek::Next(uri) => Some(self.start_ahead(uri)),
                 Peek::Last | Peek::Unknown => None,
@@ -100,10 +105,7 @@ impl Pager {
                         .await?
                 }
             };
-            let page = FeedPage { records, attempts };
-            if sender.send(Ok(page)).await.is_err() {
-                return Ok(()); // The consumer is gone.
-            }
+            slot.send(Ok(FeedPage { records, attempts }));
             let Some(next) = next else {
                 return Ok(());
             };
