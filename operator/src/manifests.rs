@@ -12,10 +12,11 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use sigsci_config::managed::site_of;
 use sigsci_config::{
-    Address, Claimant, DesiredState, Managed, ManagedObject, ManagementPolicy, ObservedState,
-    Reads, Sensitive, check_claims,
+    Address, Claimant, DesiredAlert, DesiredState, Managed, ManagedObject, ManagementPolicy,
+    ObservedState, Reads, Sensitive, check_claims,
 };
 
+use crate::crd::agent_alert::SiteSelection;
 use crate::crd::{
     AgentAlert, ClusterSigSciConnection, ConnectionKind, ConnectionRef, Integration,
     SigSciConnection, SigSciList,
@@ -64,9 +65,15 @@ pub enum ManifestError {
     /// Two declarations of one remote object (see [`sigsci_config::claims`]).
     #[error("conflicting manifests, nothing planned or applied: {0}")]
     Conflict(sigsci_config::Problems),
+    /// `sites: all` needs the corp's site list, which the caller reads (see [`all_sites_targets`]).
+    #[error(
+        "{object}: the sites of {connection} were not listed, so `sites: all` cannot be expanded"
+    )]
+    SitesNotListed { object: String, connection: String },
     #[error("{address} is declared twice: in {} and in {}", .first.display(), .second.display())]
     Duplicate {
-        address: Address,
+        // Boxed: every `Result` of this module carries the error's size.
+        address: Box<Address>,
         first: PathBuf,
         second: PathBuf,
     },
@@ -89,7 +96,7 @@ impl Manifests {
     /// Where `address` is declared, as given on the command line.
     pub fn origin(&self, address: &Address) -> Option<String> {
         self.origins
-            .get(address)
+            .get(&address.object())
             .map(|path| path.display().to_string())
     }
 
@@ -109,7 +116,7 @@ impl Manifests {
         );
         match self.origins.get(&address) {
             Some(first) => Err(ManifestError::Duplicate {
-                address,
+                address: Box::new(address),
                 first: first.clone(),
                 second: path.to_path_buf(),
             }),
@@ -417,39 +424,75 @@ pub struct ConnectionGroup {
     pub desired: DesiredState,
 }
 
-/// Exactly one of `site` and `sites`; `sites` only through the operator, which resolves the
-/// corp's sites at each resync.
+/// The site short names of each connection's corp, by [`Target::connection`]: what
+/// `sites: all` expands to.
+pub type CorpSites = BTreeMap<String, Vec<String>>;
+
+/// Exactly one of `site` and `sites`, and a well-formed list.
 fn check_alert_sites(alert: &AgentAlert, address: &str) -> Result<(), ManifestError> {
     let mut problems = sigsci_config::Problems::default();
-    match alert.spec.check_sites() {
-        Err(found) => {
-            for problem in found.0 {
-                problems.push(format!("{address} spec.{}", problem.field), problem.message);
-            }
+    if let Err(found) = alert.spec.check_sites() {
+        for problem in found.0 {
+            problems.push(format!("{address} spec.{}", problem.field), problem.message);
         }
-        Ok(()) if alert.spec.sites.is_some() => problems.push(
-            format!("{address} spec.sites"),
-            "`sigsci-kit config` does not expand sites: apply this object with the operator, \
-             or declare one AgentAlert per site with `site`",
-        ),
-        Ok(()) => {}
     }
     problems.into_result().map_err(ManifestError::Invalid)
 }
 
-/// Group the declarations by the connection they use, resolving Secret values.
+/// The connections whose corp's site list `sites: all` needs, once each.
+pub fn all_sites_targets(manifests: &Manifests) -> Result<Vec<Target>, ManifestError> {
+    let mut targets: Vec<Target> = Vec::new();
+    for alert in &manifests.alerts {
+        if alert.spec.sites == Some(SiteSelection::All) {
+            let namespace = alert.namespace().unwrap_or_default();
+            let address = format!("AgentAlert {namespace}/{}", alert.name_any());
+            let target = find_target(manifests, &namespace, &alert.spec.connection_ref, &address)?;
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// The declarations of one AgentAlert: on its `site`, or one per site of `sites` (the corp's
+/// sites for `all`, from `corp_sites`), each with its own address.
+fn alert_declarations(
+    alert: &AgentAlert,
+    target: &Target,
+    corp_sites: &CorpSites,
+    address: &str,
+) -> Result<Vec<DesiredAlert>, ManifestError> {
+    check_alert_sites(alert, address)?;
+    let namespace = alert.namespace().unwrap_or_default();
+    let desired = alert.desired(&namespace, &alert.name_any(), None);
+    match &alert.spec.sites {
+        None => Ok(vec![desired]),
+        Some(SiteSelection::Listed(sites)) => Ok(desired.on_sites(sites)),
+        Some(SiteSelection::All) => corp_sites
+            .get(&target.connection)
+            .map(|sites| desired.on_sites(sites))
+            .ok_or_else(|| ManifestError::SitesNotListed {
+                object: address.to_string(),
+                connection: target.connection.clone(),
+            }),
+    }
+}
+
+/// Group the declarations by the connection they use, resolving Secret values and expanding
+/// `sites` (`all` through `corp_sites`).
 pub fn desired_by_connection(
     manifests: &Manifests,
     secrets: &SecretLookup<'_>,
+    corp_sites: &CorpSites,
 ) -> Result<Vec<ConnectionGroup>, ManifestError> {
     let mut groups: BTreeMap<String, ConnectionGroup> = BTreeMap::new();
     for alert in &manifests.alerts {
         let namespace = alert.namespace().unwrap_or_default();
         let address = format!("AgentAlert {namespace}/{}", alert.name_any());
         let target = find_target(manifests, &namespace, &alert.spec.connection_ref, &address)?;
-        check_alert_sites(alert, &address)?;
-        let desired = alert.desired(&namespace, &alert.name_any(), None);
-        group(&mut groups, target).alerts.push(desired);
+        let declared = alert_declarations(alert, &target, corp_sites, &address)?;
+        group(&mut groups, target).alerts.extend(declared);
     }
     for integration in &manifests.integrations {
         let namespace = integration.namespace().unwrap_or_default();
@@ -608,6 +651,7 @@ pub fn records(
                     site: alert.site.clone(),
                     metric: alert.metric,
                     deletion_policy: manifest.spec.deletion_policy,
+                    per_site: alert.address.site.is_some(),
                 },
             ));
         }

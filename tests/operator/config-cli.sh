@@ -270,6 +270,73 @@ expect "$work/prune-last-apply.out" 'Apply complete: 0 created, 0 changed, 1 del
 [[ "$(jq '.objects | length' "$state")" == 0 ]] || { echo "config-cli: state not emptied" >&2; cat "$state" >&2; exit 1; }
 echo "config-cli: apply records 4 -> plan shows 2 removals -> apply keeps them -> --prune disables rps, deletes pager, leaves keep and the hand-made one"
 
+# sites: one AgentAlert on every site (`all`: the simulator's three), each site's part planned,
+# applied, recorded and pruned under its own address `name[site]`.
+writes() { # writes: the simulator's count of API calls other than GET
+  curl -sf "$url/__sim/log" | python3 -c '
+import json, sys
+print(sum(n for call, n in json.load(sys.stdin)["calls"].items() if not call.startswith("GET ")))'
+}
+mkdir -p "$work/sites"
+sed "s|SIM_URL|$url|" tests/fixtures/manifests/connection.yaml >"$work/sites/connection.yaml"
+sites_alert() { # sites_alert SITES: the alert manifest, with spec.sites SITES
+  cat >"$work/sites/alert.yaml" <<YAML
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: nobody-home}
+spec: {connectionRef: {name: prod}, sites: $1, metric: onlineAgentCount, operator: lessThan, threshold: 2, interval: 10, deletionPolicy: Delete}
+YAML
+}
+sites_alert all
+exits 2 "$work/sites-plan.out" -- "$kit" config plan -f "$work/sites"
+for site in site-1 site-2 site-3; do
+  expect "$work/sites-plan.out" "  # AgentAlert default/nobody-home[$site]: site $site alert agent_scoreboards"
+done
+exits 2 "$work/sites-plan.json" -- "$kit" config plan -f "$work/sites" -o json
+[[ "$(jq -r '[.plans[].changes[] | "\(.manifest) \(.object)"] | join(", ")' "$work/sites-plan.json")" == \
+  "AgentAlert default/nobody-home[site-1] site site-1 alert agent_scoreboards, AgentAlert default/nobody-home[site-2] site site-2 alert agent_scoreboards, AgentAlert default/nobody-home[site-3] site site-3 alert agent_scoreboards" ]] ||
+  { echo "config-cli: the json plan does not name each site:" >&2; cat "$work/sites-plan.json" >&2; exit 1; }
+exits 0 "$work/sites-apply.out" -- "$kit" config apply -f "$work/sites"
+expect "$work/sites-apply.out" "State: 3 managed object(s) recorded in $work/sites/sigsci-kit.state.json."
+for site in site-1 site-2 site-3; do
+  [[ "$(alert_field "$site" agent_scoreboards threshold) $(alert_field "$site" agent_scoreboards interval)" == "2 10" ]] ||
+    { echo "config-cli: the all-sites alert is not set on $site" >&2; api "sites/$site/alerts" >&2; exit 1; }
+done
+[[ "$(jq -r '[.objects[] | "\(.name) \(.site) \(.perSite)"] | join(", ")' "$work/sites/sigsci-kit.state.json")" == \
+  "nobody-home site-1 true, nobody-home site-2 true, nobody-home site-3 true" ]] ||
+  { echo "config-cli: unexpected state file:" >&2; cat "$work/sites/sigsci-kit.state.json" >&2; exit 1; }
+before=$(writes)
+exits 0 "$work/sites-again.out" -- "$kit" config apply -f "$work/sites"
+expect "$work/sites-again.out" 'Apply complete: 0 created, 0 changed, 0 deleted.'
+[[ "$(writes)" == "$before" ]] || { echo "config-cli: the second all-sites apply wrote to the API" >&2; exit 1; }
+
+# site-2 dropped from the list: its part is pruned under the deletionPolicy (Delete), the others stay.
+sites_alert '[site-1, site-3]'
+exits 2 "$work/sites-drop.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/sites-drop.out" '  # AgentAlert default/nobody-home[site-2] is no longer declared (deletionPolicy Delete): applied by `config apply --prune`'
+expect "$work/sites-drop.out" 'Plan: 0 to create, 0 to change, 1 to delete.'
+exits 0 "$work/sites-prune.out" -- "$kit" config apply -f "$work/sites" --prune
+expect "$work/sites-prune.out" 'Apply complete: 0 created, 0 changed, 1 deleted.'
+expect "$work/sites-prune.out" "State: 2 managed object(s) recorded in $work/sites/sigsci-kit.state.json."
+[[ "$(alert_field site-2 agent_scoreboards id)" == absent ]] || { echo "config-cli: --prune did not delete site-2's alert" >&2; exit 1; }
+for site in site-1 site-3; do
+  [[ "$(alert_field "$site" agent_scoreboards threshold)" == 2 ]] || { echo "config-cli: --prune touched $site" >&2; exit 1; }
+done
+exits 0 "$work/sites-converged.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/sites-converged.out" 'No changes.'
+
+# An all-sites object and a single-site object of the same metric claim one alert on site-1.
+cat >"$work/sites/single.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: site-1-agents}
+spec: {connectionRef: {name: prod}, site: site-1, metric: onlineAgentCount, operator: lessThan, threshold: 1, interval: 5}
+YAML
+sites_alert all
+exits 1 "$work/sites-conflict.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/sites-conflict.out.err" "AgentAlert default/site-1-agents (in $work/sites/single.yaml): claims the site site-1 alert agent_scoreboards (onlineAgentCount) of corp testcorp at $url, which AgentAlert default/nobody-home[site-1] (in $work/sites/alert.yaml) already declares"
+echo "config-cli: sites: all -> one alert per simulator site, recorded per site; again: no write; a site dropped -> --prune deletes it there only; all-sites vs single-site conflict"
+
 # No fighting: two connections to the same corp (the URL spelled with a trailing slash) and two
 # manifests claiming one alert and one integration: exit 1 naming both files, nothing called.
 mkdir -p "$work/conflict"
@@ -328,15 +395,16 @@ for file in examples/gitops/*; do
   sed -e "s|apiURL: https://dashboard.signalsciences.net|apiURL: $gitops_url|" \
     -e 's|site: www$|site: site-1|' -e 's|site: shop$|site: site-2|' "$file" >"$work/gitops/$(basename "$file")"
 done
-[[ "$(diff examples/gitops "$work/gitops" | grep -c '^>')" == 7 ]] ||
+[[ "$(diff examples/gitops "$work/gitops" | grep -c '^>')" == 5 ]] ||
   { echo "config-cli: the gitops copy differs in more than apiURL and site names:" >&2; diff examples/gitops "$work/gitops" >&2; exit 1; }
 exits 2 "$work/gitops-plan.out" -- env SIGSCI_KIT_SECRET_SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/gitops-secret \
   "$kit" config plan -f "$work/gitops"
 for expected in \
   "SigSciConnection sigsci/prod (corp my-corp at $gitops_url):" \
-  '  # AgentAlert sigsci/www-no-agents: site site-1 alert agent_scoreboards' \
+  '  # AgentAlert sigsci/no-agents-online[site-1]: site site-1 alert agent_scoreboards' \
+  '  # AgentAlert sigsci/no-agents-online[site-2]: site site-2 alert agent_scoreboards' \
+  '  # AgentAlert sigsci/no-agents-online[site-3]: site site-3 alert agent_scoreboards' \
   '  # AgentAlert sigsci/www-low-traffic: site site-1 alert requests_total' \
-  '  # AgentAlert sigsci/shop-no-agents: site site-2 alert agent_scoreboards' \
   '  # Integration sigsci/www-oncall-slack: site site-1 slack integration will be created' \
   '  # Integration sigsci/shop-oncall-slack: site site-2 slack integration will be created' \
   '  # Integration sigsci/corp-security-mail: corp mailingList integration will be created' \
@@ -345,7 +413,7 @@ for expected in \
   expect "$work/gitops-plan.out" "$expected"
 done
 refute "$work/gitops-plan.out" gitops-secret
-echo "config-cli: examples/gitops planned: 3 alerts, 3 integrations, 1 list (exit 2, changes pending)"
+echo "config-cli: examples/gitops planned: no-agents-online on the 3 sites (sites: all), 1 more alert, 3 integrations, 1 list (exit 2, changes pending)"
 
 # The same files, verbatim, through the real API server's validation (CRD schemas and CEL rules).
 if [[ -n "${SIGSCI_KIT_TEST_KUBECTL-}" && -n "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
@@ -354,8 +422,8 @@ if [[ -n "${SIGSCI_KIT_TEST_KUBECTL-}" && -n "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]
   kc wait --for condition=established --timeout=60s -f charts/sigsci-operator/crds >/dev/null
   kc apply -f examples/gitops/namespace.yaml >/dev/null
   kc apply --server-side --dry-run=server --field-manager=sigsci-config-cli -f examples/gitops >"$work/gitops-dry-run.out"
-  for object in sigsciconnection.sigsci-kit.io/prod agentalert.sigsci-kit.io/www-no-agents \
-    agentalert.sigsci-kit.io/www-low-traffic agentalert.sigsci-kit.io/shop-no-agents \
+  for object in sigsciconnection.sigsci-kit.io/prod agentalert.sigsci-kit.io/no-agents-online \
+    agentalert.sigsci-kit.io/www-low-traffic \
     integration.sigsci-kit.io/www-oncall-slack integration.sigsci-kit.io/shop-oncall-slack \
     integration.sigsci-kit.io/corp-security-mail sigscilist.sigsci-kit.io/www-scanners; do
     expect "$work/gitops-dry-run.out" "$object serverside-applied (server dry run)"

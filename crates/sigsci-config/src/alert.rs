@@ -72,6 +72,20 @@ impl DesiredAlert {
         self.metric.tag_name()
     }
 
+    /// One declaration per site for an object declared on several sites (`sites`: the corp's
+    /// sites for `all`, or the list as given), each addressed `Kind ns/name[site]` so that its
+    /// remote id, state record and removal are its own.
+    pub fn on_sites(&self, sites: &[String]) -> Vec<DesiredAlert> {
+        sites
+            .iter()
+            .map(|site| DesiredAlert {
+                address: self.address.on_site(site.as_str()),
+                site: site.clone(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
     /// What the API would reject, named field by field.
     pub fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::default();
@@ -271,6 +285,39 @@ mod tests {
             skip_notifications: false,
             remote_id: None,
         }
+    }
+
+    #[test]
+    fn one_object_on_several_sites_is_one_declaration_per_site_each_with_its_address() {
+        let sites = ["site-1".to_string(), "site-2".to_string()];
+        let expanded = desired().on_sites(&sites);
+        let shown: Vec<(String, String)> = expanded
+            .iter()
+            .map(|alert| (alert.address.to_string(), alert.site.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "AgentAlert team-a/low-traffic[site-1]".to_string(),
+                    "site-1".to_string()
+                ),
+                (
+                    "AgentAlert team-a/low-traffic[site-2]".to_string(),
+                    "site-2".to_string()
+                ),
+            ]
+        );
+        assert_ne!(expanded[0].address, expanded[1].address);
+        assert_eq!(expanded[1].address.object(), desired().address);
+        assert_eq!(expanded[1].threshold, desired().threshold);
+        // A change names the site's part of the object.
+        let Some(Change::Alert(change)) = plan_alert(&expanded[1], &[]) else {
+            panic!("a create")
+        };
+        assert_eq!(change.address, expanded[1].address);
+        assert_eq!(change.site, "site-2");
+        assert!(desired().on_sites(&[]).is_empty());
     }
 
     fn seeded(id: &str, tag: &str) -> ObservedAlert {

@@ -170,6 +170,52 @@ mod tests {
     }
 
     #[test]
+    fn an_all_sites_object_and_a_single_site_object_conflict_on_their_common_site() {
+        let sites = ["s1".to_string(), "s2".to_string()];
+        let all = DesiredState {
+            alerts: alert("every-site", "", Metric::OnlineAgentCount).on_sites(&sites),
+            ..DesiredState::default()
+        };
+        let single = DesiredState {
+            alerts: vec![
+                alert("s2-agents", "s2", Metric::OnlineAgentCount),
+                // Another metric on the same site is another remote alert.
+                alert("s2-rps", "s2", Metric::AverageRps),
+            ],
+            ..DesiredState::default()
+        };
+        let claimants = [
+            Claimant {
+                api_url: "https://api.example",
+                corp: "corp-a",
+                desired: &all,
+            },
+            Claimant {
+                api_url: "https://api.example",
+                corp: "corp-a",
+                desired: &single,
+            },
+        ];
+        // Origins are per manifest: the site's part is found in its object's file.
+        let origin = |address: &Address| Some(format!("{}.yaml", address.object().name));
+        let problems = check_claims(&claimants, origin).expect_err("one conflict");
+        let lines: Vec<String> = problems
+            .0
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "AgentAlert ops/s2-agents (in s2-agents.yaml): claims the site s2 alert agent_scoreboards (onlineAgentCount) of corp corp-a at https://api.example, which AgentAlert ops/every-site[s2] (in every-site.yaml) already declares: one remote object can have one manifest"
+            ]
+        );
+        // The parts of one object never claim each other's sites.
+        let alone = [claimants[0]];
+        assert_eq!(check_claims(&alone, origin), Ok(()));
+    }
+
+    #[test]
     fn one_object_claimed_twice_across_connections_names_both_and_the_object() {
         let first = DesiredState {
             alerts: vec![alert("rps", "s1", Metric::AverageRps)],

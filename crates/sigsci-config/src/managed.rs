@@ -52,10 +52,15 @@ pub struct Managed {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum ManagedObject {
+    /// `perSite`: one site's part of an object declared on several sites (`sites`), whose
+    /// address is `AgentAlert ns/name[site]`; absent in the single-site form (`site`), as in
+    /// state files written before `sites`.
     AgentAlert {
         site: String,
         metric: Metric,
         deletion_policy: AlertDeletionPolicy,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_site: bool,
     },
     /// `site` absent: a corp integration.
     Integration {
@@ -140,11 +145,19 @@ impl ManagedObject {
 
 impl Managed {
     pub fn address(&self) -> Address {
-        Address::new(
+        let address = Address::new(
             self.object.kind(),
             self.namespace.as_deref(),
             self.name.clone(),
-        )
+        );
+        match &self.object {
+            ManagedObject::AgentAlert {
+                site,
+                per_site: true,
+                ..
+            } => address.on_site(site.as_str()),
+            _ => address,
+        }
     }
 
     /// Whether the record is of this API URL and corp (see [`same_target`]).
@@ -217,6 +230,7 @@ mod tests {
                         site: "site-1".into(),
                         metric: Metric::OnlineAgentCount,
                         deletion_policy: AlertDeletionPolicy::Disable,
+                        per_site: false,
                     },
                 },
                 Managed {
@@ -257,6 +271,92 @@ mod tests {
             back.objects[0].address().to_string(),
             "AgentAlert default/no-agents"
         );
+    }
+
+    fn alert_record(site: &str, id: &str, per_site: bool) -> Managed {
+        Managed {
+            api_url: "http://sim".into(),
+            corp: "testcorp".into(),
+            connection: "SigSciConnection ops/prod".into(),
+            namespace: Some("ops".into()),
+            name: "no-agents".into(),
+            file: None,
+            remote_id: id.into(),
+            object: ManagedObject::AgentAlert {
+                site: site.into(),
+                metric: Metric::OnlineAgentCount,
+                deletion_policy: AlertDeletionPolicy::Delete,
+                per_site,
+            },
+        }
+    }
+
+    #[test]
+    fn per_site_records_have_their_own_address_and_old_records_read_as_single_site() {
+        let json = serde_json::to_value(alert_record("site-2", "a2", true)).expect("serialises");
+        assert_eq!(json["perSite"], serde_json::json!(true));
+        assert_eq!(json["site"], serde_json::json!("site-2"));
+        let back: Managed = serde_json::from_value(json).expect("deserialises");
+        assert_eq!(
+            back.address().to_string(),
+            "AgentAlert ops/no-agents[site-2]"
+        );
+        // A record written before `sites` existed: no perSite, the single-site form.
+        let old: Managed = serde_json::from_value(serde_json::json!({
+            "apiUrl": "http://sim", "corp": "testcorp",
+            "connection": "SigSciConnection ops/prod", "namespace": "ops",
+            "name": "no-agents", "remoteId": "a1",
+            "kind": "AgentAlert", "site": "site-1", "metric": "onlineAgentCount",
+            "deletionPolicy": "Disable"
+        }))
+        .expect("an old record reads");
+        assert_eq!(old.address().to_string(), "AgentAlert ops/no-agents");
+        assert!(
+            !serde_json::to_value(&old)
+                .expect("serialises")
+                .as_object()
+                .expect("an object")
+                .contains_key("perSite"),
+            "the single-site form is written as before"
+        );
+    }
+
+    #[test]
+    fn each_site_of_one_object_gets_its_own_recorded_id() {
+        let base = crate::alert::DesiredAlert {
+            address: Address::new("AgentAlert", Some("ops"), "no-agents"),
+            site: String::new(),
+            metric: Metric::OnlineAgentCount,
+            operator: crate::model::ThresholdOperator::EqualTo,
+            threshold: 0,
+            interval: 5,
+            enabled: true,
+            skip_notifications: false,
+            remote_id: None,
+        };
+        let sites = [
+            "site-1".to_string(),
+            "site-2".to_string(),
+            "site-3".to_string(),
+        ];
+        let mut desired = DesiredState {
+            alerts: base.on_sites(&sites),
+            ..DesiredState::default()
+        };
+        let records = [
+            alert_record("site-1", "a1", true),
+            alert_record("site-2", "a2", true),
+            // The object's single-site record is another declaration's.
+            alert_record("site-3", "single", false),
+        ];
+        let refs: Vec<&Managed> = records.iter().collect();
+        use_recorded_ids(&mut desired, &refs);
+        let ids: Vec<Option<&str>> = desired
+            .alerts
+            .iter()
+            .map(|alert| alert.remote_id.as_deref())
+            .collect();
+        assert_eq!(ids, [Some("a1"), Some("a2"), None]);
     }
 
     #[test]

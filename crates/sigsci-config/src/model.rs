@@ -288,12 +288,15 @@ pub fn claim_digest(api_url: &str, corp: &str, identity: &[&str]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Which declared object a change comes from: `Kind namespace/name`.
+/// Which declared object a change comes from: `Kind namespace/name`, and for one object
+/// declared on several sites (an AgentAlert with `sites`) the site of this part of it:
+/// `Kind namespace/name[site]`, so each site's remote object has its own identity.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+    pub site: Option<String>,
 }
 
 impl Address {
@@ -306,6 +309,23 @@ impl Address {
             kind: kind.into(),
             namespace: namespace.map(str::to_string),
             name: name.into(),
+            site: None,
+        }
+    }
+
+    /// The part of this object declared on `site`.
+    pub fn on_site(&self, site: impl Into<String>) -> Address {
+        Address {
+            site: Some(site.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The whole object (its manifest), without the site of a part.
+    pub fn object(&self) -> Address {
+        Address {
+            site: None,
+            ..self.clone()
         }
     }
 }
@@ -313,8 +333,12 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
-            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
-            None => write!(f, "{} {}", self.kind, self.name),
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name)?,
+            None => write!(f, "{} {}", self.kind, self.name)?,
+        }
+        match &self.site {
+            Some(site) => write!(f, "[{site}]"),
+            None => Ok(()),
         }
     }
 }

@@ -442,6 +442,51 @@ mod tests {
     }
 
     #[test]
+    fn one_object_on_several_sites_binds_and_plans_each_site_under_its_own_address() {
+        let sites = ["s1".to_string(), "s2".to_string()];
+        let desired = DesiredState {
+            alerts: alert("no-agents", "", Metric::OnlineAgentCount, 0).on_sites(&sites),
+            ..DesiredState::default()
+        };
+        let observed = ObservedState {
+            alerts: BTreeMap::from([
+                ("s1".into(), vec![seeded("x1", "agent_scoreboards", 0)]),
+                ("s2".into(), vec![seeded("x2", "agent_scoreboards", 5)]),
+            ]),
+            ..ObservedState::default()
+        };
+        let bound: Vec<(String, String)> = bindings(&desired, &observed)
+            .into_iter()
+            .map(|(address, id)| (address.to_string(), id))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("AgentAlert ops/no-agents[s1]".to_string(), "x1".to_string()),
+                ("AgentAlert ops/no-agents[s2]".into(), "x2".into()),
+            ],
+            "one id per site, none overwriting another"
+        );
+        let changes = plan(
+            &desired,
+            &observed,
+            PlanOptions {
+                now: DateTime::UNIX_EPOCH,
+            },
+        )
+        .expect("plans");
+        assert_eq!(
+            verbs(&changes),
+            [(Verb::Update, "s2:agent_scoreboards".to_string())]
+        );
+        let text = crate::render::render_plan(&changes);
+        assert!(
+            text.contains("  # AgentAlert ops/no-agents[s2]: site s2 alert agent_scoreboards (id x2) will be updated in place\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn bindings_name_the_remote_object_of_each_declaration() {
         let site = |s: &str| Location::Site(s.into());
         let desired = DesiredState {

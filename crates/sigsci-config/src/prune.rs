@@ -109,6 +109,7 @@ fn outcome(record: &Managed, observed: &ObservedState) -> Outcome {
             site,
             metric,
             deletion_policy,
+            ..
         } => {
             let tag = metric.tag_name();
             // Only the recorded id: another alert with the tag was not ours.
@@ -273,6 +274,7 @@ mod tests {
                 site: "s1".into(),
                 metric,
                 deletion_policy: policy,
+                per_site: false,
             },
         )
     }
@@ -452,6 +454,97 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} not in:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_site_dropped_from_an_object_is_removed_on_that_site_only() {
+        let on = |site: &str, id: &str| Managed {
+            name: "agents".into(),
+            file: Some("agents.yaml".into()),
+            remote_id: id.into(),
+            object: ManagedObject::AgentAlert {
+                site: site.into(),
+                metric: Metric::OnlineAgentCount,
+                deletion_policy: AlertDeletionPolicy::Delete,
+                per_site: true,
+            },
+            ..alert_record(
+                "agents",
+                id,
+                Metric::OnlineAgentCount,
+                AlertDeletionPolicy::Delete,
+            )
+        };
+        let mut observed = observed();
+        observed.alerts.insert(
+            "s2".into(),
+            vec![observed_alert("b-agents", "agent_scoreboards", true)],
+        );
+        let records = vec![on("s1", "a-agents"), on("s2", "b-agents")];
+        // The object now lists s1 only.
+        let kept = DesiredAlert {
+            address: Address::new("AgentAlert", Some("ops"), "agents"),
+            site: String::new(),
+            metric: Metric::OnlineAgentCount,
+            operator: ThresholdOperator::LessThan,
+            threshold: 3,
+            interval: 5,
+            enabled: true,
+            skip_notifications: false,
+            remote_id: None,
+        };
+        let desired = DesiredState {
+            alerts: kept.on_sites(&["s1".to_string()]),
+            ..DesiredState::default()
+        };
+        let removals = plan_removals(
+            &records,
+            &desired,
+            &bindings(&desired, &observed),
+            &observed,
+        );
+        assert_eq!(removals.len(), 1);
+        assert_eq!(
+            removals[0].record.address().to_string(),
+            "AgentAlert ops/agents[s2]"
+        );
+        let Some(Change::Alert(change)) = removals[0].change() else {
+            panic!("an alert write")
+        };
+        assert_eq!(
+            (change.site.as_str(), &change.op),
+            (
+                "s2",
+                &Op::Delete {
+                    id: "b-agents".into()
+                }
+            )
+        );
+        let text = render_plan_with_removals(&[], &removals);
+        assert!(
+            text.contains("  # AgentAlert ops/agents[s2] is no longer declared (deletionPolicy Delete): applied by `config apply --prune`\n  # AgentAlert ops/agents[s2]: site s2 alert agent_scoreboards (id b-agents) will be deleted\n"),
+            "{text}"
+        );
+        // The object removed: every site's part goes, each under the policy.
+        let removals = plan_removals(
+            &records,
+            &DesiredState::default(),
+            &BTreeMap::new(),
+            &observed,
+        );
+        let addresses: Vec<String> = removals
+            .iter()
+            .map(|removal| removal.record.address().to_string())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["AgentAlert ops/agents[s1]", "AgentAlert ops/agents[s2]"]
+        );
+        assert!(
+            removals
+                .iter()
+                .all(|r| r.change().map(Change::verb) == Some(Verb::Delete))
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ fn client(group: &ConnectionGroup) -> sigsci::Client {
 
 fn load(dir: &Path) -> Result<Vec<ConnectionGroup>, ManifestError> {
     let loaded = manifests::load_dir(dir, "gitops")?;
-    manifests::desired_by_connection(&loaded, &SecretLookup::new(&loaded.secrets, |_| None))
+    manifests::desired_by_connection(
+        &loaded,
+        &SecretLookup::new(&loaded.secrets, |_| None),
+        &manifests::CorpSites::new(),
+    )
 }
 
 async fn plan_of(group: &ConnectionGroup) -> Vec<Change> {

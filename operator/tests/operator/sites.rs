@@ -391,8 +391,8 @@ async fn the_apiserver_refuses_a_bad_sites_naming_the_field() {
     wait_gone(&alerts, "good").await;
 }
 
-/// `sigsci-kit config` reads manifests with these types: it refuses `sites` naming the field
-/// (it does not expand sites), and a bad or doubled `sites` likewise.
+/// `sigsci-kit config` reads manifests with these types: `sites: all` needs the corp's site
+/// list (the CLI reads it first), and a bad or doubled `sites` is refused naming the field.
 #[test]
 fn the_cli_refuses_sites_naming_the_field() {
     use sigsci_operator::manifests::{self, Manifests, SecretLookup};
@@ -408,6 +408,7 @@ fn the_cli_refuses_sites_naming_the_field() {
                 manifests::desired_by_connection(
                     &loaded,
                     &SecretLookup::new(&loaded.secrets, |_| None),
+                    &manifests::CorpSites::new(),
                 )
             });
         match result {
@@ -418,7 +419,7 @@ fn the_cli_refuses_sites_naming_the_field() {
     for (sites, expected) in [
         (
             "sites: all",
-            "AgentAlert ops/a spec.sites: `sigsci-kit config` does not expand sites",
+            "AgentAlert ops/a: the sites of SigSciConnection ops/sim were not listed",
         ),
         (
             "site: site-1, sites: [site-1]",

@@ -287,7 +287,8 @@ async fn run_manifests(
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&args)?;
     let secrets = SecretLookup::new(&loaded.secrets, |name| std::env::var(name).ok());
-    let groups = manifests::desired_by_connection(&loaded, &secrets)?;
+    let corp_sites = list_corp_sites(&args, &loaded).await?;
+    let groups = manifests::desired_by_connection(&loaded, &secrets, &corp_sites)?;
     let state_file = state_path(&args);
     if mode == (Mode::Apply { prune: true }) && state_file.is_none() {
         anyhow::bail!(
@@ -433,6 +434,25 @@ async fn run_manifests(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The corp's sites of each connection an AgentAlert with `sites: all` uses, listed now: a site
+/// created since the last apply gets the alert on the next one.
+async fn list_corp_sites(
+    args: &ManifestArgs,
+    loaded: &Manifests,
+) -> anyhow::Result<manifests::CorpSites> {
+    let mut corp_sites = manifests::CorpSites::new();
+    for target in manifests::all_sites_targets(loaded)? {
+        let sites = client_for(args, &target)?
+            .list_sites()
+            .await
+            .with_context(|| format!("cannot list the sites of {}", target.connection))?;
+        let mut names: Vec<String> = sites.into_iter().map(|site| site.name).collect();
+        names.sort();
+        corp_sites.insert(target.connection.clone(), names);
+    }
+    Ok(corp_sites)
 }
 
 fn client_for(args: &ManifestArgs, target: &Target) -> anyhow::Result<sigsci::Client> {
