@@ -51,6 +51,7 @@ locals {
         SIGSCI_KIT_OCSF_SOURCE     = local.security_lake ? var.security_lake.source_name : null
         SIGSCI_KIT_OCSF_REGION     = local.security_lake ? local.region : null
         SIGSCI_KIT_OCSF_ACCOUNT_ID = local.security_lake ? local.account_id : null
+        SIGSCI_KIT_OCSF_ROLE_ARN   = var.ocsf_role_arn
       }
     }
     agent_health = {

@@ -6,6 +6,8 @@
 #   given (the role the lake's crawler assumes, the external id) and points the exporter at the
 #   source's location in the lake bucket (ext/{source}/region=…/accountId=…/eventDay=YYYYMMDD/).
 #   The lake's crawler makes its table there.
+# Either way the exporter can write the OCSF through a role it assumes (ocsf_role_arn), as a lake in
+# another account usually requires.
 
 locals {
   ocsf          = var.feed_format != "ndjson"
@@ -75,6 +77,32 @@ resource "aws_iam_role_policy" "security_lake" {
   name   = "security-lake"
   role   = aws_iam_role.function["feed_export"].id
   policy = data.aws_iam_policy_document.security_lake[0].json
+}
+
+# The role the exporter assumes for the OCSF store (ocsf_role_arn): that ARN and no other.
+data "aws_iam_policy_document" "ocsf_role" {
+  count = var.ocsf_role_arn == null ? 0 : 1
+
+  statement {
+    sid       = "AssumeOcsfRole"
+    actions   = ["sts:AssumeRole"]
+    resources = [var.ocsf_role_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "ocsf_role" {
+  count = var.ocsf_role_arn == null ? 0 : 1
+
+  name   = "ocsf-assume-role"
+  role   = aws_iam_role.function["feed_export"].id
+  policy = data.aws_iam_policy_document.ocsf_role[0].json
+
+  lifecycle {
+    precondition {
+      condition     = local.ocsf
+      error_message = "ocsf_role_arn needs feed_format ocsf-parquet or both: with ndjson no OCSF is written."
+    }
+  }
 }
 
 resource "aws_glue_catalog_table" "ocsf" {

@@ -135,6 +135,17 @@ variable "security_lake" {
   }
 }
 
+variable "ocsf_role_arn" {
+  description = "An IAM role the feed exporter assumes (sts:AssumeRole) to write the OCSF output (SIGSCI_KIT_OCSF_ROLE_ARN), e.g. the one a Security Lake in another account grants its custom source. The module lets the feed-export role assume exactly this ARN. Needs feed_format ocsf-parquet or both. null: the function's own role writes."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ocsf_role_arn == null || can(regex("^arn:[^:]+:iam::[0-9]{12}:role/.+$", var.ocsf_role_arn))
+    error_message = "ocsf_role_arn must be an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)."
+  }
+}
+
 variable "rules" {
   description = "The agent-health rules document (YAML or JSON, see crates/agent-health/README.md). The module sets ack.base_url (the ack function URL) and ack.secret (the generated signing key) unless given, and points every channel without a secret at the channel-settings secret."
   type        = string

@@ -13,13 +13,17 @@ import datetime
 import gzip
 import hashlib
 import json
+import os
+import re
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import jsonschema
 import pyarrow.parquet as pq
 import pytest
@@ -392,8 +396,11 @@ def test_ocsf_only_in_the_security_lake_layout(sim, tmp_path, validator):
     for event in events[:500]:
         assert not schema_errors(validator, as_ocsf_json(event))
     assert manifest(out, "site-1", start)["ocsf"]["layout"] == "security-lake"
-    verify = feed(sim, "verify", "--out", str(out), "--site", "site-1", "--hour", str(start))
-    assert "OK" in verify.stdout, verify.stdout
+    verify = feed(sim, "verify", "--out", str(out), "--ocsf-out", str(lake), "--site", "site-1", "--hour", str(start))
+    assert "OK" in verify.stdout and f"{len(files)} parts, {len(events)} events" in verify.stdout, verify.stdout
+    # The parts are checked where they are: not under the default OUT/ocsf.
+    elsewhere = feed(sim, "verify", "--out", str(out), "--site", "site-1", "--hour", str(start), check=False)
+    assert elsewhere.returncode == 1 and "missing" in elsewhere.stdout, elsewhere.stdout
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -407,3 +414,181 @@ def test_bad_ocsf_flags_are_one_clear_error(sim, tmp_path, flags, message):
     assert run.returncode in (1, 2), run
     assert message in run.stderr, run.stderr
     assert not (tmp_path / "feed").exists() or not list((tmp_path / "feed").glob("**/*.parquet"))
+
+
+# --- verify and the summary -------------------------------------------------------------------------
+
+def test_verify_checks_the_parquet_parts_and_the_summary_shows_them(sim, tmp_path):
+    out = tmp_path / "feed"
+    start = last_hours(sim, 1)[0]
+    run = feed(sim, "export", "--site", "site-1", "--out", str(out), "--format", "both", "-o", "json",
+               "--from", str(start), "--until", str(start + 3600))
+    listed = manifest(out, "site-1", start)["ocsf"]["parts"]
+    report = json.loads(run.stdout)
+    [hour] = report["sites"][0]["exported"]
+    assert hour["ocsf"] == {"parts": len(listed), "records": hour["records"],
+                            "bytes": sum(p["bytes"] for p in listed)}, hour
+    ndjson_only = feed(sim, "export", "--site", "site-2", "--out", str(out), "-o", "json",
+                       "--from", str(start), "--until", str(start + 3600))
+    assert "ocsf" not in json.loads(ndjson_only.stdout)["sites"][0]["exported"][0]
+
+    # The table names the OCSF output beside the NDJSON's columns.
+    again = tmp_path / "again"
+    table = feed(sim, "export", "--site", "site-1", "--out", str(again), "--format", "both",
+                 "--from", str(start), "--until", str(start + 3600))
+    [line] = [l for l in table.stdout.splitlines() if l.startswith("site-1 ")]
+    assert f"ocsf: {hour['records']:>9} records  {len(listed):>3} parts" in line, table.stdout
+
+    def verify():
+        return feed(sim, "verify", "--out", str(out), "--site", "site-1", "--hour", str(start), check=False)
+
+    good = verify()
+    assert good.returncode == 0 and "the OCSF parts parse and hold the same ids" in good.stdout, good.stdout
+    part = out / "ocsf" / listed[0]["name"]
+    body = part.read_bytes()
+    # Truncated: no footer.
+    part.write_bytes(body[: len(body) // 2])
+    bad = verify()
+    assert bad.returncode == 1 and f"{len(body) // 2} bytes, manifest says {len(body)}" in bad.stdout, bad.stdout
+    assert f"problem: OCSF part {listed[0]['name']}: not a readable Parquet file" in bad.stdout, bad.stdout
+    assert "problem(s) found" in bad.stderr, bad.stderr
+    # Bytes flipped in the footer, the size kept.
+    flipped = bytearray(body)
+    for i in range(len(body) - 40, len(body) - 24):
+        flipped[i] ^= 0xA5
+    part.write_bytes(bytes(flipped))
+    bad = verify()
+    assert bad.returncode == 1 and f"OCSF part {listed[0]['name']}: sha256" in bad.stdout, bad.stdout
+    assert "not a readable Parquet file" in bad.stdout, bad.stdout
+    # Missing.
+    part.unlink()
+    bad = verify()
+    assert bad.returncode == 1 and f"problem: OCSF part {listed[0]['name']}: missing" in bad.stdout, bad.stdout
+    part.write_bytes(body)
+    assert verify().returncode == 0
+
+
+# --- S3 on moto: both layouts, the lake through an assumed role ---------------------------------------
+
+def moto():
+    url = os.environ.get("SIGSCI_KIT_TEST_MOTO_URL")
+    assert url, "SIGSCI_KIT_TEST_MOTO_URL is not set: run tests/run.sh feed, or tests/services.sh up DIR moto and source DIR/env"
+    aws = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return url, boto3.client("s3", **aws)
+
+
+def keys(s3, bucket, prefix=""):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def export_and_verify(cli, name, flags, feed_bucket, start, role):
+    out = f"s3://{feed_bucket}/{name}"
+    window = ["--site", "site-1", "--out", out, "--format", "both", "--from", str(start), "--until", str(start + 3600)]
+    run = cli("export", *window, *flags)
+    assert run.returncode == 0 and "ocsf:" in run.stdout, run.stdout + run.stderr
+    ocsf_out = [f for f in flags if f.startswith("s3://")] or [f"{out}/ocsf"]
+    role_flags = ["--ocsf-role-arn", role] if "--ocsf-role-arn" in flags else []
+    verify = cli("verify", "--corp", CORP, "--out", out, "--ocsf-out", ocsf_out[0], *role_flags,
+                 "--site", "site-1", "--hour", str(start))
+    assert verify.returncode == 0 and "the OCSF parts parse and hold the same ids" in verify.stdout, \
+        verify.stdout + verify.stderr
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Forwards S3 and STS requests to moto as they are, noting each S3 request's bucket and signing
+    key, and each AssumeRole's role and the key it issued."""
+    protocol_version = "HTTP/1.1"
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        match = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
+        self.server.signed.append((self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0],
+                                   match.group(1) if match else None))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "expect")}
+        reply = requests.request(self.command, self.server.upstream + self.path, data=body, headers=headers,
+                                 stream=True, timeout=60)
+        content = reply.raw.read(decode_content=False)
+        if body and b"Action=AssumeRole" in body:
+            role = re.search(rb"RoleArn=([^&]+)", body)
+            issued = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", content)
+            self.server.assumed.append((urllib.parse.unquote(role.group(1).decode()) if role else None,
+                                        issued.group(1).decode() if issued else None))
+        self._reply(reply, content)
+
+    def _reply(self, reply, content):
+        self.send_response(reply.status_code)
+        for name, value in reply.raw.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", reply.headers.get("Content-Length", "0") if self.command == "HEAD"
+                         else str(len(content)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def signature_recorder(upstream, signed, assumed):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.upstream, server.signed, server.assumed = upstream, signed, assumed
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_both_formats_into_s3_in_both_layouts_verify(sim, tmp_path):
+    moto_url, s3 = moto()
+    feed_bucket, lake_bucket = f"feed-ocsf-{os.getpid()}", f"lake-ocsf-{os.getpid()}"
+    for bucket in (feed_bucket, lake_bucket):
+        s3.create_bucket(Bucket=bucket)
+    start = last_hours(sim, 1)[0]
+    t = time.gmtime(start)
+    role = f"arn:aws:iam::123456789012:role/lake-writer-{os.getpid()}"
+    env = dict(api_env(sim), AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
+    lake = ["--ocsf-layout", "security-lake", "--ocsf-source", "sigsci", "--ocsf-region", "eu-west-1",
+            "--ocsf-account-id", "123456789012", "--ocsf-out", f"s3://{lake_bucket}", "--ocsf-role-arn", role]
+    runs = {"hive": [], "lake": lake}
+
+    signed = []  # (bucket, access key id) of every S3 request the CLI made
+    assumed = []  # (role ARN, access key id issued) of every AssumeRole
+
+    def cli(*args):
+        return subprocess.run([str(CLI), "feed", *args, "--s3-endpoint", proxy], env=dict(env, AWS_ENDPOINT_URL_STS=proxy),
+                              capture_output=True, text=True, timeout=600)
+
+    with signature_recorder(moto_url, signed, assumed) as proxy:
+        for name, flags in runs.items():
+            export_and_verify(cli, name, flags, feed_bucket, start, role)
+
+    hive_part = f"corp={CORP}/site=site-1/" + time.strftime("dt=%Y-%m-%d/hour=%H/", t)
+    ndjson = [k for k in keys(s3, feed_bucket, "hive/") if k.startswith(f"hive/{hive_part}part-")]
+    parquet = keys(s3, feed_bucket, "hive/ocsf/")
+    assert ndjson and all(k.endswith(".ndjson.gz") for k in ndjson), ndjson
+    assert parquet == sorted(f"hive/ocsf/{hive_part}{k.rsplit('/', 1)[1][:-len('.ndjson.gz')]}.parquet" for k in ndjson)
+    lake_keys = keys(s3, lake_bucket)
+    prefix = (f"ext/sigsci/region=eu-west-1/accountId=123456789012/eventDay={time.strftime('%Y%m%d', t)}/"
+              f"{CORP}~site-1~{time.strftime('%Y%m%d%H', t)}~part-")
+    assert lake_keys and all(k.startswith(prefix) and k.endswith(".parquet") for k in lake_keys), lake_keys
+    assert not keys(s3, feed_bucket, "lake/ocsf/"), "the lake run wrote OCSF beside the feed"
+    listed = json.loads(s3.get_object(Bucket=feed_bucket, Key=f"lake/{hive_part}_manifest.json")["Body"].read())
+    assert sorted(p["name"] for p in listed["ocsf"]["parts"]) == lake_keys
+    # The export and the verify each assumed the lake's role once (the S3 client caches the credentials).
+    assert [arn for arn, _ in assumed] == [role, role], assumed
+    issued = {key_id for _, key_id in assumed}
+    assert len(issued) == 2 and None not in issued, assumed
+    # Every request to the lake was signed with a key STS issued for the role; the feed's with ours.
+    signers = {}
+    for bucket, key_id in signed:
+        signers.setdefault(bucket, set()).add(key_id)
+    assert signers[lake_bucket] and signers[lake_bucket] <= issued, (signers, issued)
+    assert signers[feed_bucket] == {"testing"}, signers

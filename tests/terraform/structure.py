@@ -18,7 +18,8 @@ What they prove:
 - docs: terraform/README.md names every input and output;
 - ocsf: the OCSF Glue table reads the exporter's Hive layout ({feed_prefix}/ocsf/…) as Parquet, the
   Security Lake custom source registers HTTP Activity, and only the feed exporter's role gets the
-  lake's prefix.
+  lake's prefix; the role the exporter assumes for the OCSF (SIGSCI_KIT_OCSF_ROLE_ARN) is the one
+  ARN any sts:AssumeRole grant of the module names, granted to the feed exporter's role alone.
 
 Resources with `for_each = local.X` over a literal map (the functions, their policy documents) are
 checked once per key, with each.value resolved from the map; a dynamic statement or an alarms map the
@@ -553,6 +554,42 @@ def check_ocsf(module: Module, report: Report):
             report.fail("ocsf", f"aws_iam_role_policy.{name}", f"gives the lake's prefix to {attr(body, 'role')!r}, not the feed exporter's role")
 
 
+def check_ocsf_role(module: Module, report: Report):
+    """sts:AssumeRole is granted on exactly the ARN the feed exporter's SIGSCI_KIT_OCSF_ROLE_ARN
+    names, in a policy on the feed exporter's role, and only when the function is given that ARN."""
+    _, _, entry = lambda_functions(module).get("feed_export", (None, None, None))
+    environment = unwrap((entry or {}).get("environment")) or {}
+    role = environment.get("SIGSCI_KIT_OCSF_ROLE_ARN") if isinstance(environment, dict) else None
+    role = None if role is None else str(role)
+    feed_role = '${aws_iam_role.function["feed_export"].id}'
+    attached = {}
+    for name, body in module.resources("aws_iam_role_policy"):
+        found = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)(\[each\.key\]|\[0\])?\.json\}", str(attr(body, "policy")))
+        if found:
+            attached.setdefault(found.group(1), []).append((name, str(attr(body, "role"))))
+    granted = False
+    failures_before = len(report.failures)
+    for where, document, _ in module.instances("aws_iam_policy_document", data=True):
+        for index, statement in enumerate(statements(document)):
+            actions = [str(a) for a in as_list(statement.get("actions"))]
+            if "principals" in statement or not any(a.lower().startswith("sts:assumerole") for a in actions):
+                continue  # a trust policy, or no role assumption
+            sid = attr(statement, "sid") or f"statement {index}"
+            resources = [str(r) for r in as_list(statement.get("resources"))]
+            if role is None or resources != [role]:
+                report.fail("ocsf", f"{where} ({sid})", f"allows sts:AssumeRole on {resources!r}, not exactly the feed exporter's SIGSCI_KIT_OCSF_ROLE_ARN ({role!r})")
+                continue
+            name = where.split(".")[-1].split("[")[0]
+            for policy, holder in attached.get(name, []):
+                if holder != feed_role:
+                    report.fail("ocsf", f"aws_iam_role_policy.{policy}", f"gives {holder!r} the OCSF role, not the feed exporter's role")
+                else:
+                    granted = True
+    # A wrong grant above already says why the right one is missing.
+    if role is not None and not granted and len(report.failures) == failures_before:
+        report.fail("ocsf", 'aws_lambda_function.function["feed_export"]', f"assumes {role} (SIGSCI_KIT_OCSF_ROLE_ARN) but its role may not sts:AssumeRole it")
+
+
 # ---- driver --------------------------------------------------------------------------------------
 
 def run(root: Path, terraform: Path) -> list:
@@ -566,6 +603,7 @@ def run(root: Path, terraform: Path) -> list:
     check_metrics(root, module, report)
     check_docs(terraform, module, report)
     check_ocsf(module, report)
+    check_ocsf_role(module, report)
     return report.failures
 
 
@@ -599,6 +637,15 @@ MUTATIONS = [
     ("ocsf", "ocsf.tf", "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe", "org.openx.data.jsonserde.JsonSerDe", "aws_glue_catalog_table.ocsf"),
     ("ocsf", "ocsf.tf", "event_classes  = [\"HTTP_ACTIVITY\"]", "event_classes  = [\"HTTP_ACTIVITY\", \"FILE_ACTIVITY\"]", "aws_securitylake_custom_log_source.feed"),
     ("ocsf", "ocsf.tf", "role   = aws_iam_role.function[\"feed_export\"].id", "role   = aws_iam_role.function[\"agent_health\"].id", "aws_iam_role_policy.security_lake"),
+    ("ocsf", "ocsf.tf", "resources = [var.ocsf_role_arn]", "resources = [\"arn:${local.partition}:iam::${local.account_id}:role/*\"]",
+     "data.aws_iam_policy_document.ocsf_role"),
+    ("ocsf", "main.tf", "        SIGSCI_KIT_OCSF_ROLE_ARN   = var.ocsf_role_arn\n", "", "data.aws_iam_policy_document.ocsf_role"),
+    ("ocsf", "main.tf", "        SIGSCI_KIT_OCSF_ROLE_ARN   = var.ocsf_role_arn\n",
+     "        SIGSCI_KIT_OCSF_ROLE_ARN   = var.security_lake.crawler_role_arn\n", "data.aws_iam_policy_document.ocsf_role"),
+    ("ocsf", "ocsf.tf", "name   = \"ocsf-assume-role\"\n  role   = aws_iam_role.function[\"feed_export\"].id",
+     "name   = \"ocsf-assume-role\"\n  role   = aws_iam_role.function[\"agent_health\"].id", "aws_iam_role_policy.ocsf_role"),
+    ("ocsf", "ocsf.tf", "policy = data.aws_iam_policy_document.ocsf_role[0].json", "policy = data.aws_iam_policy_document.security_lake[0].json",
+     'aws_lambda_function.function["feed_export"]'),
 ]
 
 

@@ -18,7 +18,7 @@ use crate::window::{check_range, parse_time};
 
 /// Every variable the function reads (docs/interfaces.md lists the same; a test keeps them equal).
 /// The AWS SDK reads its own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials) besides.
-pub const VARIABLES: [&str; 12] = [
+pub const VARIABLES: [&str; 13] = [
     CORP,
     API_URL,
     CREDENTIALS_SECRET,
@@ -31,6 +31,7 @@ pub const VARIABLES: [&str; 12] = [
     OCSF_SOURCE,
     OCSF_REGION,
     OCSF_ACCOUNT_ID,
+    OCSF_ROLE_ARN,
 ];
 const CORP: &str = "SIGSCI_CORP";
 const API_URL: &str = "SIGSCI_API_URL";
@@ -44,6 +45,7 @@ const OCSF_LAYOUT: &str = "SIGSCI_KIT_OCSF_LAYOUT";
 const OCSF_SOURCE: &str = "SIGSCI_KIT_OCSF_SOURCE";
 const OCSF_REGION: &str = "SIGSCI_KIT_OCSF_REGION";
 const OCSF_ACCOUNT_ID: &str = "SIGSCI_KIT_OCSF_ACCOUNT_ID";
+const OCSF_ROLE_ARN: &str = "SIGSCI_KIT_OCSF_ROLE_ARN";
 
 /// The function's settings.
 #[derive(Clone, Debug)]
@@ -62,9 +64,20 @@ pub struct Env {
     pub settings: ExportSettings,
     /// `SIGSCI_KIT_FEED_FORMAT`: ndjson (default), ocsf-parquet or both
     pub format: Format,
-    /// `SIGSCI_KIT_OCSF_LOCATION` (default `{feed location}/ocsf`) and its layout
-    /// (`SIGSCI_KIT_OCSF_LAYOUT`, `_SOURCE`, `_REGION`, `_ACCOUNT_ID`), when the format has OCSF
-    pub ocsf: Option<(String, Layout)>,
+    /// Where the OCSF Parquet goes, when the format has it
+    pub ocsf: Option<OcsfSettings>,
+}
+
+/// The OCSF output's settings.
+#[derive(Clone, Debug)]
+pub struct OcsfSettings {
+    /// `SIGSCI_KIT_OCSF_LOCATION` (default `{feed location}/ocsf`)
+    pub location: String,
+    /// `SIGSCI_KIT_OCSF_LAYOUT`, `_SOURCE`, `_REGION`, `_ACCOUNT_ID`
+    pub layout: Layout,
+    /// `SIGSCI_KIT_OCSF_ROLE_ARN`: the role the OCSF store's S3 client assumes (a Security Lake's
+    /// bucket is usually another account's, written through a role it grants)
+    pub role_arn: Option<String>,
 }
 
 fn config_error(setting: &str, message: impl Into<String>) -> ExportError {
@@ -72,6 +85,16 @@ fn config_error(setting: &str, message: impl Into<String>) -> ExportError {
         setting: setting.to_string(),
         message: message.into(),
     }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/NAME` (a typo would only show as STS's refusal mid-run).
+pub fn is_role_arn(arn: &str) -> bool {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(fields[..], ["arn", partition, "iam", "", account, resource]
+        if !partition.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
 }
 
 fn parse_sites(raw: &str) -> SiteSelection {
@@ -139,7 +162,20 @@ impl Env {
             )?;
             let location = var(OCSF_LOCATION).unwrap_or_else(|| default_location(&feed_location));
             S3Location::parse(&location).map_err(|e| config_error(OCSF_LOCATION, e.to_string()))?;
-            Some((location, layout))
+            let role_arn = var(OCSF_ROLE_ARN);
+            if let Some(arn) = role_arn.as_ref().filter(|arn| !is_role_arn(arn)) {
+                return Err(config_error(
+                    OCSF_ROLE_ARN,
+                    format!(
+                        "{arn:?} is not an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)"
+                    ),
+                ));
+            }
+            Some(OcsfSettings {
+                location,
+                layout,
+                role_arn,
+            })
         } else {
             None
         };
@@ -170,10 +206,10 @@ impl Deps {
         let store = kit_storage::open(&env.feed_location, None)
             .map_err(|e| config_error(FEED_LOCATION, e.to_string()))?;
         let ocsf = match &env.ocsf {
-            Some((location, layout)) => Some(OcsfOutput {
-                store: kit_storage::open(location, None)
+            Some(ocsf) => Some(OcsfOutput {
+                store: kit_storage::open_as(&ocsf.location, None, ocsf.role_arn.as_deref())
                     .map_err(|e| config_error(OCSF_LOCATION, e.to_string()))?,
-                layout: layout.clone(),
+                layout: ocsf.layout.clone(),
             }),
             None => None,
         };
@@ -335,6 +371,50 @@ mod tests {
             error.contains("SIGSCI_KIT_FEED_LOCATION") && error.contains("Bad_Bucket"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_ocsf_role_is_an_iam_role_arn() -> Result<()> {
+        let base = [
+            ("SIGSCI_CORP", "acme"),
+            ("SIGSCI_KIT_CREDENTIALS_SECRET", "s"),
+            ("SIGSCI_KIT_FEED_LOCATION", "s3://feed-bucket/x"),
+            ("SIGSCI_KIT_FEED_FORMAT", "both"),
+        ];
+        let role = "arn:aws:iam::123456789012:role/lake-writer";
+        let with_role: Vec<_> = base
+            .iter()
+            .copied()
+            .chain([("SIGSCI_KIT_OCSF_ROLE_ARN", role)])
+            .collect();
+        let parsed = Env::from_lookup(env(&with_role))?;
+        assert_eq!(parsed.ocsf.and_then(|o| o.role_arn).as_deref(), Some(role));
+        assert!(
+            Env::from_lookup(env(&base))?
+                .ocsf
+                .is_some_and(|o| o.role_arn.is_none())
+        );
+        for bad in [
+            "lake-writer",
+            "arn:aws:iam::1234:role/x",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:s3:::bucket",
+        ] {
+            let lookup: Vec<_> = base
+                .iter()
+                .copied()
+                .chain([("SIGSCI_KIT_OCSF_ROLE_ARN", bad)])
+                .collect();
+            let error = Env::from_lookup(env(&lookup))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.starts_with("SIGSCI_KIT_OCSF_ROLE_ARN"),
+                "{bad}: {error}"
+            );
+        }
+        Ok(())
     }
 
     #[test]

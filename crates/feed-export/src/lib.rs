@@ -36,5 +36,5 @@ pub use hour::EXPORTER_VERSION;
 pub use manifest::Manifest;
 pub use ocsf_output::{Format, Layout, OcsfOutput, Outputs};
 pub use progress::{Progress, Quiet};
-pub use report::{HourSummary, RunOutcome, RunReport, SiteReport};
+pub use report::{HourSummary, OcsfSummary, RunOutcome, RunReport, SiteReport};
 pub use window::Hour;

@@ -71,6 +71,7 @@ mod tests {
                 restarts: 3,
                 cursor_expiries: 2,
                 seconds: 0.1,
+                ocsf: None,
             }],
             lost: vec!["x".into()],
             pending: vec!["p".into()],

@@ -19,6 +19,17 @@ pub struct HourSummary {
     /// Restarts because the window's cursor expired.
     pub cursor_expiries: u64,
     pub seconds: f64,
+    /// The hour's OCSF Parquet output, when the run wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocsf: Option<OcsfSummary>,
+}
+
+/// An hour's OCSF Parquet parts, as its manifest lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OcsfSummary {
+    pub parts: usize,
+    pub records: u64,
+    pub bytes: u64,
 }
 
 impl HourSummary {
@@ -34,6 +45,11 @@ impl HourSummary {
             restarts: manifest.api.restarts,
             cursor_expiries: manifest.api.cursor_expiries,
             seconds,
+            ocsf: manifest.ocsf.as_ref().map(|ocsf| OcsfSummary {
+                parts: ocsf.parts.len(),
+                records: ocsf.parts.iter().map(|p| p.records).sum(),
+                bytes: ocsf.parts.iter().map(|p| p.bytes).sum(),
+            }),
         }
     }
 }

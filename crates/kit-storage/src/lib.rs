@@ -94,9 +94,24 @@ pub trait Upload: Send {
 /// Opens `s3://bucket/prefix` (S3, endpoint overridable for moto or other S3-compatible stores) or a
 /// local directory path. The directory is created on first write.
 pub fn open(location: &str, s3_endpoint: Option<&str>) -> Result<Arc<dyn ObjectStore>> {
+    open_as(location, s3_endpoint, None)
+}
+
+/// As [`open`]; on S3 with the credentials of `role_arn` (STS AssumeRole) when given, which a
+/// local directory cannot use.
+pub fn open_as(
+    location: &str,
+    s3_endpoint: Option<&str>,
+    role_arn: Option<&str>,
+) -> Result<Arc<dyn ObjectStore>> {
     if location.starts_with("s3://") {
         let parsed = S3Location::parse(location)?;
-        Ok(Arc::new(S3Store::new(parsed, s3_endpoint)?))
+        Ok(Arc::new(S3Store::with_role(parsed, s3_endpoint, role_arn)?))
+    } else if role_arn.is_some() {
+        Err(StorageError::InvalidLocation {
+            location: location.to_string(),
+            reason: "a role to assume needs an s3:// location".to_string(),
+        })
     } else if location.contains("://") {
         Err(StorageError::InvalidLocation {
             location: location.to_string(),

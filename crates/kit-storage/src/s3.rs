@@ -10,8 +10,9 @@ use crate::{
 };
 use crate::{aws, validate_key};
 
-/// Multipart parts are at least this large (S3's floor is 5 MiB; bigger parts mean fewer calls).
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Every multipart part but the last is exactly this large: S3's floor, so an upload in
+/// progress holds as little as it can (an hour's part of 200 MB is still only 40 calls).
+pub const PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// `s3://bucket/prefix`, parsed and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,10 +89,23 @@ impl S3Store {
     /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`) overrides the endpoint and switches to path-style
     /// addressing, which S3-compatible servers need.
     pub fn new(location: S3Location, endpoint: Option<&str>) -> Result<S3Store> {
+        S3Store::with_role(location, endpoint, None)
+    }
+
+    /// As [`S3Store::new`], with the credentials of `role_arn` (assumed through STS) when given.
+    pub fn with_role(
+        location: S3Location,
+        endpoint: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Result<S3Store> {
+        let credentials = match role_arn {
+            Some(arn) => aws::assumed_role(arn),
+            None => aws::credentials(),
+        };
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(aws::region())
-            .credentials_provider(aws::credentials())
+            .credentials_provider(credentials)
             // Checksums only where S3 requires them: S3-compatible stores differ in what they accept.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
@@ -398,8 +412,8 @@ impl ObjectStore for S3Store {
     }
 }
 
-/// Buffers up to `PART_SIZE`, then streams parts of a multipart upload; a small object (one buffer)
-/// becomes a single PutObject. Peak memory: one part.
+/// Buffers a part (`PART_SIZE`), then streams parts of a multipart upload; a small object (one
+/// buffer) becomes a single PutObject. Peak memory: one part.
 struct S3Upload {
     store: S3Store,
     key: String,
@@ -459,11 +473,20 @@ impl S3Upload {
 
 #[async_trait]
 impl Upload for S3Upload {
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+    async fn write(&mut self, mut chunk: Bytes) -> Result<()> {
         self.size += chunk.len() as u64;
-        self.buffer.extend_from_slice(&chunk);
-        if self.buffer.len() >= PART_SIZE {
-            self.flush_part().await?;
+        while !chunk.is_empty() {
+            if self.buffer.is_empty() {
+                // One allocation of exactly a part (reclaimed once the last part's body is
+                // dropped): growing by doubling overshot to twice a part while copying.
+                self.buffer.reserve(PART_SIZE);
+            }
+            let room = PART_SIZE - self.buffer.len();
+            self.buffer
+                .extend_from_slice(&chunk.split_to(room.min(chunk.len())));
+            if self.buffer.len() == PART_SIZE {
+                self.flush_part().await?;
+            }
         }
         Ok(())
     }

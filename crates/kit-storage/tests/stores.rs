@@ -88,9 +88,14 @@ async fn conformance(store: Arc<dyn ObjectStore>) -> TestResult {
 
     // Streaming upload across more than one S3 part; nothing visible until finish.
     let big_key = "corp=c/site=s/dt=2024-01-01/hour=00/part-00000.ndjson.gz";
-    let chunk = Bytes::from(vec![b'x'; 3 * 1024 * 1024 + 17]);
+    // Chunks that straddle part boundaries, each with its own bytes, so the parts' order and
+    // cut points show in the object.
+    let chunks: Vec<Bytes> = (0..3u8)
+        .map(|i| Bytes::from(vec![b'a' + i; 3 * 1024 * 1024 + 17]))
+        .collect();
+    let chunk = chunks[0].clone();
     let mut upload = store.upload(big_key).await?;
-    for _ in 0..3 {
+    for chunk in &chunks {
         upload.write(chunk.clone()).await?;
     }
     assert_eq!(
@@ -105,7 +110,10 @@ async fn conformance(store: Arc<dyn ObjectStore>) -> TestResult {
         .await?
         .ok_or("uploaded object is missing")?
         .body;
-    assert_eq!(body.len(), 3 * chunk.len());
+    assert!(
+        body == chunks.concat(),
+        "the object is not the chunks in order"
+    );
 
     let aborted_key = "corp=c/site=s/dt=2024-01-01/hour=00/part-00030.ndjson.gz";
     let mut aborted = store.upload(aborted_key).await?;

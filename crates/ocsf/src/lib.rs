@@ -4,11 +4,14 @@
 //!   [`Event::from_record`], which applies it; the OCSF version is [`OCSF_VERSION`].
 //! - [`writer`]: the Arrow schema ([`SCHEMA`]) and [`OcsfWriter`], which streams events into one
 //!   Snappy-compressed Parquet file, row group by row group.
+//! - [`reader`]: a written part's footer row count and event ids, for `feed verify`.
 
 pub mod mapping;
+pub mod reader;
 pub mod writer;
 
 pub use mapping::{DERIVED, Event, FieldMapping, MAPPING, OCSF_VERSION, Source};
+pub use reader::{PartContents, read_uids};
 pub use writer::{
     COMPRESSION, DICTIONARY_COLUMNS, OcsfWriter, ROW_GROUP_BYTES, ROW_GROUP_ROWS, SCHEMA,
 };

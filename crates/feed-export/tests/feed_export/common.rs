@@ -115,6 +115,17 @@ pub async fn exported_ids(store: &dyn ObjectStore, site: &str, hour: Hour) -> Ve
 
 /// Asserts the partition holds exactly the simulator's truth, once each, and verifies.
 pub async fn assert_exact(sim: &RunningSim, store: &dyn ObjectStore, site: &str, hour: Hour) {
+    assert_exact_with(sim, store, None, site, hour).await;
+}
+
+/// As [`assert_exact`], verifying the OCSF parts in `ocsf` too.
+pub async fn assert_exact_with(
+    sim: &RunningSim,
+    store: &dyn ObjectStore,
+    ocsf: Option<&dyn ObjectStore>,
+    site: &str,
+    hour: Hour,
+) {
     let mut ids = exported_ids(store, site, hour).await;
     let count = ids.len();
     ids.sort();
@@ -133,7 +144,7 @@ pub async fn assert_exact(sim: &RunningSim, store: &dyn ObjectStore, site: &str,
         truth.len()
     );
     assert_eq!(ids, truth, "{site} {hour}: ids differ from the truth");
-    let verification = feed_export::verify::verify_hour(store, CORP, site, hour)
+    let verification = feed_export::verify::verify_hour(store, ocsf, CORP, site, hour)
         .await
         .unwrap_or_else(|e| panic!("verify: {e}"));
     assert!(

@@ -95,6 +95,44 @@ struct ExportArgs {
     lease_ttl: i64,
     #[command(flatten)]
     ocsf: OcsfArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Where the OCSF Parquet is, and how to reach it.
+#[derive(Args, Debug)]
+struct OcsfStore {
+    /// Where the Parquet goes: a directory or s3://bucket/prefix (default: OUT/ocsf).
+    #[arg(long)]
+    ocsf_out: Option<String>,
+    /// An IAM role to assume (STS AssumeRole) for the OCSF store, e.g. the one a Security Lake
+    /// grants its custom source; STS's endpoint is AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL.
+    #[arg(long, env = "SIGSCI_KIT_OCSF_ROLE_ARN")]
+    ocsf_role_arn: Option<String>,
+}
+
+impl OcsfStore {
+    fn open(&self, destination: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        if let Some(arn) = self
+            .ocsf_role_arn
+            .as_deref()
+            .filter(|arn| !feed_export::environment::is_role_arn(arn))
+        {
+            bail!(
+                "--ocsf-role-arn: {arn:?} is not an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME)"
+            );
+        }
+        let location = self
+            .ocsf_out
+            .clone()
+            .unwrap_or_else(|| feed_export::ocsf_output::default_location(&destination.out));
+        kit_storage::open_as(
+            &location,
+            destination.s3_endpoint.as_deref(),
+            self.ocsf_role_arn.as_deref(),
+        )
+        .with_context(|| format!("--ocsf-out {location:?}"))
+    }
 }
 
 /// The OCSF Parquet output (docs/ocsf-mapping.md).
@@ -102,11 +140,11 @@ struct ExportArgs {
 struct OcsfArgs {
     /// ndjson (the records as the API sent them), ocsf-parquet (OCSF HTTP Activity events in
     /// Parquet), or both; either way one manifest per hour lists every part.
-    #[arg(long, env = "SIGSCI_KIT_FEED_FORMAT", default_value = "ndjson", value_parser = feed_export::Format::NAMES)]
+    // Its own id: `-o`'s field is `format` too.
+    #[arg(id = "feed_format", long = "format", value_name = "FORMAT", env = "SIGSCI_KIT_FEED_FORMAT", default_value = "ndjson", value_parser = feed_export::Format::NAMES)]
     format: String,
-    /// Where the Parquet goes: a directory or s3://bucket/prefix (default: OUT/ocsf).
-    #[arg(long)]
-    ocsf_out: Option<String>,
+    #[command(flatten)]
+    store: OcsfStore,
     /// hive (corp=/site=/dt=/hour=, as the NDJSON) or security-lake
     /// (ext/SOURCE/region=REGION/accountId=ACCOUNT/eventDay=YYYYMMDD/, a custom source).
     #[arg(long, default_value = "hive", value_parser = ["hive", "security-lake"])]
@@ -138,12 +176,7 @@ impl OcsfArgs {
                     "--ocsf-account-id",
                 ],
             )?;
-            let location = self
-                .ocsf_out
-                .clone()
-                .unwrap_or_else(|| feed_export::ocsf_output::default_location(&destination.out));
-            let store = kit_storage::open(&location, destination.s3_endpoint.as_deref())
-                .with_context(|| format!("--ocsf-out {location:?}"))?;
+            let store = self.store.open(destination)?;
             Some(feed_export::OcsfOutput { store, layout })
         } else {
             None
@@ -178,6 +211,9 @@ struct VerifyArgs {
     /// Any time inside the hour: RFC 3339, a date, epoch seconds, or a duration ago (2h).
     #[arg(long)]
     hour: String,
+    /// The OCSF parts the manifest lists are checked there.
+    #[command(flatten)]
+    ocsf: OcsfStore,
 }
 
 pub async fn run(args: FeedArgs) -> anyhow::Result<ExitCode> {
@@ -233,7 +269,11 @@ async fn export(args: ExportArgs, require_range: bool) -> anyhow::Result<ExitCod
     if let Some(bar) = &bar {
         bar.finish();
     }
-    print_report(&report);
+    if args.output.is_document() {
+        args.output.print_document(&report)?;
+    } else {
+        print_report(&report);
+    }
     let errors = report.errors();
     if !errors.is_empty() {
         bail!(
@@ -308,8 +348,17 @@ fn print_report(report: &RunReport) {
 }
 
 fn hour_line(hour: &HourSummary) -> String {
+    let ocsf = match &hour.ocsf {
+        Some(ocsf) => format!(
+            "  ocsf: {:>9} records  {:>3} parts  {:>10.1} KiB",
+            ocsf.records,
+            ocsf.parts,
+            ocsf.bytes as f64 / 1024.0
+        ),
+        None => String::new(),
+    };
     format!(
-        "{} {}  {:>9} records  {:>3} parts  {:>10.1} KiB  {:>5} pages  {:>3} retries  {:>3} restarts  {:>5.1}s",
+        "{} {}  {:>9} records  {:>3} parts  {:>10.1} KiB  {:>5} pages  {:>3} retries  {:>3} restarts  {:>5.1}s{ocsf}",
         hour.site,
         hour.hour,
         hour.records,
@@ -509,17 +558,46 @@ fn status_table(statuses: &[SiteStatus], wide: bool) -> String {
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = args.destination.open()?;
+    // An OCSF store that cannot be opened (a role given for a directory) only matters to an hour
+    // that lists OCSF parts.
+    let (ocsf, ocsf_error) = match args.ocsf.open(&args.destination) {
+        Ok(ocsf) => (Some(ocsf), None),
+        Err(error) => (None, Some(error)),
+    };
     let hour = Hour::containing(
         times::parse("--hour", &args.hour, chrono::Utc::now(), Relative::Ago)?.timestamp(),
     );
-    let result =
-        feed_export::verify::verify_hour(store.as_ref(), &args.corp, &args.site, hour).await?;
+    let result = feed_export::verify::verify_hour(
+        store.as_ref(),
+        ocsf.as_deref(),
+        &args.corp,
+        &args.site,
+        hour,
+    )
+    .await?;
     println!(
         "{} {} {}: {} parts, {} records (manifest {})",
         args.corp, args.site, hour, result.parts, result.records, result.manifest_records
     );
+    if let (Some(error), Some(_)) = (ocsf_error, &result.ocsf) {
+        return Err(error);
+    }
+    if let (Some(checked), Some(ocsf)) = (&result.ocsf, &ocsf) {
+        println!(
+            "ocsf ({}): {} parts, {} events, {:.1} KiB",
+            ocsf.location(),
+            checked.parts,
+            checked.records,
+            checked.bytes as f64 / 1024.0
+        );
+    }
     if result.ok() {
-        println!("OK: counts and sha256 match the manifest, no duplicates, no stray parts");
+        let what = if result.ocsf.is_some() {
+            ", the OCSF parts parse and hold the same ids"
+        } else {
+            ""
+        };
+        println!("OK: counts and sha256 match the manifest, no duplicates, no stray parts{what}");
         Ok(ExitCode::SUCCESS)
     } else {
         for problem in &result.problems {
