@@ -207,16 +207,26 @@ pub async fn secret_value(
     name: &str,
     key: &str,
 ) -> Result<Sensitive> {
+    let secret = read_secret(kube, namespace, name).await?;
+    key_value(&secret, namespace, name, key)
+}
+
+async fn read_secret(kube: &kube::Client, namespace: &str, name: &str) -> Result<Secret> {
+    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    api.get_opt(name).await?.ok_or_else(|| Error::Secret {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        problem: "not found".to_string(),
+    })
+}
+
+/// `key` of the Secret `namespace/name` already read, trimmed.
+fn key_value(secret: &Secret, namespace: &str, name: &str, key: &str) -> Result<Sensitive> {
     let problem = |problem: String| Error::Secret {
         namespace: namespace.to_string(),
         name: name.to_string(),
         problem,
     };
-    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    let secret = api
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| problem("not found".to_string()))?;
     let bytes = secret
         .data
         .as_ref()
@@ -231,26 +241,15 @@ pub async fn secret_value(
     Ok(Sensitive::new(text))
 }
 
-/// The API user's e-mail and token from the connection's Secret.
+/// The API user's e-mail and token from the connection's Secret, read once for both keys.
 async fn credentials(
     kube: &kube::Client,
     target: &ConnectionTarget,
 ) -> Result<(Sensitive, Sensitive)> {
-    let secret = &target.secret;
-    let email = secret_value(
-        kube,
-        &target.secret_namespace,
-        &secret.name,
-        &secret.email_key,
-    )
-    .await?;
-    let token = secret_value(
-        kube,
-        &target.secret_namespace,
-        &secret.name,
-        &secret.token_key,
-    )
-    .await?;
+    let (namespace, secret) = (&target.secret_namespace, &target.secret);
+    let read = read_secret(kube, namespace, &secret.name).await?;
+    let email = key_value(&read, namespace, &secret.name, &secret.email_key)?;
+    let token = key_value(&read, namespace, &secret.name, &secret.token_key)?;
     Ok((email, token))
 }
 

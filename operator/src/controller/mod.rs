@@ -460,15 +460,26 @@ where
 {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    set_annotations(&api, object, &[(CLAIM_ANNOTATION, Some(key.to_string()))]).await?;
+    // Annotation and label in one patch, and none when both are there already.
+    let mut metadata = serde_json::Map::new();
+    if object
+        .annotations()
+        .get(CLAIM_ANNOTATION)
+        .map(String::as_str)
+        != Some(key)
+    {
+        metadata.insert("annotations".into(), json!({ CLAIM_ANNOTATION: key }));
+    }
     if let Some(label) = claim_label(key)
         && object.labels().get(CLAIM_LABEL).map(String::as_str) != Some(label)
     {
-        let patch = json!({ "metadata": { "labels": { CLAIM_LABEL: label } } });
+        metadata.insert("labels".into(), json!({ CLAIM_LABEL: label }));
+    }
+    if !metadata.is_empty() {
         api.patch(
             &object.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(patch),
+            &Patch::Merge(json!({ "metadata": metadata })),
         )
         .await?;
     }
