@@ -6,6 +6,9 @@ use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_s3::config::Region;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use tokio::sync::OnceCell;
 
 const DEFAULT_REGION: &str = "us-east-1";
@@ -27,82 +30,83 @@ pub(crate) fn endpoint(explicit: Option<&str>, service_env: &str) -> Option<Stri
         .filter(|url| !url.trim().is_empty())
 }
 
+/// The SDK's default chain (environment, profile, web identity, ECS/IMDS).
 pub(crate) fn credentials() -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(LazyDefaultChain {
-        region: region(),
-        chain: OnceCell::new(),
-    })
-}
-
-/// The SDK's default chain (environment, profile, web identity, ECS/IMDS) is built asynchronously;
-/// this builds it on the first request for credentials.
-#[derive(Debug)]
-struct LazyDefaultChain {
-    region: Region,
-    chain: OnceCell<DefaultCredentialsChain>,
-}
-
-impl ProvideCredentials for LazyDefaultChain {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            let chain = self
-                .chain
-                .get_or_init(|| {
-                    DefaultCredentialsChain::builder()
-                        .region(self.region.clone())
-                        .build()
-                })
-                .await;
-            let result: provider::Result = chain.provide_credentials().await;
-            result
+    let region = region();
+    SharedCredentialsProvider::new(Lazy::new("default chain", move || {
+        let region = region.clone();
+        Box::pin(async move {
+            DefaultCredentialsChain::builder()
+                .region(region)
+                .build()
+                .await
         })
-    }
-}
-
-/// Credentials of `role_arn`, assumed through STS (endpoint: `AWS_ENDPOINT_URL_STS` or
-/// `AWS_ENDPOINT_URL`) with the default chain's; the client's identity cache renews them.
-pub(crate) fn assumed_role(role_arn: &str) -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(LazyAssumeRole {
-        role_arn: role_arn.to_string(),
-        provider: OnceCell::new(),
-    })
+    }))
 }
 
 /// The session name the lake's CloudTrail shows for the role's use.
 const SESSION_NAME: &str = "sigsci-kit";
 
-/// [`AssumeRoleProvider`] is built asynchronously too: on the first request for credentials.
-#[derive(Debug)]
-struct LazyAssumeRole {
-    role_arn: String,
-    provider: OnceCell<AssumeRoleProvider>,
+/// Credentials of `role_arn`, assumed through STS (endpoint: `AWS_ENDPOINT_URL_STS` or
+/// `AWS_ENDPOINT_URL`) with the default chain's; the client's identity cache renews them.
+pub(crate) fn assumed_role(role_arn: &str) -> SharedCredentialsProvider {
+    let role_arn = role_arn.to_string();
+    SharedCredentialsProvider::new(Lazy::new("assumed role", move || {
+        let role_arn = role_arn.clone();
+        Box::pin(async move {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .region(region())
+                .credentials_provider(credentials());
+            if let Some(url) = endpoint(None, "AWS_ENDPOINT_URL_STS") {
+                loader = loader.endpoint_url(url);
+            }
+            AssumeRoleProvider::builder(role_arn)
+                .session_name(SESSION_NAME)
+                .configure(&loader.load().await)
+                .build()
+                .await
+        })
+    }))
 }
 
-impl ProvideCredentials for LazyAssumeRole {
+type Build<P> = Box<dyn Fn() -> Pin<Box<dyn Future<Output = P> + Send>> + Send + Sync>;
+
+/// A provider the SDK builds asynchronously, built on the first request for credentials (so
+/// `open` stays a plain function).
+struct Lazy<P> {
+    name: &'static str,
+    build: Build<P>,
+    provider: OnceCell<P>,
+}
+
+impl<P> Lazy<P> {
+    fn new(
+        name: &'static str,
+        build: impl Fn() -> Pin<Box<dyn Future<Output = P> + Send>> + Send + Sync + 'static,
+    ) -> Lazy<P> {
+        Lazy {
+            name,
+            build: Box::new(build),
+            provider: OnceCell::new(),
+        }
+    }
+}
+
+impl<P> fmt::Debug for Lazy<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lazy")
+            .field("provider", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: ProvideCredentials> ProvideCredentials for Lazy<P> {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            let provider = self
-                .provider
-                .get_or_init(|| async {
-                    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                        .region(region())
-                        .credentials_provider(credentials());
-                    if let Some(url) = endpoint(None, "AWS_ENDPOINT_URL_STS") {
-                        loader = loader.endpoint_url(url);
-                    }
-                    AssumeRoleProvider::builder(self.role_arn.clone())
-                        .session_name(SESSION_NAME)
-                        .configure(&loader.load().await)
-                        .build()
-                        .await
-                })
-                .await;
+            let provider = self.provider.get_or_init(|| (self.build)()).await;
             let result: provider::Result = provider.provide_credentials().await;
             result
         })
