@@ -17,10 +17,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, Metric, ThresholdOperator};
 use sigsci_operator::controller::Settings;
 use sigsci_operator::crd::{
-    AgentAlert, ConnectionKind, ConnectionRef, CredentialsSecretRef, Integration, SigSciConnection,
-    SigSciConnectionSpec, SigSciList,
+    AgentAlert, AgentAlertSpec, ConnectionKind, ConnectionRef, CredentialsSecretRef, Integration,
+    SigSciConnection, SigSciConnectionSpec, SigSciList,
 };
 use sigsci_operator::lease::{LeaseConfig, system_clock};
 use sigsci_operator::metrics::Metrics;
@@ -485,4 +486,27 @@ pub async fn wait_for_event(
             .then_some(())
     })
     .await;
+}
+
+/// An agent alert on one site through the simulator's connection, managed in full; tests change
+/// other fields with `..`.
+pub fn alert_spec(
+    site: &str,
+    metric: Metric,
+    threshold: i64,
+    policy: AlertDeletionPolicy,
+) -> AgentAlertSpec {
+    AgentAlertSpec {
+        connection_ref: sim_connection(),
+        site: Some(site.into()),
+        sites: None,
+        metric,
+        operator: ThresholdOperator::LessThan,
+        threshold,
+        interval: 10,
+        enabled: true,
+        skip_notifications: false,
+        deletion_policy: policy,
+        management_policy: ManagementPolicy::Full,
+    }
 }

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::DeleteParams;
 use sigsci_config::{
     AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
-    ManagementPolicy, Metric, ThresholdOperator,
+    ManagementPolicy, Metric,
 };
 use sigsci_operator::crd::integration::{EventName, ValueSource};
 use sigsci_operator::crd::{
@@ -31,17 +31,8 @@ fn in_conflict(status: Option<&ManagedStatus>) -> Option<String> {
 
 fn alert_spec(threshold: i64, policy: AlertDeletionPolicy) -> AgentAlertSpec {
     AgentAlertSpec {
-        connection_ref: sim_connection(),
-        site: Some("site-1".into()),
-        sites: None,
-        metric: Metric::OnlineAgentCount,
-        operator: ThresholdOperator::LessThan,
-        threshold,
         interval: 5,
-        enabled: true,
-        skip_notifications: false,
-        deletion_policy: policy,
-        management_policy: ManagementPolicy::Full,
+        ..common::alert_spec("site-1", Metric::OnlineAgentCount, threshold, policy)
     }
 }
 

@@ -16,7 +16,7 @@ use kube::api::DeleteParams;
 use sigsci::{AlertBody, IntegrationBody, IntegrationUpdate};
 use sigsci_config::{
     AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
-    ManagementPolicy, Metric, ThresholdOperator,
+    ManagementPolicy, Metric,
 };
 use sigsci_operator::crd::integration::{EventName, ValueSource};
 use sigsci_operator::crd::{
@@ -61,17 +61,13 @@ fn ready_reason(status: Option<&ManagedStatus>) -> Option<(String, String)> {
 
 fn alert_spec(threshold: i64, policy: ManagementPolicy) -> AgentAlertSpec {
     AgentAlertSpec {
-        connection_ref: sim_connection(),
-        site: Some("site-1".into()),
-        sites: None,
-        metric: Metric::AverageRps,
-        operator: ThresholdOperator::LessThan,
-        threshold,
-        interval: 10,
-        enabled: true,
-        skip_notifications: false,
-        deletion_policy: AlertDeletionPolicy::Disable,
         management_policy: policy,
+        ..common::alert_spec(
+            "site-1",
+            Metric::AverageRps,
+            threshold,
+            AlertDeletionPolicy::Disable,
+        )
     }
 }
 

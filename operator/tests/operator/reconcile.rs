@@ -6,9 +6,9 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    alert_ready, apply, cleanup, condition, connect_to_sim, eventually, integration_ready,
-    is_condition, put_secret, sim_client, sim_connection, start_operator, start_sim, wait_gone,
-    wait_until,
+    alert_ready, alert_spec, apply, cleanup, condition, connect_to_sim, eventually,
+    integration_ready, is_condition, put_secret, sim_client, sim_connection, start_operator,
+    start_sim, wait_gone, wait_until,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -16,40 +16,19 @@ use kube::{Api, Client, ResourceExt};
 use sigsci::AlertBody;
 use sigsci_config::{
     AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
-    ManagementPolicy, Metric, ThresholdOperator,
+    ManagementPolicy, Metric,
 };
 use sigsci_operator::crd::common::{FIELDS_DIGEST_ANNOTATION, REMOTE_ID_ANNOTATION};
 use sigsci_operator::crd::integration::{EventName, FieldValue, ValueSource};
 use sigsci_operator::crd::{
-    AgentAlert, AgentAlertSpec, ClusterSigSciConnection, ClusterSigSciConnectionSpec,
-    ConnectionKind, ConnectionRef, CredentialsSecretRef, Integration, IntegrationSpec,
-    SecretKeyRef, SigSciConnection,
+    AgentAlert, ClusterSigSciConnection, ClusterSigSciConnectionSpec, ConnectionKind,
+    ConnectionRef, CredentialsSecretRef, Integration, IntegrationSpec, SecretKeyRef,
+    SigSciConnection,
 };
 use sigsci_operator::lease::LeaseConfig;
 use sigsci_sim::CredentialsUpdate;
 
 const TOKEN: &str = "sim-token";
-
-fn alert_spec(
-    site: &str,
-    metric: Metric,
-    threshold: i64,
-    policy: AlertDeletionPolicy,
-) -> AgentAlertSpec {
-    AgentAlertSpec {
-        connection_ref: sim_connection(),
-        site: Some(site.into()),
-        sites: None,
-        metric,
-        operator: ThresholdOperator::LessThan,
-        threshold,
-        interval: 10,
-        enabled: true,
-        skip_notifications: false,
-        deletion_policy: policy,
-        management_policy: ManagementPolicy::Full,
-    }
-}
 
 async fn setup(prefix: &str) -> (Client, String, sigsci_sim::RunningSim) {
     common::install_chart().await;

@@ -12,7 +12,7 @@ use common::{alert_ready, apply, cleanup, condition, start_operator, wait_gone, 
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, Metric, ThresholdOperator};
+use sigsci_config::{AlertDeletionPolicy, Metric};
 use sigsci_operator::crd::agent_alert::SiteSelection;
 use sigsci_operator::crd::common::SiteResult;
 use sigsci_operator::crd::{AgentAlert, AgentAlertSpec};
@@ -28,17 +28,10 @@ fn spec(
     policy: AlertDeletionPolicy,
 ) -> AgentAlertSpec {
     AgentAlertSpec {
-        connection_ref: common::sim_connection(),
         site: site.map(str::to_string),
         sites,
-        metric: Metric::OnlineAgentCount,
-        operator: ThresholdOperator::LessThan,
-        threshold,
         interval: 5,
-        enabled: true,
-        skip_notifications: false,
-        deletion_policy: policy,
-        management_policy: ManagementPolicy::Full,
+        ..common::alert_spec("", Metric::OnlineAgentCount, threshold, policy)
     }
 }
 
