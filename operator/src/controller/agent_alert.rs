@@ -19,7 +19,8 @@ use sigsci_config::{
 
 use super::{
     Context, Synced, applied_before, claim, claim_label, converge, holds, managed_outcome,
-    record_managed, record_managed_sites, recorded_remote_id, report_cleanup, succeeded,
+    record_failure, record_managed, record_managed_sites, recorded_remote_id, report_cleanup,
+    succeeded,
 };
 use crate::connect::{ApiClient, client_for, connection_target};
 use crate::crd::AgentAlert;
@@ -331,14 +332,12 @@ async fn apply_sites(
     let synced = match synced {
         Ok(synced) => synced,
         Err(error) => {
-            record_managed(
+            record_failure(
                 ctx,
                 api,
                 alert,
                 alert.status.as_ref(),
                 &Outcome::failed(&error),
-                &[],
-                None,
                 (KIND, &subject),
             )
             .await?;
@@ -627,14 +626,12 @@ async fn cleanup(
             Ok(Action::await_change())
         }
         Err(error) => {
-            record_managed(
+            record_failure(
                 ctx,
                 api,
                 alert,
                 alert.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
-                &[],
-                None,
                 (KIND, &subject),
             )
             .await?;

@@ -15,8 +15,8 @@ use sigsci_config::{
 };
 
 use super::{
-    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_managed,
-    recorded_remote_id, report_cleanup, succeeded,
+    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_failure,
+    record_managed, recorded_remote_id, report_cleanup, succeeded,
 };
 use crate::connect::{client_for, connect, connection_target, secret_value};
 use crate::crd::Integration;
@@ -226,14 +226,12 @@ async fn cleanup(
             Ok(Action::await_change())
         }
         Err(error) => {
-            record_managed(
+            record_failure(
                 ctx,
                 api,
                 integration,
                 integration.status.as_ref(),
                 &Outcome::deletion_blocked(&error, &subject, policy),
-                &[],
-                None,
                 (KIND, &subject),
             )
             .await?;

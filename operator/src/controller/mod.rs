@@ -668,6 +668,32 @@ where
     .await
 }
 
+/// [`record_managed`] after a failure: the outcome's conditions, with the drift and the
+/// annotations left as they were.
+pub(crate) async fn record_failure<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    object: &K,
+    current: Option<&ManagedStatus>,
+    outcome: &Outcome,
+    kind_and_subject: (&'static str, &str),
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    record_managed(
+        ctx,
+        api,
+        object,
+        current,
+        outcome,
+        &[],
+        None,
+        kind_and_subject,
+    )
+    .await
+}
+
 /// [`record_managed`] that also replaces `status.sites` (agent alerts declared with `sites`);
 /// `None` keeps the entries as they are.
 #[allow(clippy::too_many_arguments)]
