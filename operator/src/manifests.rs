@@ -643,7 +643,9 @@ pub fn records(
             .alerts
             .iter()
             .find(|a| is(&alert.address, a.meta()));
-        if let (Some(manifest), Some(id)) = (manifest, ids.get(&alert.address)) {
+        if let (Some(manifest), Some(id)) = (manifest, ids.get(&alert.address))
+            && alert.management == ManagementPolicy::Full
+        {
             recorded.push(record(
                 &alert.address,
                 id,
@@ -662,7 +664,7 @@ pub fn records(
             .iter()
             .find(|i| is(&integration.address, i.meta()));
         if let (Some(manifest), Some(id)) = (manifest, ids.get(&integration.address))
-            && manifest.spec.management_policy == ManagementPolicy::Full
+            && integration.management == ManagementPolicy::Full
         {
             recorded.push(record(
                 &integration.address,

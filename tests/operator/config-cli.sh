@@ -325,6 +325,64 @@ done
 exits 0 "$work/sites-converged.out" -- "$kit" config plan -f "$work/sites"
 expect "$work/sites-converged.out" 'No changes.'
 
+# `sites` -> `site` and back: the remote alert stays under its new address (never pruned as the old
+# one); only the site no longer declared is removed.
+single_site() {
+  cat >"$work/sites/alert.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: nobody-home}
+spec: {connectionRef: {name: prod}, site: site-1, metric: onlineAgentCount, operator: lessThan, threshold: 2, interval: 10, deletionPolicy: Delete}
+YAML
+}
+single_site
+exits 2 "$work/to-single.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/to-single.out" '  # AgentAlert default/nobody-home[site-3] is no longer declared (deletionPolicy Delete)'
+refute "$work/to-single.out" 'nobody-home[site-1] is no longer declared'
+expect "$work/to-single.out" 'Plan: 0 to create, 0 to change, 1 to delete.'
+exits 0 "$work/to-single-apply.out" -- "$kit" config apply -f "$work/sites" --prune
+expect "$work/to-single-apply.out" 'Apply complete: 0 created, 0 changed, 1 deleted.'
+[[ "$(jq -r '[.objects[] | "\(.name) \(.site) \(.perSite // false)"] | join(", ")' "$work/sites/sigsci-kit.state.json")" == "nobody-home site-1 false" ]] ||
+  { echo "config-cli: site -> sites: unexpected state file:" >&2; cat "$work/sites/sigsci-kit.state.json" >&2; exit 1; }
+[[ "$(alert_field site-1 agent_scoreboards threshold) $(alert_field site-3 agent_scoreboards id)" == "2 absent" ]] ||
+  { echo "config-cli: sites -> site did not keep site-1 and delete site-3" >&2; exit 1; }
+sites_alert '[site-1, site-3]'
+exits 2 "$work/to-sites.out" -- "$kit" config plan -f "$work/sites"
+refute "$work/to-sites.out" 'is no longer declared'
+expect "$work/to-sites.out" 'Plan: 1 to create, 0 to change, 0 to delete.'
+exits 0 "$work/to-sites-apply.out" -- "$kit" config apply -f "$work/sites" --prune
+expect "$work/to-sites-apply.out" 'Apply complete: 1 created, 0 changed, 0 deleted.'
+expect "$work/to-sites-apply.out" "State: 2 managed object(s) recorded in $work/sites/sigsci-kit.state.json."
+
+# managementPolicy: ObserveOnly: what differs is shown apart and leaves plan's exit code 0; apply
+# writes nothing and stops recording the object, so no later --prune can remove it.
+cat >"$work/sites/alert.yaml" <<'YAML'
+apiVersion: sigsci-kit.io/v1alpha1
+kind: AgentAlert
+metadata: {name: nobody-home}
+spec: {connectionRef: {name: prod}, sites: [site-1, site-3], metric: onlineAgentCount, operator: lessThan, threshold: 4, interval: 10, deletionPolicy: Delete, managementPolicy: ObserveOnly}
+YAML
+before=$(writes)
+exits 0 "$work/observe-plan.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/observe-plan.out" 'ObserveOnly objects that differ from their manifests (never applied):'
+for site in site-1 site-3; do
+  expect "$work/observe-plan.out" "  # AgentAlert default/nobody-home[$site]: site $site alert agent_scoreboards"
+done
+expect "$work/observe-plan.out" '~ threshold: 2 -> 4'
+exits 0 "$work/observe-plan.json" -- "$kit" config plan -f "$work/sites" -o json
+[[ "$(jq -c '[.plans[].changes[] | [.manifest, .observe_only]]' "$work/observe-plan.json")" == \
+  '[["AgentAlert default/nobody-home[site-1]",true],["AgentAlert default/nobody-home[site-3]",true]]' ]] ||
+  { echo "config-cli: the json plan does not mark the ObserveOnly differences:" >&2; cat "$work/observe-plan.json" >&2; exit 1; }
+[[ "$(jq -c '[.summary.create, .summary.update, .summary.delete]' "$work/observe-plan.json")" == '[0,0,0]' ]] ||
+  { echo "config-cli: ObserveOnly differences counted as changes" >&2; exit 1; }
+exits 0 "$work/observe-apply.out" -- "$kit" config apply -f "$work/sites" --prune
+expect "$work/observe-apply.out" 'Apply complete: 0 created, 0 changed, 0 deleted.'
+expect "$work/observe-apply.out" "State: 0 managed object(s) recorded in $work/sites/sigsci-kit.state.json."
+[[ "$(writes)" == "$before" ]] || { echo "config-cli: apply wrote to the API for an ObserveOnly object" >&2; exit 1; }
+for site in site-1 site-3; do
+  [[ "$(alert_field "$site" agent_scoreboards threshold)" == 2 ]] || { echo "config-cli: ObserveOnly changed $site" >&2; exit 1; }
+done
+
 # An all-sites object and a single-site object of the same metric claim one alert on site-1.
 cat >"$work/sites/single.yaml" <<'YAML'
 apiVersion: sigsci-kit.io/v1alpha1
@@ -335,7 +393,7 @@ YAML
 sites_alert all
 exits 1 "$work/sites-conflict.out" -- "$kit" config plan -f "$work/sites"
 expect "$work/sites-conflict.out.err" "AgentAlert default/site-1-agents (in $work/sites/single.yaml): claims the site site-1 alert agent_scoreboards (onlineAgentCount) of corp testcorp at $url, which AgentAlert default/nobody-home[site-1] (in $work/sites/alert.yaml) already declares"
-echo "config-cli: sites: all -> one alert per simulator site, recorded per site; again: no write; a site dropped -> --prune deletes it there only; all-sites vs single-site conflict"
+echo "config-cli: sites: all -> one alert per simulator site, recorded per site; again: no write; a site dropped -> --prune deletes it there only; sites <-> site keeps the alert; ObserveOnly -> shown apart, never written or recorded; all-sites vs single-site conflict"
 
 # No fighting: two connections to the same corp (the URL spelled with a trailing slash) and two
 # manifests claiming one alert and one integration: exit 1 naming both files, nothing called.

@@ -1,7 +1,9 @@
 //! Agent alerts: declared settings, the remote view, and the per-alert diff.
 
 use crate::change::{AlertChange, Change, FieldDiff, Op, Shown};
-use crate::model::{Address, AlertDeletionPolicy, Metric, ThresholdOperator, claim_digest};
+use crate::model::{
+    Address, AlertDeletionPolicy, ManagementPolicy, Metric, ThresholdOperator, claim_digest,
+};
 use crate::validate::{Problems, check_site_name};
 
 /// Intervals (minutes) the API accepts for agent alerts.
@@ -23,6 +25,8 @@ pub struct DesiredAlert {
     pub interval: i64,
     pub enabled: bool,
     pub skip_notifications: bool,
+    /// `ObserveOnly`: planned to show how the remote alert differs, never applied.
+    pub management: ManagementPolicy,
     /// The remote id recorded by an earlier apply, if any.
     pub remote_id: Option<String>,
 }
@@ -283,6 +287,7 @@ mod tests {
             interval: 5,
             enabled: true,
             skip_notifications: false,
+            management: ManagementPolicy::Full,
             remote_id: None,
         }
     }

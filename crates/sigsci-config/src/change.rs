@@ -27,8 +27,7 @@ pub struct AlertChange {
 /// A change to one site or corp integration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IntegrationChange {
-    /// `None` for a remote integration no manifest declares (pruned).
-    pub address: Option<Address>,
+    pub address: Address,
     pub location: Location,
     pub kind: String,
     pub op: Op<IntegrationSettings>,
@@ -98,11 +97,12 @@ impl Change {
         diffs.iter().map(|diff| diff.field).collect()
     }
 
-    pub fn address(&self) -> Option<&Address> {
+    /// The declaration the change comes from (or came from, for a removal).
+    pub fn address(&self) -> &Address {
         match self {
-            Change::Alert(change) => Some(&change.address),
-            Change::Integration(change) => change.address.as_ref(),
-            Change::List(change) => Some(&change.address),
+            Change::Alert(change) => &change.address,
+            Change::Integration(change) => &change.address,
+            Change::List(change) => &change.address,
         }
     }
 }

@@ -88,39 +88,36 @@ pub fn check_claims(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::alert::DesiredAlert;
+    use crate::fixtures;
     use crate::integration::DesiredIntegration;
     use crate::list::{DesiredList, ListType};
-    use crate::model::{IntegrationType, Location, ManagementPolicy, Metric, ThresholdOperator};
-    use crate::sensitive::Sensitive;
+    use crate::model::{Location, ManagementPolicy, Metric};
 
     fn alert(name: &str, site: &str, metric: Metric) -> DesiredAlert {
-        DesiredAlert {
-            address: Address::new("AgentAlert", Some("ops"), name),
-            site: site.into(),
-            metric,
-            operator: ThresholdOperator::LessThan,
-            threshold: 1,
-            interval: 5,
-            enabled: true,
-            skip_notifications: false,
-            remote_id: None,
+        fixtures::alert(name, site, metric, 1)
+    }
+
+    fn claimant<'a>(api_url: &'a str, corp: &'a str, desired: &'a DesiredState) -> Claimant<'a> {
+        Claimant {
+            api_url,
+            corp,
+            desired,
         }
     }
 
+    /// Each problem as `field: message`, the way the CLI prints it.
+    fn problem_lines(problems: &Problems) -> Vec<String> {
+        problems
+            .0
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect()
+    }
+
     fn hook(name: &str, url: &str) -> DesiredIntegration {
-        DesiredIntegration {
-            address: Address::new("Integration", Some("ops"), name),
-            location: Location::Site("s1".into()),
-            kind: IntegrationType::Slack,
-            url: Sensitive::new(url),
-            events: vec!["flag".into()],
-            fields: BTreeMap::new(),
-            remote_id: None,
-        }
+        fixtures::hook(name, Location::Site("s1".into()), url)
     }
 
     fn list(name: &str, list_name: &str) -> DesiredList {
@@ -155,16 +152,8 @@ mod tests {
         };
         let other_corp = a.clone();
         let claimants = [
-            Claimant {
-                api_url: "https://api.example",
-                corp: "corp-a",
-                desired: &a,
-            },
-            Claimant {
-                api_url: "https://api.example",
-                corp: "corp-b",
-                desired: &other_corp,
-            },
+            claimant("https://api.example", "corp-a", &a),
+            claimant("https://api.example", "corp-b", &other_corp),
         ];
         assert_eq!(check_claims(&claimants, files), Ok(()));
     }
@@ -185,27 +174,14 @@ mod tests {
             ..DesiredState::default()
         };
         let claimants = [
-            Claimant {
-                api_url: "https://api.example",
-                corp: "corp-a",
-                desired: &all,
-            },
-            Claimant {
-                api_url: "https://api.example",
-                corp: "corp-a",
-                desired: &single,
-            },
+            claimant("https://api.example", "corp-a", &all),
+            claimant("https://api.example", "corp-a", &single),
         ];
         // Origins are per manifest: the site's part is found in its object's file.
         let origin = |address: &Address| Some(format!("{}.yaml", address.object().name));
         let problems = check_claims(&claimants, origin).expect_err("one conflict");
-        let lines: Vec<String> = problems
-            .0
-            .iter()
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect();
         assert_eq!(
-            lines,
+            problem_lines(&problems),
             [
                 "AgentAlert ops/s2-agents (in s2-agents.yaml): claims the site s2 alert agent_scoreboards (onlineAgentCount) of corp corp-a at https://api.example, which AgentAlert ops/every-site[s2] (in every-site.yaml) already declares: one remote object can have one manifest"
             ]
@@ -229,25 +205,12 @@ mod tests {
         };
         // Two connections, one corp: the URL differs only in case and a trailing slash.
         let claimants = [
-            Claimant {
-                api_url: "https://API.example/",
-                corp: "corp-a",
-                desired: &first,
-            },
-            Claimant {
-                api_url: "https://api.example",
-                corp: "corp-a",
-                desired: &second,
-            },
+            claimant("https://API.example/", "corp-a", &first),
+            claimant("https://api.example", "corp-a", &second),
         ];
         let problems = check_claims(&claimants, files).expect_err("three conflicts");
-        let lines: Vec<String> = problems
-            .0
-            .iter()
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect();
         assert_eq!(
-            lines,
+            problem_lines(&problems),
             [
                 "AgentAlert ops/rps-again (in rps-again.yaml): claims the site s1 alert requests_total (averageRPS) of corp corp-a at https://api.example, which AgentAlert ops/rps (in rps.yaml) already declares: one remote object can have one manifest",
                 "Integration ops/pager-copy (in pager-copy.yaml): claims the site s1 slack integration with the same URL of corp corp-a at https://api.example, which Integration ops/pager (in pager.yaml) already declares: one remote object can have one manifest",

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use crate::change::{Change, FieldDiff, IntegrationChange, Op, Shown};
 use crate::model::{
-    Address, IntegrationDeletionPolicy, IntegrationType, Location, UrlKind, claim_digest,
-    normalize_url,
+    Address, IntegrationDeletionPolicy, IntegrationType, Location, ManagementPolicy, UrlKind,
+    claim_digest, normalize_url,
 };
 use crate::sensitive::Sensitive;
 use crate::validate::{Problems, check_site_name, is_email_address, is_https_url};
@@ -23,6 +23,8 @@ pub struct DesiredIntegration {
     pub events: Vec<String>,
     /// Per-type extras (datadog `site`, `apiKey`); the API never returns them.
     pub fields: BTreeMap<String, Sensitive>,
+    /// `ObserveOnly`: planned to show how the remote integration differs, never applied.
+    pub management: ManagementPolicy,
     /// The remote id recorded by an earlier apply, if any.
     pub remote_id: Option<String>,
 }
@@ -215,7 +217,7 @@ pub fn plan_integration_against(
         }
     };
     Some(Change::Integration(IntegrationChange {
-        address: Some(desired.address.clone()),
+        address: desired.address.clone(),
         location: desired.location.clone(),
         kind: desired.kind.as_str().to_string(),
         op,
@@ -250,7 +252,7 @@ pub fn plan_integration_removal(
         .iter()
         .find(|candidate| Some(candidate.id.as_str()) == remote_id)?;
     Some(Change::Integration(IntegrationChange {
-        address: Some(address.clone()),
+        address: address.clone(),
         location: location.clone(),
         kind: current.kind.clone(),
         op: Op::Delete {
@@ -350,6 +352,7 @@ mod tests {
             url: Sensitive::new("https://hooks.slack.test/T/B/secret"),
             events: vec!["flag".into(), "agentAlert".into()],
             fields: BTreeMap::new(),
+            management: ManagementPolicy::Full,
             remote_id: None,
         }
     }

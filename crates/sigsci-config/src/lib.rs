@@ -5,6 +5,8 @@
 pub mod alert;
 pub mod change;
 pub mod claims;
+#[cfg(test)]
+mod fixtures;
 pub mod integration;
 pub mod list;
 pub mod managed;
@@ -32,8 +34,8 @@ pub use model::{
     Address, AlertDeletionPolicy, IntegrationDeletionPolicy, IntegrationScope, IntegrationType,
     Location, ManagementPolicy, Metric, ThresholdOperator,
 };
-pub use plan::{DesiredState, ObservedState, PlanOptions, Reads, bindings, plan};
+pub use plan::{DesiredState, ObservedState, Plan, PlanOptions, Reads, bindings, plan, plan_split};
 pub use prune::{Outcome, Removal, plan_removals, render_plan_with_removals};
-pub use render::render_plan;
+pub use render::{render_observe_only, render_plan};
 pub use sensitive::Sensitive;
 pub use validate::{Problem, Problems};

@@ -324,15 +324,9 @@ mod tests {
     #[test]
     fn each_site_of_one_object_gets_its_own_recorded_id() {
         let base = crate::alert::DesiredAlert {
-            address: Address::new("AgentAlert", Some("ops"), "no-agents"),
-            site: String::new(),
-            metric: Metric::OnlineAgentCount,
             operator: crate::model::ThresholdOperator::EqualTo,
-            threshold: 0,
             interval: 5,
-            enabled: true,
-            skip_notifications: false,
-            remote_id: None,
+            ..crate::fixtures::alert("no-agents", "", Metric::OnlineAgentCount, 0)
         };
         let sites = [
             "site-1".to_string(),

@@ -10,7 +10,7 @@ use crate::integration::{
     DesiredIntegration, ObservedIntegration, find_integration, plan_integration_against,
 };
 use crate::list::{DesiredList, ObservedList, find_list, plan_list};
-use crate::model::{Address, Location};
+use crate::model::{Address, Location, ManagementPolicy};
 use crate::validate::Problems;
 
 /// Everything declared for one API connection.
@@ -70,6 +70,21 @@ impl DesiredState {
             integration_locations: self.integration_locations(),
             list_locations: self.list_locations(),
         }
+    }
+
+    /// Whether the declaration at `address` is `ObserveOnly`.
+    pub fn observes_only(&self, address: &Address) -> bool {
+        let observe_only = ManagementPolicy::ObserveOnly;
+        self.alerts
+            .iter()
+            .any(|alert| alert.address == *address && alert.management == observe_only)
+            || self.integrations.iter().any(|integration| {
+                integration.address == *address && integration.management == observe_only
+            })
+            || self
+                .lists
+                .iter()
+                .any(|list| list.address == *address && list.management == observe_only)
     }
 
     /// Every declaration's own problems. Two declarations claiming one remote object are
@@ -172,15 +187,34 @@ pub fn bindings(desired: &DesiredState, observed: &ObservedState) -> BTreeMap<Ad
     bound
 }
 
-/// The changes that make the remote state match the declarations, alerts first, in
-/// declaration order. Nothing is deleted here: removing what is no longer declared is
-/// [`crate::prune`]'s, from the record of what earlier applies managed. A declared list whose
-/// remote namesake has another type is an error: no change could fix it.
+/// A plan split by management policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// What applying writes: the changes the `Full` declarations call for.
+    pub changes: Vec<Change>,
+    /// How the remote objects of `ObserveOnly` declarations differ from them, as the changes
+    /// `Full` would make: reported, never applied.
+    pub observe_only: Vec<Change>,
+}
+
+/// The changes that make the remote state match the `Full` declarations (see [`plan_split`]).
 pub fn plan(
     desired: &DesiredState,
     observed: &ObservedState,
     options: PlanOptions,
 ) -> Result<Vec<Change>, Problems> {
+    plan_split(desired, observed, options).map(|plan| plan.changes)
+}
+
+/// Every declaration against what is observed, alerts first, in declaration order. Nothing is
+/// deleted here: removing what is no longer declared is [`crate::prune`]'s, from the record of
+/// what earlier applies managed. A declared list whose remote namesake has another type is an
+/// error: no change could fix it.
+pub fn plan_split(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    options: PlanOptions,
+) -> Result<Plan, Problems> {
     let no_alerts = Vec::new();
     let mut changes: Vec<Change> = desired
         .alerts
@@ -205,7 +239,12 @@ pub fn plan(
     let mut problems = Problems::default();
     for list in &desired.lists {
         let listed = observed.lists.get(&list.location).unwrap_or(&no_lists);
-        match plan_list(list, find_list(list, listed), options.now) {
+        // `plan_list` writes nothing for ObserveOnly; planned as Full, it says what differs.
+        let as_full = DesiredList {
+            management: ManagementPolicy::Full,
+            ..list.clone()
+        };
+        match plan_list(&as_full, find_list(list, listed), options.now) {
             Ok(change) => changes.extend(change),
             Err(found) => {
                 for problem in found.0 {
@@ -217,29 +256,23 @@ pub fn plan(
             }
         }
     }
-    problems.into_result().map(|()| changes)
+    problems.into_result()?;
+    let (observe_only, changes) = changes
+        .into_iter()
+        .partition(|change| desired.observes_only(change.address()));
+    Ok(Plan {
+        changes,
+        observe_only,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::change::{Op, Summary, Verb};
-    use crate::model::{Address, IntegrationType, Metric, ThresholdOperator};
+    use crate::fixtures::{alert, hook};
+    use crate::model::Metric;
     use crate::sensitive::Sensitive;
-
-    fn alert(name: &str, site: &str, metric: Metric, threshold: i64) -> DesiredAlert {
-        DesiredAlert {
-            address: Address::new("AgentAlert", Some("ops"), name),
-            site: site.into(),
-            metric,
-            operator: ThresholdOperator::LessThan,
-            threshold,
-            interval: 10,
-            enabled: true,
-            skip_notifications: false,
-            remote_id: None,
-        }
-    }
 
     fn seeded(id: &str, tag: &str, threshold: i64) -> ObservedAlert {
         ObservedAlert {
@@ -251,18 +284,6 @@ mod tests {
             interval: 10,
             enabled: true,
             skip_notifications: false,
-        }
-    }
-
-    fn hook(name: &str, location: Location, url: &str) -> DesiredIntegration {
-        DesiredIntegration {
-            address: Address::new("Integration", Some("ops"), name),
-            location,
-            kind: IntegrationType::Slack,
-            url: Sensitive::new(url),
-            events: vec!["flag".into()],
-            fields: BTreeMap::new(),
-            remote_id: None,
         }
     }
 
@@ -291,11 +312,7 @@ mod tests {
                     Change::Alert(c) => format!("{}:{}", c.site, c.tag_name),
                     Change::Integration(c) => match &c.op {
                         Op::Delete { id } => format!("{}:{id}", c.location),
-                        _ => c
-                            .address
-                            .as_ref()
-                            .map(|a| a.name.clone())
-                            .unwrap_or_default(),
+                        _ => c.address.name.clone(),
                     },
                     Change::List(c) => c.name.clone(),
                 };
@@ -517,5 +534,57 @@ mod tests {
             ],
             "the second declaration of one URL is created, never bound to the first's"
         );
+    }
+
+    #[test]
+    fn observe_only_declarations_are_planned_apart_and_never_applied() {
+        let site = |s: &str| Location::Site(s.into());
+        let watched = DesiredAlert {
+            management: ManagementPolicy::ObserveOnly,
+            ..alert("watched", "s1", Metric::AverageRps, 25)
+        };
+        let hook_watched = DesiredIntegration {
+            management: ManagementPolicy::ObserveOnly,
+            ..hook("watched-hook", site("s1"), "https://h/new")
+        };
+        let desired = DesiredState {
+            alerts: vec![watched, alert("managed", "s2", Metric::AverageRps, 10)],
+            integrations: vec![hook_watched],
+            lists: vec![],
+        };
+        let observed = ObservedState {
+            alerts: BTreeMap::from([("s1".into(), vec![seeded("x", "requests_total", 10)])]),
+            ..ObservedState::default()
+        };
+        let split = plan_split(
+            &desired,
+            &observed,
+            PlanOptions {
+                now: DateTime::UNIX_EPOCH,
+            },
+        )
+        .expect("plans");
+        assert_eq!(
+            verbs(&split.changes),
+            [(Verb::Create, "s2:requests_total".to_string())],
+            "only the Full declaration is applied"
+        );
+        assert_eq!(
+            verbs(&split.observe_only),
+            [
+                (Verb::Update, "s1:requests_total".to_string()),
+                (Verb::Create, "watched-hook".to_string())
+            ],
+            "what differs from the ObserveOnly declarations, as Full would change it"
+        );
+        let applied = plan(
+            &desired,
+            &observed,
+            PlanOptions {
+                now: DateTime::UNIX_EPOCH,
+            },
+        )
+        .expect("plans");
+        assert_eq!(applied, split.changes);
     }
 }

@@ -247,9 +247,10 @@ mod tests {
     use super::*;
     use crate::alert::{DesiredAlert, ObservedAlert};
     use crate::change::Verb;
+    use crate::fixtures;
     use crate::integration::ObservedIntegration;
     use crate::list::ObservedList;
-    use crate::model::{Location, Metric, ThresholdOperator};
+    use crate::model::{Location, Metric};
     use crate::plan::bindings;
     use crate::sensitive::Sensitive;
 
@@ -369,25 +370,14 @@ mod tests {
     fn only_recorded_objects_nobody_declares_are_removed_under_their_policy() {
         // Still declared, under a new manifest name: the alert keeps its object.
         let renamed = DesiredAlert {
-            address: Address::new("AgentAlert", Some("ops"), "rps-renamed"),
-            site: "s1".into(),
-            metric: Metric::AverageRps,
-            operator: ThresholdOperator::LessThan,
-            threshold: 3,
             interval: 5,
-            enabled: true,
-            skip_notifications: false,
-            remote_id: None,
+            ..fixtures::alert("rps-renamed", "s1", Metric::AverageRps, 3)
         };
-        let kept = crate::integration::DesiredIntegration {
-            address: Address::new("Integration", Some("ops"), "kept"),
-            location: Location::Site("s1".into()),
-            kind: crate::model::IntegrationType::Slack,
-            url: Sensitive::new("https://hooks.example/i-kept"),
-            events: vec!["flag".into()],
-            fields: BTreeMap::new(),
-            remote_id: None,
-        };
+        let kept = fixtures::hook(
+            "kept",
+            Location::Site("s1".into()),
+            "https://hooks.example/i-kept",
+        );
         let desired = DesiredState {
             alerts: vec![renamed],
             integrations: vec![kept],
@@ -483,15 +473,8 @@ mod tests {
         let records = vec![on("s1", "a-agents"), on("s2", "b-agents")];
         // The object now lists s1 only.
         let kept = DesiredAlert {
-            address: Address::new("AgentAlert", Some("ops"), "agents"),
-            site: String::new(),
-            metric: Metric::OnlineAgentCount,
-            operator: ThresholdOperator::LessThan,
-            threshold: 3,
             interval: 5,
-            enabled: true,
-            skip_notifications: false,
-            remote_id: None,
+            ..fixtures::alert("agents", "", Metric::OnlineAgentCount, 3)
         };
         let desired = DesiredState {
             alerts: kept.on_sites(&["s1".to_string()]),

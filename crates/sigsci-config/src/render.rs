@@ -19,33 +19,38 @@ pub fn render_plan(changes: &[Change]) -> String {
     out
 }
 
+/// The differences of `ObserveOnly` declarations, after the plan: empty when there are none.
+pub fn render_observe_only(changes: &[Change]) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("\nObserveOnly objects that differ from their manifests (never applied):\n");
+    for change in changes {
+        out.push('\n');
+        render_change(&mut out, change);
+    }
+    out
+}
+
 pub(crate) fn render_change(out: &mut String, change: &Change) {
-    let (origin, object, fields) = match change {
+    let (object, fields) = match change {
         Change::Alert(alert) => (
-            Some(alert.address.to_string()),
             format!("site {} alert {}", alert.site, alert.tag_name),
             op_lines(&alert.op, |settings| settings.shown_fields()),
         ),
         Change::Integration(integration) => (
-            integration.address.as_ref().map(ToString::to_string),
             format!("{} {} integration", integration.location, integration.kind),
             op_lines(&integration.op, |settings| settings.shown_fields()),
         ),
         Change::List(list) => (
-            Some(list.address.to_string()),
             format!("{} list {:?}", list.location, list.name),
             op_lines(&list.op, |settings| settings.shown_fields()),
         ),
     };
     let (symbol, id, outcome) = fields.header;
     let id = id.map(|id| format!(" (id {id})")).unwrap_or_default();
-    let _ = match origin {
-        Some(origin) => writeln!(out, "  # {origin}: {object}{id} {outcome}"),
-        None => writeln!(
-            out,
-            "  # {object}{id} is not declared and {outcome} (prune)"
-        ),
-    };
+    let _ = writeln!(out, "  # {}: {object}{id} {outcome}", change.address());
     let _ = writeln!(out, "  {symbol} {object} {{");
     let width = fields
         .lines
@@ -134,7 +139,7 @@ mod tests {
                 },
             }),
             Change::Integration(IntegrationChange {
-                address: Some(Address::new("Integration", Some("ops"), "slack")),
+                address: Address::new("Integration", Some("ops"), "slack"),
                 location: Location::Site("site-1".into()),
                 kind: "slack".into(),
                 op: Op::Create(IntegrationSettings {
@@ -145,7 +150,7 @@ mod tests {
                 }),
             }),
             Change::Integration(IntegrationChange {
-                address: None,
+                address: Address::new("Integration", Some("ops"), "old-slack"),
                 location: Location::Corp,
                 kind: "slack".into(),
                 op: Op::Delete { id: "c9".into() },
@@ -166,7 +171,7 @@ mod tests {
       + events: ["flag"]
     }
 
-  # corp slack integration (id c9) is not declared and will be deleted (prune)
+  # Integration ops/old-slack: corp slack integration (id c9) will be deleted
   - corp slack integration {
     }
 

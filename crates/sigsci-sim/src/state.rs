@@ -309,8 +309,11 @@ impl SimState {
         *lock(&self.inner.log) = CallLog::default();
     }
 
+    /// One site by name, unless withheld; the lookup every site-scoped request makes, so it
+    /// checks the withheld set in place rather than copying it as [`Self::sites`] does.
     pub(crate) fn site(&self, name: &str) -> Option<&SiteInfo> {
-        self.sites().find(|s| s.name == name)
+        let site = self.inner.sites.iter().find(|s| s.name == name)?;
+        (!lock(&self.inner.withheld).contains(name)).then_some(site)
     }
 
     pub(crate) fn require_site(&self, name: &str) -> Result<&SiteInfo, SimError> {

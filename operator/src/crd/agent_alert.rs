@@ -276,6 +276,7 @@ impl AgentAlert {
             interval: spec.interval,
             enabled: spec.enabled,
             skip_notifications: spec.skip_notifications,
+            management: spec.management_policy,
             remote_id,
         }
     }

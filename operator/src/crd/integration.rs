@@ -225,6 +225,7 @@ impl Integration {
             url,
             events: spec.events.iter().map(|event| event.0.clone()).collect(),
             fields,
+            management: spec.management_policy,
             remote_id,
         })
     }

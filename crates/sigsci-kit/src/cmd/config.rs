@@ -5,6 +5,10 @@
 //! `apply` records each object it manages in a state file; the plan shows the removal of a
 //! recorded object no manifest declares any more, and only `apply --prune` carries it out, under
 //! the deletion policy the manifest had. Remote objects no apply recorded are never removed.
+//!
+//! `managementPolicy: ObserveOnly` objects are planned to show how their remote objects differ
+//! (after the plan, and with `observe_only: true` in `-o json|yaml`), never applied, never
+//! recorded, and their differences alone leave `plan`'s exit code 0: no apply could change them.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,8 +20,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use sigsci_config::managed::{STATE_VERSION, use_recorded_ids};
 use sigsci_config::{
-    Address, AppliedState, Change, DesiredState, Managed, PlanOptions, Removal, Summary, Verb,
-    bindings, plan, plan_removals, render_plan_with_removals,
+    Address, AppliedState, Change, DesiredState, Managed, Plan, PlanOptions, Removal, Summary,
+    Verb, bindings, plan_removals, plan_split, render_observe_only, render_plan_with_removals,
 };
 use sigsci_operator::manifests::{self, ConnectionGroup, Manifests, SecretLookup, Target};
 use sigsci_operator::remote;
@@ -164,15 +168,18 @@ struct ChangeDocument {
     action: &'static str,
     object: String,
     /// The manifest that declares it (or declared it, for a removal).
-    manifest: Option<String>,
+    manifest: String,
     /// Field names an update changes.
     fields: Vec<&'static str>,
     /// No manifest declares it any more: only `apply --prune` carries it out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     prune: bool,
+    /// The manifest is `managementPolicy: ObserveOnly`: what differs, never applied.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    observe_only: bool,
 }
 
-fn change_document(change: &Change, prune: bool) -> ChangeDocument {
+fn change_document(change: &Change, prune: bool, observe_only: bool) -> ChangeDocument {
     ChangeDocument {
         action: match change.verb() {
             Verb::Create => "create",
@@ -180,9 +187,10 @@ fn change_document(change: &Change, prune: bool) -> ChangeDocument {
             Verb::Delete => "delete",
         },
         object: subject(change),
-        manifest: change.address().map(ToString::to_string),
+        manifest: change.address().to_string(),
         fields: change.updated_fields(),
         prune,
+        observe_only,
     }
 }
 
@@ -333,7 +341,10 @@ async fn run_manifests(
         let observed = manifests::observe(&client, &reads)
             .await
             .with_context(|| format!("cannot read the remote state of {}", target.connection))?;
-        let changes = plan(&desired, &observed, options)
+        let Plan {
+            changes,
+            observe_only,
+        } = plan_split(&desired, &observed, options)
             .with_context(|| format!("cannot plan {}", target.connection))?;
         let mut ids = bindings(&desired, &observed);
         let removals = plan_removals(&records, &desired, &ids, &observed);
@@ -343,13 +354,20 @@ async fn run_manifests(
             .cloned()
             .collect();
         if document {
-            let declared = changes.iter().map(|change| change_document(change, false));
-            let pruned = pending.iter().map(|change| change_document(change, true));
+            let declared = changes
+                .iter()
+                .map(|change| change_document(change, false, false));
+            let pruned = pending
+                .iter()
+                .map(|change| change_document(change, true, false));
+            let observed_only = observe_only
+                .iter()
+                .map(|change| change_document(change, false, true));
             plans.push(PlanDocument {
                 connection: target.connection.clone(),
                 corp: target.corp.clone(),
                 api_url: target.api_url.clone(),
-                changes: declared.chain(pruned).collect(),
+                changes: declared.chain(pruned).chain(observed_only).collect(),
             });
         } else {
             println!(
@@ -360,6 +378,7 @@ async fn run_manifests(
                 "{}",
                 paint_plan(&render_plan_with_removals(&changes, &removals))
             );
+            print!("{}", paint_plan(&render_observe_only(&observe_only)));
         }
         let declared = Summary::of(&changes);
         let removed = Summary::of(&pending);
@@ -483,8 +502,8 @@ async fn apply_changes(
         match applied.remote_id {
             Some(id) => {
                 println!("{verb} {} (id {id})", subject(change));
-                if let (Verb::Create, Some(address)) = (change.verb(), change.address()) {
-                    created.insert(address.clone(), id);
+                if change.verb() == Verb::Create {
+                    created.insert(change.address().clone(), id);
                 }
             }
             None => println!("{verb} {}", subject(change)),
