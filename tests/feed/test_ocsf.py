@@ -132,8 +132,16 @@ class _Proxy(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def odd_proxy(upstream):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
-    server.upstream = upstream
+    with serving(_Proxy, upstream=upstream) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(handler, **attrs):
+    """A local HTTP server with `handler`; `attrs` are set on the server for the handler to read."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attrs.items():
+        setattr(server, name, value)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -536,14 +544,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def signature_recorder(upstream, signed, assumed):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.upstream, server.signed, server.assumed = upstream, signed, assumed
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Recorder, upstream=upstream, signed=signed, assumed=assumed) as url:
+        yield url
 
 
 def test_both_formats_into_s3_in_both_layouts_verify(sim, tmp_path):
