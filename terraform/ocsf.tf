@@ -12,6 +12,7 @@
 locals {
   ocsf          = var.feed_format != "ndjson"
   security_lake = var.security_lake != null
+  lake_writer   = local.security_lake && var.ocsf_role_arn == null
   # The lake's location is s3://{lake bucket}/ext/{source}/; the exporter writes keys from ext/ on.
   lake_bucket = local.security_lake ? regex("^s3://([^/]+)/", aws_securitylake_custom_log_source.feed[0].provider_details[0].location)[0] : null
 }
@@ -41,9 +42,10 @@ resource "aws_securitylake_custom_log_source" "feed" {
   }
 }
 
-# The exporter's access to its custom source's prefix in the lake bucket.
+# The exporter's access to its custom source's prefix in the lake bucket, when its own role writes
+# there: with ocsf_role_arn the assumed role does, and this role needs no lake access.
 data "aws_iam_policy_document" "security_lake" {
-  count = local.security_lake ? 1 : 0
+  count = local.lake_writer ? 1 : 0
 
   statement {
     sid       = "LakeObjects"
@@ -72,7 +74,7 @@ data "aws_iam_policy_document" "security_lake" {
 }
 
 resource "aws_iam_role_policy" "security_lake" {
-  count = local.security_lake ? 1 : 0
+  count = local.lake_writer ? 1 : 0
 
   name   = "security-lake"
   role   = aws_iam_role.function["feed_export"].id

@@ -33,6 +33,11 @@ output "function_arns" {
   value       = { for key, function in aws_lambda_function.function : key => function.arn }
 }
 
+output "function_role_arns" {
+  description = "The functions' IAM role ARNs by role: feed_export is the principal a Security Lake owner's ocsf_role_arn must trust."
+  value       = { for key, role in aws_iam_role.function : key => role.arn }
+}
+
 output "ack_url" {
   description = "The acknowledgement endpoint (ack.base_url of the rules)."
   value       = aws_lambda_function_url.ack_url.function_url
