@@ -1,5 +1,6 @@
-//! From a `connectionRef` to an authenticated API client. Credentials are read from the Secret
-//! on every call, so a rotated token is used by the next reconcile without a restart.
+//! From a `connectionRef` to an authenticated API client. Connections and Secrets are read
+//! through [`Reader`]: from the apiserver whenever the watches saw a change, so a rotated token
+//! is used by the reconcile the rotation triggers, without a restart.
 //!
 //! Every client of one API account (URL, corp, user, token) is the same [`Account`]: one HTTP
 //! pool, one rate limiter and one set of short-lived listings, shared by all controllers.
@@ -11,15 +12,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::Api;
 use sigsci::{Credentials, RetryPolicy};
 use sigsci_config::Sensitive;
 
 use crate::cache::ListCache;
 use crate::crd::connection::ConnectionTarget;
-use crate::crd::{ClusterSigSciConnection, ConnectionKind, ConnectionRef, SigSciConnection};
+use crate::crd::{ConnectionKind, ConnectionRef};
 use crate::lease::{Clock, system_clock};
 use crate::limiter::{Rate, TokenBucket};
+use crate::reads::Reader;
 use crate::remote::Endpoint;
 use crate::{Error, Result};
 
@@ -173,7 +174,7 @@ impl Endpoint for ApiClient {
 
 /// The connection an object in `namespace` refers to.
 pub async fn connection_target(
-    kube: &kube::Client,
+    kube: &Reader<'_>,
     namespace: &str,
     reference: &ConnectionRef,
 ) -> Result<ConnectionTarget> {
@@ -186,13 +187,17 @@ pub async fn connection_target(
     };
     match reference.kind {
         ConnectionKind::SigSciConnection => {
-            let api: Api<SigSciConnection> = Api::namespaced(kube.clone(), namespace);
-            let connection = api.get_opt(&reference.name).await?.ok_or_else(missing)?;
+            let connection = kube
+                .connection(namespace, &reference.name)
+                .await?
+                .ok_or_else(missing)?;
             Ok(connection.target(namespace))
         }
         ConnectionKind::ClusterSigSciConnection => {
-            let api: Api<ClusterSigSciConnection> = Api::all(kube.clone());
-            let connection = api.get_opt(&reference.name).await?.ok_or_else(missing)?;
+            let connection = kube
+                .cluster_connection(&reference.name)
+                .await?
+                .ok_or_else(missing)?;
             connection
                 .target()
                 .ok_or(Error::MissingMetadata("credentialsSecretRef.namespace"))
@@ -202,7 +207,7 @@ pub async fn connection_target(
 
 /// One key of a Secret, trimmed (tokens pasted from files often end in a newline).
 pub async fn secret_value(
-    kube: &kube::Client,
+    kube: &Reader<'_>,
     namespace: &str,
     name: &str,
     key: &str,
@@ -211,13 +216,14 @@ pub async fn secret_value(
     key_value(&secret, namespace, name, key)
 }
 
-async fn read_secret(kube: &kube::Client, namespace: &str, name: &str) -> Result<Secret> {
-    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    api.get_opt(name).await?.ok_or_else(|| Error::Secret {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        problem: "not found".to_string(),
-    })
+async fn read_secret(kube: &Reader<'_>, namespace: &str, name: &str) -> Result<Arc<Secret>> {
+    kube.secret(namespace, name)
+        .await?
+        .ok_or_else(|| Error::Secret {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            problem: "not found".to_string(),
+        })
 }
 
 /// `key` of the Secret `namespace/name` already read, trimmed.
@@ -243,7 +249,7 @@ fn key_value(secret: &Secret, namespace: &str, name: &str, key: &str) -> Result<
 
 /// The API user's e-mail and token from the connection's Secret, read once for both keys.
 async fn credentials(
-    kube: &kube::Client,
+    kube: &Reader<'_>,
     target: &ConnectionTarget,
 ) -> Result<(Sensitive, Sensitive)> {
     let (namespace, secret) = (&target.secret_namespace, &target.secret);
@@ -255,7 +261,7 @@ async fn credentials(
 
 /// An API client for the connection, with fresh credentials.
 pub async fn connect(
-    kube: &kube::Client,
+    kube: &Reader<'_>,
     namespace: &str,
     reference: &ConnectionRef,
     settings: &ApiSettings,
@@ -265,7 +271,7 @@ pub async fn connect(
 }
 
 pub async fn client_for(
-    kube: &kube::Client,
+    kube: &Reader<'_>,
     target: &ConnectionTarget,
     settings: &ApiSettings,
 ) -> Result<ApiClient> {

@@ -2,15 +2,18 @@
 //! `Integration` and `SigSciList` reconciled against the Signal Sciences API.
 
 pub mod cache;
+pub mod claims;
 pub mod connect;
 pub mod controller;
 pub mod crd;
+pub mod echo;
 pub mod http;
 pub mod index;
 pub mod lease;
 pub mod limiter;
 pub mod manifests;
 pub mod metrics;
+pub mod reads;
 pub mod remote;
 pub mod run;
 pub mod status;

@@ -5,7 +5,7 @@
 //! shared for a few seconds between the objects of a site, and our own writes update them; through
 //! a plain [`sigsci::Client`] (the CLI) calls go straight out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use sigsci::{
     AlertBody, EntryChanges, IntegrationBody, IntegrationUpdate, ListBody, ListScope, ListUpdate,
@@ -326,10 +326,20 @@ async fn execute_integration(
                 fields: exposed_fields(settings),
             };
             match location {
-                // The client lists the site's integrations first, to tell the new one apart.
+                // The reply is the site's whole list: the new one is told apart from the
+                // listing this reconcile planned with (cached), not from one more listing.
                 Location::Site(site) => {
-                    throttle(client, 2).await;
-                    api.create_site_integration(site, &body).await
+                    let existing: HashSet<String> =
+                        listing(client, integration_cache, &key, || {
+                            api.list_site_integrations(site)
+                        })
+                        .await?
+                        .into_iter()
+                        .map(|integration| integration.id)
+                        .collect();
+                    throttle(client, 1).await;
+                    api.create_site_integration_among(site, &body, &existing)
+                        .await
                 }
                 Location::Corp => {
                     throttle(client, 1).await;

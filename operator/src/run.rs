@@ -19,12 +19,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::claims::AllFollowers;
 use crate::connect::Accounts;
 use crate::controller::{self, Context, Settings, agent_alert, connection, integration, list};
 use crate::crd::{AgentAlert, ClusterSigSciConnection, Integration, SigSciConnection, SigSciList};
 use crate::index::{self, ConnectionKey, UsesConnection};
 use crate::lease::{Clock, LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
+use crate::reads::Reads;
 
 /// Reporting controller name on Events.
 pub const CONTROLLER_NAME: &str = "sigsci-operator";
@@ -86,16 +88,18 @@ pub async fn run(
     let mut settings = options.settings.clone();
     // The API accounts' rate limiters and listings keep this run's time.
     settings.api.accounts = Accounts::new(clock.clone());
+    let (reads, followers) = Reads::new();
     let ctx = Arc::new(Context::new(
         client.clone(),
         reporter,
         metrics,
         settings,
         clock.clone(),
+        Arc::new(reads),
     ));
     let grace = options.shutdown_grace;
     let Some(lease) = options.lease.clone() else {
-        let controllers = run_controllers(ctx, &options, shutdown.clone());
+        let controllers = run_controllers(ctx, &options, followers, shutdown.clone());
         until_stopped(controllers, &shutdown, grace).await;
         return Ok(());
     };
@@ -105,7 +109,11 @@ pub async fn run(
         () = shutdown.cancelled() => return Ok(()),
     }
     let stop = shutdown.child_token();
-    let controllers = until_stopped(run_controllers(ctx, &options, stop.clone()), &stop, grace);
+    let controllers = until_stopped(
+        run_controllers(ctx, &options, followers, stop.clone()),
+        &stop,
+        grace,
+    );
     tokio::pin!(controllers);
     tokio::select! {
         () = &mut controllers => {
@@ -193,8 +201,14 @@ fn secret_key(secret: &PartialObjectMeta<Secret>) -> Option<(String, String)> {
     Some((secret.namespace()?, secret.name_any()))
 }
 
-async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: CancellationToken) {
+async fn run_controllers(
+    ctx: Arc<Context>,
+    options: &RunOptions,
+    followers: AllFollowers,
+    stop: CancellationToken,
+) {
     let client = &ctx.client;
+    let reads = &ctx.reads;
     let namespace = options.namespace.as_deref();
     let config = runtime::Config::default().concurrency(options.concurrency);
     let watch = watcher::Config::default;
@@ -206,6 +220,7 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         Controller::new(Api::<ClusterSigSciConnection>::all(client.clone()), watch())
             .with_config(config.clone());
     let cluster_store = cluster_connections.store();
+    let claims = followers.run(client.clone(), stop.clone());
     let alerts = Controller::new(scoped::<AgentAlert>(client, namespace), watch())
         .with_config(config.clone());
     let lists = Controller::new(scoped::<SigSciList>(client, namespace), watch())
@@ -233,8 +248,9 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
 
     let connections = connections
         .watches(secret_metadata(client, namespace), watch(), {
-            let users_of_secret = users_of_secret.clone();
+            let (users_of_secret, reads) = (users_of_secret.clone(), reads.clone());
             move |secret| {
+                reads.saw::<Secret>(connection::KIND, &secret.metadata);
                 users_of_secret(&secret)
                     .into_iter()
                     .filter_map(|key| {
@@ -256,8 +272,9 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
 
     let cluster_connections = cluster_connections
         .watches(secret_metadata(client, namespace), watch(), {
-            let users_of_secret = users_of_secret.clone();
+            let (users_of_secret, reads) = (users_of_secret.clone(), reads.clone());
             move |secret| {
+                reads.saw::<Secret>(connection::CLUSTER_KIND, &secret.metadata);
                 users_of_secret(&secret)
                     .into_iter()
                     .filter(|key| key.namespace.is_none())
@@ -273,66 +290,83 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         )
         .for_each(log_result);
 
-    let alerts = follow_connections(alerts, client, namespace, users_of_secret.clone())
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(
-            in_resync_slots(agent_alert::reconcile),
-            controller::error_policy(agent_alert::KIND),
-            ctx.clone(),
-        )
-        .for_each(log_result);
+    let alerts = follow_connections(
+        alerts,
+        (&ctx, agent_alert::KIND),
+        namespace,
+        users_of_secret.clone(),
+    )
+    .graceful_shutdown_on(stop.clone().cancelled_owned())
+    .run(
+        in_resync_slots(skipping_echoes(agent_alert::reconcile)),
+        controller::error_policy(agent_alert::KIND),
+        ctx.clone(),
+    )
+    .for_each(log_result);
 
-    let lists = follow_connections(lists, client, namespace, users_of_secret.clone())
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(
-            in_resync_slots(list::reconcile),
-            controller::error_policy(list::KIND),
-            ctx.clone(),
-        )
-        .for_each(log_result);
+    let lists = follow_connections(
+        lists,
+        (&ctx, list::KIND),
+        namespace,
+        users_of_secret.clone(),
+    )
+    .graceful_shutdown_on(stop.clone().cancelled_owned())
+    .run(
+        in_resync_slots(list::reconcile),
+        controller::error_policy(list::KIND),
+        ctx.clone(),
+    )
+    .for_each(log_result);
 
+    let kind = integration::KIND;
     let integrations = integrations
         .watches(secret_metadata(client, namespace), watch(), {
             let (integration_store, users_of_secret) = (integration_store.clone(), users_of_secret);
+            let ctx = ctx.clone();
             move |secret| {
+                ctx.reads.saw::<Secret>(kind, &secret.metadata);
                 let key = secret_key(&secret);
                 let direct = key
                     .as_ref()
                     .map(|(namespace, name)| (namespace.as_str(), name.as_str()));
-                index::integrations_using(
+                ctx.echoes.triggered(index::integrations_using(
                     &integration_store.state(),
                     &users_of_secret(&secret),
                     direct,
-                )
+                ))
             }
         })
         .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
-            let integration_store = integration_store.clone();
+            let (integration_store, ctx) = (integration_store.clone(), ctx.clone());
             move |connection| {
-                index::integrations_using(
+                ctx.reads
+                    .saw::<SigSciConnection>(kind, &connection.metadata);
+                ctx.echoes.triggered(index::integrations_using(
                     &integration_store.state(),
                     &[namespaced_key(&connection)],
                     None,
-                )
+                ))
             }
         })
         .watches(
             Api::<ClusterSigSciConnection>::all(client.clone()),
             watch(),
             {
-                let integration_store = integration_store.clone();
+                let (integration_store, ctx) = (integration_store.clone(), ctx.clone());
                 move |connection| {
-                    index::integrations_using(
+                    ctx.reads
+                        .saw::<ClusterSigSciConnection>(kind, &connection.metadata);
+                    ctx.echoes.triggered(index::integrations_using(
                         &integration_store.state(),
                         &[ConnectionKey::cluster(&connection.name_any())],
                         None,
-                    )
+                    ))
                 }
             },
         )
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
-            in_resync_slots(integration::reconcile),
+            in_resync_slots(skipping_echoes(integration::reconcile)),
             controller::error_policy(integration::KIND),
             ctx.clone(),
         )
@@ -343,6 +377,7 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
         "controllers started"
     );
     futures::join!(
+        claims,
         connections,
         cluster_connections,
         alerts,
@@ -353,10 +388,11 @@ async fn run_controllers(ctx: Arc<Context>, options: &RunOptions, stop: Cancella
 }
 
 /// Requeue the objects of a kind that reaches the API only through its connection when that
-/// connection, or the Secret behind it, changes.
+/// connection, or the Secret behind it, changes. The watches also vouch for the reads of
+/// `kind`'s reconciles (see [`crate::reads`]) and make the requeued objects reconcile in full.
 fn follow_connections<K>(
     controller: Controller<K>,
-    client: &kube::Client,
+    (ctx, kind): (&Arc<Context>, &'static str),
     namespace: Option<&str>,
     users_of_secret: impl Fn(&PartialObjectMeta<Secret>) -> Vec<ConnectionKey> + Send + Sync + 'static,
 ) -> Controller<K>
@@ -371,28 +407,76 @@ where
         + 'static,
 {
     let store = controller.store();
+    let client = &ctx.client;
     let watch = watcher::Config::default;
     controller
         .watches(secret_metadata(client, namespace), watch(), {
-            let store = store.clone();
-            move |secret| index::using_connections(&store.state(), &users_of_secret(&secret))
+            let (store, ctx) = (store.clone(), ctx.clone());
+            move |secret| {
+                ctx.reads.saw::<Secret>(kind, &secret.metadata);
+                ctx.echoes.triggered(index::using_connections(
+                    &store.state(),
+                    &users_of_secret(&secret),
+                ))
+            }
         })
         .watches(scoped::<SigSciConnection>(client, namespace), watch(), {
-            let store = store.clone();
+            let (store, ctx) = (store.clone(), ctx.clone());
             move |connection| {
-                index::using_connections(&store.state(), &[namespaced_key(&connection)])
+                ctx.reads
+                    .saw::<SigSciConnection>(kind, &connection.metadata);
+                ctx.echoes.triggered(index::using_connections(
+                    &store.state(),
+                    &[namespaced_key(&connection)],
+                ))
             }
         })
         .watches(
             Api::<ClusterSigSciConnection>::all(client.clone()),
             watch(),
-            move |connection| {
-                index::using_connections(
-                    &store.state(),
-                    &[ConnectionKey::cluster(&connection.name_any())],
-                )
+            {
+                let ctx = ctx.clone();
+                move |connection| {
+                    ctx.reads
+                        .saw::<ClusterSigSciConnection>(kind, &connection.metadata);
+                    ctx.echoes.triggered(index::using_connections(
+                        &store.state(),
+                        &[ConnectionKey::cluster(&connection.name_any())],
+                    ))
+                }
             },
         )
+}
+
+/// Skip the reconciles that only echo the last one's own writes (see [`crate::echo`]).
+fn skipping_echoes<K, Fut>(
+    reconcile: impl Fn(Arc<K>, Arc<Context>) -> Fut,
+) -> impl Fn(Arc<K>, Arc<Context>) -> BoxFuture<'static, crate::Result<runtime::Action>>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    Fut: Future<Output = crate::Result<runtime::Action>> + Send + 'static,
+{
+    move |object, ctx| {
+        let key = controller::object_key(object.as_ref());
+        let version = object.meta().resource_version.as_deref();
+        if ctx.echoes.start(&key, version) {
+            tracing::trace!(object = %key, "skipped the echo of our own writes");
+            let action = runtime::Action::requeue(ctx.settings.resync);
+            return Box::pin(std::future::ready(Ok(action)));
+        }
+        let deleting = object.meta().deletion_timestamp.is_some();
+        let reconciled = reconcile(object, ctx.clone());
+        Box::pin(async move {
+            let result = reconciled.await;
+            match (&result, deleting) {
+                (Err(_), _) => ctx.echoes.failed(&key),
+                // The finalizer is gone, and the object with it.
+                (Ok(_), true) => ctx.echoes.forget(&key),
+                (Ok(_), false) => {}
+            }
+            result
+        })
+    }
 }
 
 /// Periodic resyncs in slots: every object of one connection and site comes due at the same

@@ -86,7 +86,8 @@ impl Client {
     /// The API answers this POST with the site's whole integration list. The created item is
     /// the one whose id was not listed before the POST and whose type and url match the body;
     /// if that is not exactly one item (e.g. a concurrent identical create) this fails with
-    /// `BadResponse` rather than guess.
+    /// `BadResponse` rather than guess. [`Self::create_site_integration_among`] saves the
+    /// listing when the caller holds one already.
     pub async fn create_site_integration(
         &self,
         site: &str,
@@ -98,11 +99,24 @@ impl Client {
             .into_iter()
             .map(|i| i.id)
             .collect();
+        self.create_site_integration_among(site, body, &before)
+            .await
+    }
+
+    /// Creates a site integration, told apart from `existing` (the ids of a listing made before
+    /// this call). A matching integration someone else made since that listing makes the reply
+    /// ambiguous: `BadResponse` again.
+    pub async fn create_site_integration_among(
+        &self,
+        site: &str,
+        body: &IntegrationBody,
+        existing: &HashSet<String>,
+    ) -> Result<Integration> {
         let url = self.corp_url(&["sites", site, "integrations"])?;
         let call =
             Call::new(Method::POST, "/corps/{corp}/sites/{site}/integrations", url).json(body)?;
         let after: DataList<Integration> = self.send(&call, json).await?;
-        identify_created(&before, after.data, body)
+        identify_created(existing, after.data, body)
     }
 
     pub async fn update_site_integration(

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
@@ -18,10 +18,11 @@ use sigsci_config::{
 };
 
 use super::{
-    Context, Synced, applied_before, claim, claim_label, converge, holds, managed_outcome,
-    record_failure, record_managed, record_managed_sites, recorded_remote_id, report_cleanup,
-    succeeded,
+    Context, Synced, add_finalizer, applied_before, claim, claim_label, claim_rank, converge,
+    finalizer_with_claim, holder_name, holds, list_claimants, managed_outcome, record_failure,
+    record_managed, record_managed_sites, recorded_remote_id, report_cleanup, succeeded,
 };
+use crate::claims::Claimant;
 use crate::connect::{ApiClient, client_for, connection_target};
 use crate::crd::AgentAlert;
 use crate::crd::agent_alert::SiteSelection;
@@ -41,6 +42,11 @@ pub async fn reconcile(alert: Arc<AgentAlert>, ctx: Arc<Context>) -> Result<Acti
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<AgentAlert> = Api::namespaced(ctx.client.clone(), &namespace);
+    if finalizer_with_claim(alert.as_ref()) {
+        let action = apply(&api, &alert, &namespace, &ctx).await?;
+        succeeded(&ctx, alert.as_ref());
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, alert.clone(), |event| async {
         match event {
             Finalizer::Apply(alert) => apply(&api, &alert, &namespace, &ctx).await,
@@ -94,12 +100,14 @@ async fn sync(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Sync
     let recorded = recorded_remote_id(alert, status);
     let desired = alert.desired(namespace, &alert.name_any(), recorded.clone());
     desired.validate().map_err(Error::InvalidSpec)?;
-    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
+    let target =
+        connection_target(&ctx.reader(KIND), namespace, &alert.spec.connection_ref).await?;
     let key = claim_key(&target.api_url, &target.corp, &desired.site, desired.metric);
-    let holder = match claim(ctx, alert, &key).await? {
+    let claimed = claim(ctx, alert, &key).await?;
+    let holder = match claimed.holder {
         Some(holder) => Some(holder),
         None => {
-            let claimants = Claimants::find(ctx, alert, &target, &[]).await?;
+            let claimants = Claimants::find(ctx, alert, &target, &[], claimed.recorded_now).await?;
             claimants.holder(alert, &key)
         }
     };
@@ -109,7 +117,7 @@ async fn sync(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Result<Sync
             holder,
         });
     }
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     sync_site(
         alert,
         &client,
@@ -162,34 +170,55 @@ fn subject_on(alert: &AgentAlert, site: &str) -> String {
 
 /// The objects that may claim the alerts of `sites` (and, with no sites, only those declared
 /// with `sites`): found by label, so the look-up costs one or two selected lists whatever the
-/// number of objects.
+/// number of objects, or none in the claims watched.
 struct Claimants {
-    objects: Vec<AgentAlert>,
+    objects: Vec<ObjectMeta>,
 }
 
 impl Claimants {
+    /// `live`: list from the apiserver (this reconcile has just recorded its claims).
     async fn find(
         ctx: &Context,
         alert: &AgentAlert,
         target: &ConnectionTarget,
         single_site_keys: &[String],
+        live: bool,
     ) -> Result<Claimants> {
         let wide = claim_sites_key(&target.api_url, &target.corp, alert.spec.metric);
-        let mut selectors = Vec::new();
-        if let Some(label) = claim_label(&wide) {
-            selectors.push(format!("{CLAIM_SITES_LABEL}={label}"));
-        }
-        let labels: Vec<&str> = single_site_keys
+        let wide = claim_label(&wide);
+        let labels: BTreeSet<&str> = single_site_keys
             .iter()
             .filter_map(|key| claim_label(key))
             .collect();
+        let known = (!live)
+            .then(|| {
+                AgentAlert::claims(&ctx.reads.claims).select(|meta| {
+                    let label = |name: &str| {
+                        meta.labels
+                            .as_ref()
+                            .and_then(|labels| labels.get(name))
+                            .map(String::as_str)
+                    };
+                    wide.is_some_and(|wide| label(CLAIM_SITES_LABEL) == Some(wide))
+                        || label(CLAIM_LABEL).is_some_and(|label| labels.contains(label))
+                })
+            })
+            .flatten();
+        if let Some(objects) = known {
+            return Ok(Claimants { objects });
+        }
+        let mut selectors = Vec::new();
+        if let Some(label) = wide {
+            selectors.push(format!("{CLAIM_SITES_LABEL}={label}"));
+        }
+        let labels: Vec<&str> = labels.into_iter().collect();
         // A selector stays well under the apiserver's URL limit at 100 values of 40 characters.
         for chunk in labels.chunks(100) {
             selectors.push(format!("{CLAIM_LABEL} in ({})", chunk.join(",")));
         }
         let mut objects = Vec::new();
         for selector in selectors {
-            objects.extend(list_claimants(ctx, alert, &selector).await?);
+            objects.extend(list_claimants(ctx, alert, Some(&selector)).await?);
         }
         Ok(Claimants { objects })
     }
@@ -197,59 +226,25 @@ impl Claimants {
     /// The older object holding the site alert of claim `key`, if not `alert`.
     fn holder(&self, alert: &AgentAlert, key: &str) -> Option<String> {
         let site_label = claim_label(key).map(|label| format!("{SITE_CLAIM_LABEL_PREFIX}{label}"));
-        let rank = |other: &AgentAlert| {
-            (
-                other.meta().creation_timestamp.as_ref().map(|time| time.0),
-                other.namespace(),
-                other.name_any(),
-            )
-        };
         self.objects
             .iter()
             .filter(|other| {
-                other.meta().deletion_timestamp.is_none()
-                    && (other
-                        .annotations()
-                        .get(CLAIM_ANNOTATION)
-                        .map(String::as_str)
-                        == Some(key)
-                        || site_label
-                            .as_ref()
-                            .is_some_and(|label| other.labels().contains_key(label)))
+                let annotation = other
+                    .annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(CLAIM_ANNOTATION));
+                let site_labelled = site_label.as_ref().is_some_and(|label| {
+                    other
+                        .labels
+                        .as_ref()
+                        .is_some_and(|labels| labels.contains_key(label))
+                });
+                other.deletion_timestamp.is_none()
+                    && (annotation.map(String::as_str) == Some(key) || site_labelled)
             })
-            .min_by_key(|other| rank(other))
-            .filter(|oldest| rank(oldest) < rank(alert))
-            .map(|oldest| {
-                format!(
-                    "{KIND} {}/{}",
-                    oldest.namespace().unwrap_or_default(),
-                    oldest.name_any()
-                )
-            })
-    }
-}
-
-/// The AgentAlerts matching `selector` in every namespace (in the object's own without
-/// cluster-wide read access).
-async fn list_claimants(
-    ctx: &Context,
-    alert: &AgentAlert,
-    selector: &str,
-) -> Result<Vec<AgentAlert>> {
-    let params = ListParams::default().labels(selector);
-    let everywhere: Api<AgentAlert> = Api::all(ctx.client.clone());
-    match everywhere.list(&params).await {
-        Ok(list) => Ok(list.items),
-        Err(kube::Error::Api(response)) if response.code == 403 => {
-            let namespace = alert.namespace().unwrap_or_default();
-            Ok(
-                Api::<AgentAlert>::namespaced(ctx.client.clone(), &namespace)
-                    .list(&params)
-                    .await?
-                    .items,
-            )
-        }
-        Err(error) => Err(error.into()),
+            .min_by_key(|other| claim_rank(other))
+            .filter(|oldest| claim_rank(oldest) < claim_rank(alert.meta()))
+            .map(holder_name::<AgentAlert>)
     }
 }
 
@@ -274,11 +269,11 @@ async fn resolve(selection: &SiteSelection, client: &ApiClient) -> Result<Vec<St
 /// label), before looking for older claimants: of two objects claiming at once, the one looking
 /// last sees the other.
 async fn claim_sites(
-    api: &Api<AgentAlert>,
+    (api, ctx): (&Api<AgentAlert>, &Context),
     alert: &AgentAlert,
     target: &ConnectionTarget,
     keys: &[String],
-) -> Result<()> {
+) -> Result<bool> {
     let wanted: BTreeSet<String> = keys
         .iter()
         .filter_map(|key| claim_label(key))
@@ -301,17 +296,24 @@ async fn claim_sites(
     {
         changes.insert(CLAIM_SITES_LABEL.to_string(), json!(label));
     }
-    if changes.is_empty() {
-        return Ok(());
+    let recorded_now = !changes.is_empty();
+    let mut metadata = serde_json::Map::new();
+    if recorded_now {
+        metadata.insert("labels".into(), serde_json::Value::Object(changes));
     }
-    let patch = json!({ "metadata": { "labels": changes } });
-    api.patch(
-        &alert.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await?;
-    Ok(())
+    add_finalizer(alert, &mut metadata);
+    if !metadata.is_empty() {
+        let written = api
+            .patch(
+                &alert.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": metadata })),
+            )
+            .await?;
+        ctx.echoes
+            .wrote(&super::object_key(alert), written.resource_version());
+    }
+    Ok(recorded_now)
 }
 
 /// One site's result in a reconcile of an object declared with `sites`.
@@ -380,13 +382,13 @@ async fn sync_sites(
     let name = alert.name_any();
     let spec = &alert.spec;
     spec.check_sites().map_err(Error::InvalidSpec)?;
-    let target = connection_target(&ctx.client, namespace, &spec.connection_ref).await?;
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let target = connection_target(&ctx.reader(KIND), namespace, &spec.connection_ref).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     let sites = resolve(selection, &client).await?;
     let key_of = |site: &str| claim_key(&target.api_url, &target.corp, site, spec.metric);
     let keys: Vec<String> = sites.iter().map(|site| key_of(site)).collect();
-    claim_sites(api, alert, &target, &keys).await?;
-    let claimants = Claimants::find(ctx, alert, &target, &keys).await?;
+    let recorded_now = claim_sites((api, ctx), alert, &target, &keys).await?;
+    let claimants = Claimants::find(ctx, alert, &target, &keys, recorded_now).await?;
     let status = alert.status.as_ref();
     let previous: BTreeMap<&str, &SiteResult> = status
         .map(|status| {
@@ -664,14 +666,15 @@ async fn remove(
         return Ok(Removal::NotHeld);
     }
     let desired = alert.desired(namespace, &alert.name_any(), recorded);
-    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
+    let target =
+        connection_target(&ctx.reader(KIND), namespace, &alert.spec.connection_ref).await?;
     // An older object declaring the alert on several sites holds it too.
     let key = claim_key(&target.api_url, &target.corp, &desired.site, desired.metric);
-    let claimants = Claimants::find(ctx, alert, &target, &[]).await?;
+    let claimants = Claimants::find(ctx, alert, &target, &[], true).await?;
     if claimants.holder(alert, &key).is_some() {
         return Ok(Removal::NotHeld);
     }
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     let observed = match remote::observe_alerts(&client, &desired.site).await {
         // The site itself is gone, and its alerts with it.
         Err(sigsci::Error::NotFound { .. }) => return Ok(Removal::Unchanged),
@@ -703,11 +706,12 @@ async fn remove_sites(alert: &AgentAlert, namespace: &str, ctx: &Context) -> Res
     if entries.is_empty() {
         return Ok(Removal::NotHeld);
     }
-    let target = connection_target(&ctx.client, namespace, &alert.spec.connection_ref).await?;
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let target =
+        connection_target(&ctx.reader(KIND), namespace, &alert.spec.connection_ref).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     let key_of = |site: &str| claim_key(&target.api_url, &target.corp, site, alert.spec.metric);
     let keys: Vec<String> = entries.iter().map(|entry| key_of(&entry.site)).collect();
-    let claimants = Claimants::find(ctx, alert, &target, &keys).await?;
+    let claimants = Claimants::find(ctx, alert, &target, &keys, true).await?;
     let mut applied = Vec::new();
     for (entry, key) in entries.iter().zip(&keys) {
         if claimants.holder(alert, key).is_some() {

@@ -30,7 +30,7 @@ pub async fn reconcile(connection: Arc<SigSciConnection>, ctx: Arc<Context>) -> 
         connection.as_ref(),
         connection.status.as_ref(),
         Some(target),
-        &ctx,
+        (KIND, &ctx),
     )
     .await
 }
@@ -46,7 +46,7 @@ pub async fn reconcile_cluster(
         connection.as_ref(),
         connection.status.as_ref(),
         connection.target(),
-        &ctx,
+        (CLUSTER_KIND, &ctx),
     )
     .await
 }
@@ -56,12 +56,12 @@ async fn check<K>(
     connection: &K,
     current: Option<&ConnectionStatus>,
     target: Option<ConnectionTarget>,
-    ctx: &Context,
+    (kind, ctx): (&'static str, &Context),
 ) -> Result<Action>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let result = authenticate(target, ctx).await;
+    let result = authenticate(target, kind, ctx).await;
     let outcome = match &result {
         Ok(message) => Outcome::Succeeded {
             reason: reason::AUTHENTICATED,
@@ -101,9 +101,13 @@ where
 }
 
 /// One authenticated call (list the corp's sites) with the Secret's current credentials.
-async fn authenticate(target: Option<ConnectionTarget>, ctx: &Context) -> Result<String> {
+async fn authenticate(
+    target: Option<ConnectionTarget>,
+    kind: &'static str,
+    ctx: &Context,
+) -> Result<String> {
     let target = target.ok_or(Error::MissingMetadata("credentialsSecretRef.namespace"))?;
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let client = client_for(&ctx.reader(kind), &target, &ctx.settings.api).await?;
     let sites = client.list_sites().await?;
     Ok(format!(
         "authenticated to corp {} ({} sites)",

@@ -15,8 +15,8 @@ use sigsci_config::{
 };
 
 use super::{
-    Context, Synced, applied_before, claim, converge, holds, managed_outcome, record_failure,
-    record_managed, recorded_remote_id, report_cleanup, succeeded,
+    Context, Synced, applied_before, claim, converge, finalizer_with_claim, holds, managed_outcome,
+    record_failure, record_managed, recorded_remote_id, report_cleanup, succeeded,
 };
 use crate::connect::{client_for, connect, connection_target, secret_value};
 use crate::crd::Integration;
@@ -34,6 +34,11 @@ pub async fn reconcile(integration: Arc<Integration>, ctx: Arc<Context>) -> Resu
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<Integration> = Api::namespaced(ctx.client.clone(), &namespace);
+    if finalizer_with_claim(integration.as_ref()) {
+        let action = apply(&api, &integration, &namespace, &ctx).await?;
+        succeeded(&ctx, integration.as_ref());
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, integration.clone(), |event| async {
         match event {
             Finalizer::Apply(integration) => apply(&api, &integration, &namespace, &ctx).await,
@@ -98,7 +103,13 @@ async fn resolve_secrets(
 ) -> Result<BTreeMap<(String, String), Sensitive>> {
     let mut values = BTreeMap::new();
     for reference in integration.spec.secret_refs() {
-        let value = secret_value(&ctx.client, namespace, &reference.name, &reference.key).await?;
+        let value = secret_value(
+            &ctx.reader(KIND),
+            namespace,
+            &reference.name,
+            &reference.key,
+        )
+        .await?;
         values.insert((reference.name.clone(), reference.key.clone()), value);
     }
     Ok(values)
@@ -126,8 +137,12 @@ async fn sync(
             problem: format!("key {}: {}", unresolved.key, unresolved.problem),
         })?;
     desired.validate().map_err(Error::InvalidSpec)?;
-    let target =
-        connection_target(&ctx.client, namespace, &integration.spec.connection_ref).await?;
+    let target = connection_target(
+        &ctx.reader(KIND),
+        namespace,
+        &integration.spec.connection_ref,
+    )
+    .await?;
     let key = desired.claim_key(&target.api_url, &target.corp);
     let annotations = integration.annotations();
     // Fields are write-only: what we last sent is known only for the recorded id. Anything else
@@ -142,13 +157,13 @@ async fn sync(
     let settled = applied_before(integration, status)
         && annotations.get(CLAIM_ANNOTATION) == Some(&key)
         && recorded_digest == fields_digest;
-    if let Some(holder) = claim(ctx, integration, &key).await? {
+    if let Some(holder) = claim(ctx, integration, &key).await?.holder {
         return Err(Error::Conflict {
             subject: subject(integration),
             holder,
         });
     }
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     let policy = integration.spec.management_policy;
     let observed = remote::observe_integrations(&client, &desired.location, |id| {
         match policy {
@@ -249,7 +264,7 @@ async fn remove(
     recorded: &str,
 ) -> Result<bool> {
     let client = connect(
-        &ctx.client,
+        &ctx.reader(KIND),
         namespace,
         &integration.spec.connection_ref,
         &ctx.settings.api,

@@ -15,7 +15,10 @@ use sigsci_config::list::{ListReport, find_list, plan_list, plan_list_removal};
 use sigsci_config::model::claim_digest;
 use sigsci_config::{Change, IntegrationDeletionPolicy, ManagementPolicy};
 
-use super::{Context, claim, holds, record_sync, recorded_remote_id, report_cleanup, succeeded};
+use super::{
+    Context, claim, finalizer_with_claim, holds, record_sync, recorded_remote_id, report_cleanup,
+    succeeded,
+};
 use crate::connect::{client_for, connect, connection_target};
 use crate::crd::common::{FINALIZER, REMOTE_ID_ANNOTATION};
 use crate::crd::list::{RemoteEntry, from_utc, to_utc};
@@ -31,6 +34,11 @@ pub async fn reconcile(list: Arc<SigSciList>, ctx: Arc<Context>) -> Result<Actio
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<SigSciList> = Api::namespaced(ctx.client.clone(), &namespace);
+    if finalizer_with_claim(list.as_ref()) {
+        let action = apply(&api, &list, &namespace, &ctx).await?;
+        succeeded(&ctx, list.as_ref());
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, list.clone(), |event| async {
         match event {
             Finalizer::Apply(list) => apply(&api, &list, &namespace, &ctx).await,
@@ -114,20 +122,20 @@ async fn sync(
     let recorded = recorded_remote_id(list, list.status.as_ref().map(|s| &s.sync));
     let desired = list.desired(namespace, &list.name_any(), recorded.clone());
     desired.validate().map_err(Error::InvalidSpec)?;
-    let target = connection_target(&ctx.client, namespace, &list.spec.connection_ref).await?;
+    let target = connection_target(&ctx.reader(KIND), namespace, &list.spec.connection_ref).await?;
     let location = desired.location.to_string();
     let key = claim_digest(
         &target.api_url,
         &target.corp,
         &["list", &location, &desired.name],
     );
-    if let Some(holder) = claim(ctx, list, &key).await? {
+    if let Some(holder) = claim(ctx, list, &key).await?.holder {
         return Err(Error::Conflict {
             subject: subject(list),
             holder,
         });
     }
-    let client = client_for(&ctx.client, &target, &ctx.settings.api).await?;
+    let client = client_for(&ctx.reader(KIND), &target, &ctx.settings.api).await?;
     let observed = remote::observe_lists(&client, &desired.location).await?;
     let current = find_list(&desired, &observed);
     let report = desired.report(current, now);
@@ -242,7 +250,7 @@ async fn cleanup(
 /// Delete the recorded list; one already gone counts as deleted.
 async fn delete(list: &SigSciList, namespace: &str, ctx: &Context, id: &str) -> Result<()> {
     let client = connect(
-        &ctx.client,
+        &ctx.reader(KIND),
         namespace,
         &list.spec.connection_ref,
         &ctx.settings.api,

@@ -14,7 +14,8 @@ use std::time::Duration;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Resource, ResourceExt};
@@ -23,12 +24,15 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sigsci_config::{Change, FieldDiff, ManagementPolicy, Op, Shown};
 
+use crate::claims::Claimant;
 use crate::connect::ApiSettings;
 use crate::crd::common::SiteResult;
-use crate::crd::common::{CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS};
+use crate::crd::common::{CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS, FINALIZER};
 use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
+use crate::echo::{Echoes, key_of};
 use crate::lease::Clock;
 use crate::metrics::Metrics;
+use crate::reads::{Reader, Reads};
 use crate::status::{self, Drift, Outcome, describe_differences, next_sync_status};
 use crate::{Error, ErrorClass, Result, remote};
 
@@ -68,6 +72,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub clock: Clock,
+    /// Connections and Secrets as the watches last saw them (see [`crate::reads`]).
+    pub reads: Arc<Reads>,
+    /// Our own writes, whose echo reconciles are skipped.
+    pub echoes: Echoes,
     failures: FailureLog,
 }
 
@@ -116,6 +124,7 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
         clock: Clock,
+        reads: Arc<Reads>,
     ) -> Context {
         Context {
             client,
@@ -123,8 +132,15 @@ impl Context {
             metrics,
             settings,
             clock,
+            reads,
+            echoes: Echoes::default(),
             failures: FailureLog::default(),
         }
+    }
+
+    /// Reads on behalf of `controller` (the kind it reconciles), whose watches vouch for them.
+    pub fn reader(&self, controller: &'static str) -> Reader<'_> {
+        self.reads.reader(&self.client, controller)
     }
 
     pub fn now(&self) -> Time {
@@ -148,13 +164,39 @@ pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
     min.saturating_mul(1u32 << exponent).min(max)
 }
 
-fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        object.meta().namespace.as_deref().unwrap_or(""),
-        object.meta().name.as_deref().unwrap_or("")
+pub(crate) fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    key_of::<K>(
+        object.meta().namespace.as_deref(),
+        object.meta().name.as_deref().unwrap_or(""),
     )
+}
+
+/// Whether `object` is applied at once rather than after kube's finalizer step: it is not being
+/// deleted and lacks the finalizer, which the patch recording its claim adds (before anything is
+/// written remotely). A new object takes one patch and one reconcile less.
+pub(crate) fn finalizer_with_claim<K: Resource>(object: &K) -> bool {
+    object.meta().deletion_timestamp.is_none() && !has_finalizer(object)
+}
+
+fn has_finalizer<K: Resource>(object: &K) -> bool {
+    object.finalizers().iter().any(|name| name == FINALIZER)
+}
+
+/// Add the finalizer to a metadata merge patch when it is missing: the whole list (a merge patch
+/// replaces lists), at the object's resourceVersion so that nobody else's change to it is lost.
+pub(crate) fn add_finalizer<K: Resource>(
+    object: &K,
+    metadata: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    if has_finalizer(object) {
+        return;
+    }
+    let mut finalizers = object.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    metadata.insert("finalizers".into(), json!(finalizers));
+    if let Some(version) = &object.meta().resource_version {
+        metadata.insert("resourceVersion".into(), json!(version));
+    }
 }
 
 /// The requeue after a failed reconcile, and the failure metric.
@@ -188,8 +230,12 @@ pub(crate) fn succeeded<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K
     ctx.reset_backoff(&object_key(object));
 }
 
-/// Write `status` by server-side apply under [`FIELD_MANAGER`].
-pub(crate) async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
+/// Write `status` by server-side apply under [`FIELD_MANAGER`]; the object's new resourceVersion.
+pub(crate) async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -198,21 +244,23 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await?;
+    Ok(written.resource_version())
 }
 
-/// Set (Some) or remove (None) annotations with a merge patch, only if something changes.
+/// Set (Some) or remove (None) annotations with a merge patch, only if something changes; the
+/// object's new resourceVersion when patched.
 pub(crate) async fn set_annotations<K>(
     api: &Api<K>,
     object: &K,
     wanted: &[(&str, Option<String>)],
-) -> Result<()>
+) -> Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -223,16 +271,17 @@ where
         .map(|(key, value)| (*key, value.as_ref()))
         .collect();
     if changes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let patch = json!({ "metadata": { "annotations": changes } });
-    api.patch(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    Ok(written.resource_version())
 }
 
 /// The outcome of a deletion: one log line and an Event.
@@ -319,7 +368,10 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: WithSync,
 {
-    set_annotations(api, object, annotations).await?;
+    let key = object_key(object);
+    if let Some(version) = set_annotations(api, object, annotations).await? {
+        ctx.echoes.wrote(&key, Some(version));
+    }
     let current_sync = current.map(WithSync::sync);
     let next = complete(next_sync_status(
         current_sync,
@@ -328,7 +380,8 @@ where
         &ctx.now(),
     ));
     if current != Some(&next) {
-        apply_status(api, &object.name_any(), &next).await?;
+        let version = apply_status(api, &object.name_any(), &next).await?;
+        ctx.echoes.wrote(&key, version);
     }
     let regarding = object.object_ref(&());
     match outcome {
@@ -391,72 +444,125 @@ pub(crate) fn recorded_remote_id<K: Resource>(
 
 /// The object of `K` holding the remote object `key` names (see [`CLAIM_ANNOTATION`]), as
 /// `Kind namespace/name`, when it is not `object`: of the objects in any namespace claiming it,
-/// the oldest (then by namespace and name). Objects being deleted hold nothing.
-pub(crate) async fn holder<K>(ctx: &Context, object: &K, key: &str) -> Result<Option<String>>
+/// the oldest (then by namespace and name). Objects being deleted hold nothing. `live` lists
+/// the claimants from the apiserver; otherwise the claims watched (see [`crate::claims`]) answer.
+pub(crate) async fn holder<K>(
+    ctx: &Context,
+    object: &K,
+    key: &str,
+    live: bool,
+) -> Result<Option<String>>
+where
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
+{
+    let claims = K::claims(&ctx.reads.claims);
+    let known = (!live)
+        .then(|| {
+            claims.select(|meta| {
+                meta.annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(CLAIM_ANNOTATION))
+                    .map(String::as_str)
+                    == Some(key)
+            })
+        })
+        .flatten();
+    let claimants = match known {
+        Some(claimants) => claimants,
+        // Only the objects labelled with this claim: listing every object of the kind on every
+        // reconcile made the apiserver's work grow with the square of the object count.
+        None => {
+            let selector = claim_label(key).map(|label| format!("{CLAIM_LABEL}={label}"));
+            list_claimants::<K>(ctx, object, selector.as_deref()).await?
+        }
+    };
+    let oldest = claimants
+        .iter()
+        .filter(|other| {
+            other.deletion_timestamp.is_none()
+                && other
+                    .annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(CLAIM_ANNOTATION))
+                    .map(String::as_str)
+                    == Some(key)
+        })
+        .min_by_key(|other| claim_rank(other));
+    Ok(oldest
+        .filter(|oldest| claim_rank(oldest) < claim_rank(object.meta()))
+        .map(|oldest| holder_name::<K>(oldest)))
+}
+
+/// Who of two claimants is older: creation time, then namespace and name.
+pub(crate) fn claim_rank(meta: &ObjectMeta) -> (Option<Timestamp>, Option<&str>, Option<&str>) {
+    (
+        meta.creation_timestamp.as_ref().map(|time| time.0),
+        meta.namespace.as_deref(),
+        meta.name.as_deref(),
+    )
+}
+
+/// How a conflict names the holder: `Kind namespace/name`.
+pub(crate) fn holder_name<K: Resource<DynamicType = ()>>(holder: &ObjectMeta) -> String {
+    format!(
+        "{} {}/{}",
+        K::kind(&()),
+        holder.namespace.as_deref().unwrap_or_default(),
+        holder.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The metadata of the objects of `K` matching `selector` (every object without one), listed
+/// in every namespace (in the object's own without cluster-wide read access).
+pub(crate) async fn list_claimants<K>(
+    ctx: &Context,
+    object: &K,
+    selector: Option<&str>,
+) -> Result<Vec<ObjectMeta>>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + Debug,
 {
-    // Only the objects labelled with this claim: listing every object of the kind on every
-    // reconcile made the apiserver's work grow with the square of the object count.
-    let claimants = match claim_label(key) {
-        Some(label) => ListParams::default().labels(&format!("{CLAIM_LABEL}={label}")),
+    let params = match selector {
+        Some(selector) => ListParams::default().labels(selector),
         None => ListParams::default(),
     };
     let everywhere: Api<K> = Api::all(ctx.client.clone());
-    let claimants = match everywhere.list(&claimants).await {
+    let listed = match everywhere.list(&params).await {
         Ok(list) => list.items,
         // Without cluster-wide read access, the objects it can see are those of its namespace.
         Err(kube::Error::Api(response)) if response.code == 403 => {
             let namespace = object.namespace().unwrap_or_default();
             Api::<K>::namespaced(ctx.client.clone(), &namespace)
-                .list(&claimants)
+                .list(&params)
                 .await?
                 .items
         }
         Err(error) => return Err(error.into()),
     };
-    let rank = |other: &K| {
-        (
-            other.meta().creation_timestamp.as_ref().map(|time| time.0),
-            other.namespace(),
-            other.name_any(),
-        )
-    };
-    let oldest = claimants
-        .iter()
-        .filter(|other| {
-            other.meta().deletion_timestamp.is_none()
-                && other
-                    .annotations()
-                    .get(CLAIM_ANNOTATION)
-                    .map(String::as_str)
-                    == Some(key)
-        })
-        .min_by_key(|other| rank(other));
-    Ok(oldest
-        .filter(|oldest| rank(oldest) < rank(object))
-        .map(|oldest| {
-            format!(
-                "{} {}/{}",
-                K::kind(&()),
-                oldest.namespace().unwrap_or_default(),
-                oldest.name_any()
-            )
-        }))
+    Ok(listed
+        .into_iter()
+        .map(|other| other.meta().clone())
+        .collect())
+}
+
+/// The outcome of [`claim`].
+pub(crate) struct Claimed {
+    /// The older object holding the remote object, if not this one.
+    pub holder: Option<String>,
+    /// Whether this reconcile recorded the claim (then the look-up was live).
+    pub recorded_now: bool,
 }
 
 /// Record that `object` declares the remote object `key` names, then find who holds it: another
 /// (older) object, or `None` when `object` does. The claim is recorded before the look-up, so of
-/// two objects claiming at once the one looking last sees the other.
-pub(crate) async fn claim<K>(ctx: &Context, object: &K, key: &str) -> Result<Option<String>>
+/// two objects claiming at once the one looking last sees the other: a claim recorded now is
+/// looked up live, one recorded before in the claims watched.
+pub(crate) async fn claim<K>(ctx: &Context, object: &K, key: &str) -> Result<Claimed>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
 {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -475,15 +581,23 @@ where
     {
         metadata.insert("labels".into(), json!({ CLAIM_LABEL: label }));
     }
+    let recorded_now = !metadata.is_empty();
+    add_finalizer(object, &mut metadata);
     if !metadata.is_empty() {
-        api.patch(
-            &object.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": metadata })),
-        )
-        .await?;
+        let written = api
+            .patch(
+                &object.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": metadata })),
+            )
+            .await?;
+        ctx.echoes
+            .wrote(&object_key(object), written.resource_version());
     }
-    holder(ctx, object, key).await
+    Ok(Claimed {
+        holder: holder(ctx, object, key, recorded_now).await?,
+        recorded_now,
+    })
 }
 
 /// The claim as a label value (at most 63 characters): a prefix of the digest, enough to
@@ -501,16 +615,13 @@ pub(crate) fn claim_label(key: &str) -> Option<&str> {
 /// object claims the same (a conflicting object never holds what another holds).
 pub(crate) async fn holds<K>(ctx: &Context, object: &K, recorded: Option<&str>) -> Result<bool>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
 {
     if recorded.is_none() {
         return Ok(false);
     }
     match object.annotations().get(CLAIM_ANNOTATION) {
-        Some(key) => Ok(holder(ctx, object, key).await?.is_none()),
+        Some(key) => Ok(holder(ctx, object, key, true).await?.is_none()),
         None => Ok(true),
     }
 }
