@@ -388,7 +388,7 @@ fn encode(
                 ocsf.push(record.raw.get())?;
             }
             if ndjson {
-                append_line(&mut lines, record.raw.get());
+                append_line(&mut lines, record.raw.get(), record.raw.has_line_breaks());
             }
             out.records += 1;
             out.min = Some(out.min.map_or(timestamp, |m| m.min(timestamp)));
@@ -417,10 +417,11 @@ fn encode(
     Ok(out)
 }
 
-/// One record per line, byte for byte; a record the API sent pretty-printed is compacted first
-/// (a raw newline can only be whitespace between tokens).
-fn append_line(lines: &mut Vec<u8>, raw: &str) {
-    if memchr::memchr2(b'\n', b'\r', raw.as_bytes()).is_some() {
+/// One record per line, byte for byte; a record the API sent pretty-printed (`line_breaks`, as
+/// the client found when decoding it) is compacted first (a raw newline can only be whitespace
+/// between tokens).
+fn append_line(lines: &mut Vec<u8>, raw: &str, line_breaks: bool) {
+    if line_breaks {
         compact_json_into(lines, raw);
     } else {
         lines.extend_from_slice(raw.as_bytes());
@@ -455,10 +456,11 @@ mod tests {
     #[test]
     fn lines_are_verbatim_unless_they_contain_newlines() {
         let mut out = Vec::new();
-        append_line(&mut out, r#"{"id":"a", "uri":"/x y"}"#);
+        append_line(&mut out, r#"{"id":"a", "uri":"/x y"}"#, false);
         append_line(
             &mut out,
             "{\n  \"id\": \"b\",\n  \"v\": \"keep \\\" \\n  this\"\n}",
+            true,
         );
         assert_eq!(
             String::from_utf8_lossy(&out),

@@ -86,17 +86,31 @@ impl Pager {
 
     async fn produce(&self, sender: &mpsc::Sender<Result<FeedPage>>) -> Result<()> {
         let mut pending = self.fetch(Position::First).await;
+        let mut reserved = None;
         loop {
             let fetched = pending?;
             // Room for this page first, then the next request: a consumer that is behind never
             // has a page waiting here and another one fetched ahead.
-            let Ok(slot) = sender.reserve().await else {
-                return Ok(()); // The consumer is gone.
+            let (slot, behind) = match reserved.take() {
+                Some(reserved) => reserved,
+                None => match consumer_slot(sender).await {
+                    Some(reserved) => reserved,
+                    None => return Ok(()), // The consumer is gone.
+                },
             };
+            // An idle consumer gets the next page fetched while this one is parsed; a busy one
+            // only once it took this page (it has the one before to work on meanwhile), so no
+            // page waits in the channel while the next is held here.
             let mut ahead = match peek_next_uri(&fetched.reply.body) {
-                Peek::Next(uri) => Some(self.start_ahead(uri)),
-                Peek::Last | Peek::Unknown => None,
+                Peek::Next(uri) if !behind => Some(self.start_ahead(uri)),
+                _ => None,
             };
+            if ahead.is_some() {
+                // A task spawned from a worker waits in that worker's LIFO slot, which no other
+                // worker steals, until this task yields: without this the next request would only
+                // be sent after the parse below, and nothing would overlap.
+                tokio::task::yield_now().await;
+            }
             let ((records, next), attempts) = match parse_page(fetched.reply) {
                 Ok(parsed) => (parsed, fetched.attempts),
                 Err(error) => {
@@ -113,6 +127,12 @@ impl Pager {
                 Some(ahead) if ahead.next_uri == next => ahead.join().await,
                 stale => {
                     drop(stale);
+                    if behind {
+                        reserved = consumer_slot(sender).await;
+                        if reserved.is_none() {
+                            return Ok(());
+                        }
+                    }
                     self.fetch(Position::Next(next)).await
                 }
             };
@@ -246,6 +266,18 @@ impl Pager {
             // Reading a page changes nothing, also when the cursor travels in a POST.
             idempotent: true,
         }
+    }
+}
+
+/// A slot for the consumer's next page, and whether the consumer was behind (the slot had to be
+/// waited for); `None` once the consumer is gone.
+async fn consumer_slot(
+    sender: &mpsc::Sender<Result<FeedPage>>,
+) -> Option<(mpsc::Permit<'_, Result<FeedPage>>, bool)> {
+    match sender.try_reserve() {
+        Ok(slot) => Some((slot, false)),
+        Err(mpsc::error::TrySendError::Full(())) => sender.reserve().await.ok().map(|s| (s, true)),
+        Err(mpsc::error::TrySendError::Closed(())) => None,
     }
 }
 
