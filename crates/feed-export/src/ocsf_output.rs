@@ -6,6 +6,7 @@
 //! hour's manifest, and the manifest (which lists them under `ocsf`) is written last, create-only.
 
 use std::fmt;
+use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -322,59 +323,69 @@ pub struct EncodedPart {
     pub sha256: String,
 }
 
-/// Hands finished bytes to the uploader, hashing and counting them.
-struct ChunkSender {
+/// The Parquet writer's sink: cuts what the writer emits into chunks of `CHUNK_BYTES` and hands
+/// them to the uploader as they fill, hashing and counting them. A row group goes out in one
+/// write; through this it is never held a second time, whole, in a buffer.
+struct ChunkSink {
+    buffer: Vec<u8>,
     chunks: mpsc::Sender<Bytes>,
     hasher: Sha256,
     bytes: u64,
 }
 
-impl ChunkSender {
-    fn send(&mut self, chunk: Vec<u8>) -> std::result::Result<(), String> {
+impl ChunkSink {
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES));
         self.hasher.update(&chunk);
         self.bytes += chunk.len() as u64;
         self.chunks
             .blocking_send(Bytes::from(chunk))
-            .map_err(|_| "the OCSF uploader stopped early".to_string())
+            .map_err(|_| io::Error::other("the OCSF uploader stopped early"))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let taken = data.len().min(CHUNK_BYTES - self.buffer.len());
+        self.buffer.extend_from_slice(&data[..taken]);
+        if self.buffer.len() == CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// The Parquet side of a window's encoder thread: events in, finished bytes out to the uploader
 /// as row groups complete.
 pub struct OcsfEncoder {
-    writer: OcsfWriter<Vec<u8>>,
-    out: ChunkSender,
+    writer: OcsfWriter<ChunkSink>,
 }
 
 impl OcsfEncoder {
     pub fn new(source: Source, chunks: mpsc::Sender<Bytes>) -> std::result::Result<Self, String> {
+        let sink = ChunkSink {
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+            chunks,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
         Ok(OcsfEncoder {
-            writer: OcsfWriter::new(Vec::with_capacity(CHUNK_BYTES * 2), source)
-                .map_err(|e| e.to_string())?,
-            out: ChunkSender {
-                chunks,
-                hasher: Sha256::new(),
-                bytes: 0,
-            },
+            writer: OcsfWriter::new(sink, source).map_err(|e| e.to_string())?,
         })
     }
 
     /// Maps one record; a record that cannot be an event fails the window.
     pub fn push(&mut self, raw: &str) -> std::result::Result<(), String> {
-        self.writer.push_record(raw).map_err(|e| e.to_string())?;
-        if self.writer.sink_mut().len() >= CHUNK_BYTES {
-            // Bytes the writer has handed to its sink are final: Parquet never seeks back.
-            let chunk =
-                std::mem::replace(self.writer.sink_mut(), Vec::with_capacity(CHUNK_BYTES * 2));
-            self.out.send(chunk)?;
-        }
-        Ok(())
+        self.writer.push_record(raw).map_err(|e| e.to_string())
     }
 
     /// Writes the last row group and the footer; an empty window sends nothing (no part).
     pub fn finish(self) -> std::result::Result<EncodedPart, String> {
-        let OcsfEncoder { writer, mut out } = self;
-        let (rest, records) = writer.finish().map_err(|e| e.to_string())?;
+        let (mut sink, records) = self.writer.finish().map_err(|e| e.to_string())?;
         if records == 0 {
             return Ok(EncodedPart {
                 records,
@@ -382,11 +393,13 @@ impl OcsfEncoder {
                 sha256: String::new(),
             });
         }
-        out.send(rest)?;
+        if !sink.buffer.is_empty() {
+            sink.send().map_err(|e| e.to_string())?;
+        }
         Ok(EncodedPart {
             records,
-            bytes: out.bytes,
-            sha256: hex::encode(out.hasher.finalize()),
+            bytes: sink.bytes,
+            sha256: hex::encode(sink.hasher.finalize()),
         })
     }
 }

@@ -13,7 +13,8 @@ pub mod writer;
 pub use mapping::{DERIVED, Event, FieldMapping, MAPPING, OCSF_VERSION, Source};
 pub use reader::{PartContents, read_uids};
 pub use writer::{
-    COMPRESSION, DICTIONARY_COLUMNS, OcsfWriter, ROW_GROUP_BYTES, ROW_GROUP_ROWS, SCHEMA,
+    COMPRESSION, DICTIONARY_COLUMNS, OcsfWriter, ROW_GROUP_BYTES, ROW_GROUP_MEMORY, ROW_GROUP_ROWS,
+    SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]
