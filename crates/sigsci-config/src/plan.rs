@@ -272,6 +272,11 @@ mod tests {
     use crate::change::{Op, Summary, Verb};
     use crate::fixtures::{alert, hook};
     use crate::model::Metric;
+
+    /// List entries' expiry judged at the epoch: nothing has expired.
+    const AT_EPOCH: PlanOptions = PlanOptions {
+        now: DateTime::UNIX_EPOCH,
+    };
     use crate::sensitive::Sensitive;
 
     fn seeded(id: &str, tag: &str, threshold: i64) -> ObservedAlert {
@@ -409,14 +414,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let changes = plan(
-                &case.desired,
-                &case.observed,
-                PlanOptions {
-                    now: DateTime::UNIX_EPOCH,
-                },
-            )
-            .expect("no list problems");
+            let changes = plan(&case.desired, &case.observed, AT_EPOCH).expect("no list problems");
             let expected: Vec<(Verb, String)> = case
                 .expected
                 .iter()
@@ -484,14 +482,7 @@ mod tests {
             ],
             "one id per site, none overwriting another"
         );
-        let changes = plan(
-            &desired,
-            &observed,
-            PlanOptions {
-                now: DateTime::UNIX_EPOCH,
-            },
-        )
-        .expect("plans");
+        let changes = plan(&desired, &observed, AT_EPOCH).expect("plans");
         assert_eq!(
             verbs(&changes),
             [(Verb::Update, "s2:agent_scoreboards".to_string())]
@@ -556,14 +547,7 @@ mod tests {
             alerts: BTreeMap::from([("s1".into(), vec![seeded("x", "requests_total", 10)])]),
             ..ObservedState::default()
         };
-        let split = plan_split(
-            &desired,
-            &observed,
-            PlanOptions {
-                now: DateTime::UNIX_EPOCH,
-            },
-        )
-        .expect("plans");
+        let split = plan_split(&desired, &observed, AT_EPOCH).expect("plans");
         assert_eq!(
             verbs(&split.changes),
             [(Verb::Create, "s2:requests_total".to_string())],
@@ -577,14 +561,7 @@ mod tests {
             ],
             "what differs from the ObserveOnly declarations, as Full would change it"
         );
-        let applied = plan(
-            &desired,
-            &observed,
-            PlanOptions {
-                now: DateTime::UNIX_EPOCH,
-            },
-        )
-        .expect("plans");
+        let applied = plan(&desired, &observed, AT_EPOCH).expect("plans");
         assert_eq!(applied, split.changes);
     }
 }
