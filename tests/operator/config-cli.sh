@@ -364,6 +364,9 @@ spec: {connectionRef: {name: prod}, sites: [site-1, site-3], metric: onlineAgent
 YAML
 before=$(writes)
 exits 0 "$work/observe-plan.out" -- "$kit" config plan -f "$work/sites"
+expect "$work/observe-plan.out" 'No changes to apply.'
+! grep -q 'The remote configuration matches' "$work/observe-plan.out" ||
+  { echo "config-cli: the plan says the remote matches although ObserveOnly objects differ" >&2; exit 1; }
 expect "$work/observe-plan.out" 'ObserveOnly objects that differ from their manifests (never applied):'
 for site in site-1 site-3; do
   expect "$work/observe-plan.out" "  # AgentAlert default/nobody-home[$site]: site $site alert agent_scoreboards"

@@ -290,6 +290,17 @@ pub fn plan_list(
     remote: Option<&ObservedList>,
     now: DateTime<Utc>,
 ) -> Result<Option<Change>, Problems> {
+    let change = list_difference(list, remote, now)?;
+    Ok(change.filter(|_| list.management == ManagementPolicy::Full))
+}
+
+/// What [`plan_list`] would change were the list managed in full, whatever its policy: for an
+/// ObserveOnly list, the differences reported and never applied.
+pub fn list_difference(
+    list: &DesiredList,
+    remote: Option<&ObservedList>,
+    now: DateTime<Utc>,
+) -> Result<Option<Change>, Problems> {
     if let Some(remote) = remote
         && remote.list_type != list.list_type.as_str()
     {
@@ -302,9 +313,6 @@ pub fn plan_list(
             ),
         );
         return Err(problems);
-    }
-    if list.management == ManagementPolicy::ObserveOnly {
-        return Ok(None);
     }
     let op = match remote {
         None => Op::Create(ListWrite {

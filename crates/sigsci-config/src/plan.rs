@@ -9,7 +9,7 @@ use crate::change::Change;
 use crate::integration::{
     DesiredIntegration, ObservedIntegration, find_integration, plan_integration_against,
 };
-use crate::list::{DesiredList, ObservedList, find_list, plan_list};
+use crate::list::{DesiredList, ObservedList, find_list, list_difference};
 use crate::model::{Address, Location, ManagementPolicy};
 use crate::validate::Problems;
 
@@ -239,12 +239,7 @@ pub fn plan_split(
     let mut problems = Problems::default();
     for list in &desired.lists {
         let listed = observed.lists.get(&list.location).unwrap_or(&no_lists);
-        // `plan_list` writes nothing for ObserveOnly; planned as Full, it says what differs.
-        let as_full = DesiredList {
-            management: ManagementPolicy::Full,
-            ..list.clone()
-        };
-        match plan_list(&as_full, find_list(list, listed), options.now) {
+        match list_difference(list, find_list(list, listed), options.now) {
             Ok(change) => changes.extend(change),
             Err(found) => {
                 for problem in found.0 {
@@ -563,5 +558,12 @@ mod tests {
         );
         let applied = plan(&desired, &observed, AT_EPOCH).expect("plans");
         assert_eq!(applied, split.changes);
+
+        let text = crate::prune::render_plan_with_removals(&[], &[], &split.observe_only);
+        assert!(
+            text.starts_with("No changes to apply.\n\nObserveOnly objects that differ"),
+            "only ObserveOnly differences never read as a matching remote: {text}"
+        );
+        assert!(text.contains("# Integration ops/watched-hook:"), "{text}");
     }
 }

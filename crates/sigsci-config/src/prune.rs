@@ -11,7 +11,7 @@ use crate::integration::plan_integration_removal;
 use crate::managed::{Managed, ManagedObject};
 use crate::model::{Address, AlertDeletionPolicy, IntegrationDeletionPolicy};
 use crate::plan::{DesiredState, ObservedState, Reads};
-use crate::render::{render_change, render_plan};
+use crate::render::{render_change, render_observe_only, render_plan};
 
 /// A recorded object no declaration claims any more.
 #[derive(Clone, Debug, PartialEq)]
@@ -196,10 +196,17 @@ fn outcome(record: &Managed, observed: &ObservedState) -> Outcome {
 }
 
 /// The plan with the removals: each write under a line saying why, the others as notes (they
-/// change nothing remotely), and the summary counting both.
-pub fn render_plan_with_removals(changes: &[Change], removals: &[Removal]) -> String {
+/// change nothing remotely), and the summary counting both; then the ObserveOnly differences.
+pub fn render_plan_with_removals(
+    changes: &[Change],
+    removals: &[Removal],
+    observe_only: &[Change],
+) -> String {
     let writes: Vec<&Removal> = removals.iter().filter(|r| r.change().is_some()).collect();
-    let mut out = if writes.is_empty() {
+    let mut out = if writes.is_empty() && changes.is_empty() && !observe_only.is_empty() {
+        // The remote state does not match: the ObserveOnly differences follow.
+        "No changes to apply.\n".to_string()
+    } else if writes.is_empty() {
         render_plan(changes)
     } else {
         let mut out = String::from("sigsci-kit will perform the following actions:\n");
@@ -239,6 +246,7 @@ pub fn render_plan_with_removals(changes: &[Change], removals: &[Removal]) -> St
             record.remote_id
         );
     }
+    out.push_str(&render_observe_only(observe_only));
     out
 }
 
@@ -432,7 +440,7 @@ mod tests {
             ]
         );
         // The integration made by hand (i-by-hand) was never recorded: nothing names it.
-        let text = render_plan_with_removals(&[], &removals);
+        let text = render_plan_with_removals(&[], &removals, &[]);
         assert!(!text.contains("i-by-hand"), "{text}");
         for expected in [
             "  # AgentAlert ops/agents is no longer declared (deletionPolicy Disable): applied by `config apply --prune`\n  # AgentAlert ops/agents: site s1 alert agent_scoreboards (id a-agents) will be updated in place\n  ~ site s1 alert agent_scoreboards {\n      ~ enabled: true -> false\n    }\n",
@@ -503,7 +511,7 @@ mod tests {
                 }
             )
         );
-        let text = render_plan_with_removals(&[], &removals);
+        let text = render_plan_with_removals(&[], &removals, &[]);
         assert!(
             text.contains("  # AgentAlert ops/agents[s2] is no longer declared (deletionPolicy Delete): applied by `config apply --prune`\n  # AgentAlert ops/agents[s2]: site s2 alert agent_scoreboards (id b-agents) will be deleted\n"),
             "{text}"
@@ -564,7 +572,7 @@ mod tests {
                 ("rps".to_string(), None, "gone"),
             ]
         );
-        let text = render_plan_with_removals(&[], &removals);
+        let text = render_plan_with_removals(&[], &removals, &[]);
         assert!(
             text.starts_with("No changes. The remote configuration matches the manifests.\n"),
             "{text}"

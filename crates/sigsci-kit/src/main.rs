@@ -112,16 +112,48 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            // One line naming the problem, with its causes, and no backtrace noise.
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_line(&error));
             ExitCode::FAILURE
         }
     }
 }
 
+/// One line naming the problem, with its causes, and no backtrace noise. A cause whose text the
+/// line already holds is skipped: errors that name their source in their own message (as the
+/// libraries' do, for their logs) would otherwise print it twice.
+fn error_line(error: &anyhow::Error) -> String {
+    let error: &(dyn std::error::Error + 'static) = error.as_ref();
+    sigsci::with_causes(error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        /// Names its source in its message and returns it as `source()` too.
+        #[derive(Debug)]
+        struct Listing {
+            source: std::io::Error,
+        }
+        impl std::fmt::Display for Listing {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "listing the sites of corp c: {}", self.source)
+            }
+        }
+        impl std::error::Error for Listing {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = anyhow::Error::new(Listing { source: refused }).context("feed export");
+        assert_eq!(
+            error_line(&error),
+            "feed export: listing the sites of corp c: refused"
+        );
+    }
 
     /// Every flag and positional of every subcommand says what it is for (`--help`, the man page).
     #[test]

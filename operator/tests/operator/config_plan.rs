@@ -212,7 +212,7 @@ async fn plan_shows_the_field_diff_and_apply_converges() {
         .map(|r| r.change().map(Change::verb))
         .collect();
     assert_eq!(verbs, [Some(Verb::Update), Some(Verb::Delete)]);
-    let text = render_plan_with_removals(&[], &removals);
+    let text = render_plan_with_removals(&[], &removals, &[]);
     assert!(text.contains("~ enabled: true -> false"), "{text}");
     assert!(!text.contains(&stray.id), "{text}");
     for removal in &removals {

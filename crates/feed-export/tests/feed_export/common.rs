@@ -92,17 +92,21 @@ pub fn last_hours(sim: &RunningSim, count: i64) -> Vec<Hour> {
 pub async fn exported_ids(store: &dyn ObjectStore, site: &str, hour: Hour) -> Vec<String> {
     let prefix = keys::hour_prefix(CORP, site, hour);
     let mut ids = Vec::new();
-    for object in store.list(&prefix).await.unwrap_or_default() {
+    // A store that fails here must fail the test, not read as "nothing exported".
+    let listed = store
+        .list(&prefix)
+        .await
+        .unwrap_or_else(|e| panic!("listing {prefix}: {e}"));
+    for object in listed {
         if !keys::is_part_name(object.key.strip_prefix(&prefix).unwrap_or_default()) {
             continue;
         }
         let body = store
             .get(&object.key)
             .await
-            .ok()
-            .flatten()
-            .map(|o| o.body)
-            .unwrap_or_default();
+            .unwrap_or_else(|e| panic!("reading {}: {e}", object.key))
+            .unwrap_or_else(|| panic!("{} was listed but is gone", object.key))
+            .body;
         for line in BufReader::new(flate2::read::MultiGzDecoder::new(body.as_ref())).lines() {
             let line = line.unwrap_or_else(|e| panic!("{}: {e}", object.key));
             let value: serde_json::Value =

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sigsci_config::managed::{STATE_VERSION, use_recorded_ids};
 use sigsci_config::{
     Address, AppliedState, Change, DesiredState, Managed, Plan, PlanOptions, Removal, Summary,
-    Verb, bindings, plan_removals, plan_split, render_observe_only, render_plan_with_removals,
+    Verb, bindings, plan_removals, plan_split, render_plan_with_removals,
 };
 use sigsci_operator::manifests::{self, ConnectionGroup, Manifests, SecretLookup, Target};
 use sigsci_operator::remote;
@@ -376,9 +376,12 @@ async fn run_manifests(
             );
             print!(
                 "{}",
-                paint_plan(&render_plan_with_removals(&changes, &removals))
+                paint_plan(&render_plan_with_removals(
+                    &changes,
+                    &removals,
+                    &observe_only
+                ))
             );
-            print!("{}", paint_plan(&render_observe_only(&observe_only)));
         }
         let declared = Summary::of(&changes);
         let removed = Summary::of(&pending);
