@@ -23,7 +23,7 @@ use crate::channels::{ConsoleSink, Deliverer, DeliveryError};
 use crate::clock::{Clock, SystemClock};
 use crate::evaluator::{Evaluator, RunError, RunReport, new_run_id};
 use crate::incidents::IncidentSync;
-use crate::rules::{Rules, RulesError};
+use crate::rules::{Rules, RulesError, SecretRef};
 use crate::secrets::{SecretError, SecretResolver, SigningKey};
 use crate::store::{StateStore, StoreError};
 use crate::web::AckService;
@@ -372,13 +372,20 @@ impl Deps {
         SecretResolver::new(Some(Arc::clone(self.secrets_manager().await)))
     }
 
+    /// What [`Deps::ack_service`] needs that can be checked without the network, so that the
+    /// function URL can fail at start-up and make the service on its first request: the rules
+    /// when they are inline (or the defaults) and their `ack.secret`. Rules on S3 are not read.
+    pub async fn check_ack_settings(&self) -> Result<(), Error> {
+        if matches!(self.env.rules, RulesSource::Object(_)) {
+            return Ok(());
+        }
+        ack_secret(&self.rules().await?).map(drop)
+    }
+
     /// The acknowledgement service for the function URL.
     pub async fn ack_service(&self) -> Result<AckService, Error> {
         let rules = self.rules().await?;
-        let reference = rules.ack.secret.clone().ok_or(Error::Env {
-            name: RULES,
-            problem: "has no ack.secret, so acknowledgement links cannot be verified".into(),
-        })?;
+        let reference = ack_secret(&rules)?;
         let key =
             SigningKey::from_secret(self.secret_resolver().await, reference, self.clock.now())
                 .await?;
@@ -394,6 +401,13 @@ impl Deps {
             },
         })
     }
+}
+
+fn ack_secret(rules: &Rules) -> Result<SecretRef, Error> {
+    rules.ack.secret.clone().ok_or(Error::Env {
+        name: RULES,
+        problem: "has no ack.secret, so acknowledgement links cannot be verified".into(),
+    })
 }
 
 fn credentials_from_variables(
@@ -450,5 +464,24 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("s3://bucket/key"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_ack_settings_are_checked_without_reading_the_signing_key() {
+        let state = std::env::temp_dir().to_string_lossy().into_owned();
+        let check = |rules: Option<&str>| {
+            let mut pairs = vec![("SIGSCI_CORP", "c"), ("SIGSCI_KIT_STATE", state.as_str())];
+            pairs.extend(rules.map(|rules| ("SIGSCI_KIT_RULES", rules)));
+            let deps = Deps::with(env(&pairs).unwrap(), None, Arc::new(SystemClock), None);
+            async move { deps.check_ack_settings().await }
+        };
+        let error = check(None).await.unwrap_err();
+        assert!(error.to_string().contains("ack.secret"), "{error}");
+        let error = check(Some("ack: [")).await.unwrap_err();
+        assert!(matches!(error, Error::Rules(_)), "{error}");
+        // No Secrets Manager here: the key is read on the first request, not now.
+        check(Some("ack: {secret: 'secretsmanager:ack'}\n"))
+            .await
+            .unwrap();
     }
 }

@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let deps = Env::from_lookup(|name| std::env::var(name).ok())
         .map(Deps::new)
         .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    lambda_http::run(lambda::service(&deps).await?).await
+    lambda_http::run(lambda::service(deps).await?).await
 }
