@@ -163,6 +163,7 @@ async fn measure(
 
     let objects = declarations();
     let total = objects.len();
+    let requests_before = apiserver_requests(kube).await;
     let started = Instant::now();
     let alerts = dynamic::<AgentAlert>(kube, namespace);
     let integrations = dynamic::<Integration>(kube, namespace);
@@ -194,8 +195,11 @@ async fn measure(
     )
     .await?;
     let all_ready = started.elapsed();
+    let requests_after = apiserver_requests(kube).await;
     // The calls until then: at the API budget (API_RATE calls/s) they set the floor.
     let ramp = calls.take();
+    report_calls(&ramp);
+    report_apiserver_requests(requests_before, requests_after);
     let ramp_lists: u64 = ramp
         .iter()
         .filter(|((method, _), _)| method == "GET")
@@ -254,6 +258,86 @@ async fn measure(
         peak_kb * 1024.0 / 1e6
     );
     Ok(())
+}
+
+/// The API calls of the ramp by method and kind (the last path segment of a list, the one before
+/// an id otherwise), on stderr.
+fn report_calls(calls: &BTreeMap<(String, String), u64>) {
+    let mut by_kind: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for ((method, path), n) in calls {
+        let segments: Vec<&str> = path.trim_end_matches('/').rsplit('/').collect();
+        let kind = match segments.as_slice() {
+            [last, ..] if matches!(*last, "alerts" | "integrations") => *last,
+            [_, kind, ..] => *kind,
+            _ => path.as_str(),
+        };
+        *by_kind.entry((method.as_str(), kind)).or_default() += n;
+    }
+    let shown: Vec<String> = by_kind
+        .iter()
+        .map(|((method, kind), n)| format!("{method} {kind}: {n}"))
+        .collect();
+    eprintln!("load: API calls until all Ready: {}", shown.join(", "));
+}
+
+/// `apiserver_request_total` by verb, resource and subresource, from the apiserver's metrics
+/// (empty without access to them). The bench's own requests are among them: its creates (one
+/// POST per object) and its polls (a LIST per kind per second).
+async fn apiserver_requests(kube: &kube::Client) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new());
+    let Ok(text) = (match request {
+        Ok(request) => kube
+            .request_text(request)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error.into()),
+    }) else {
+        return BTreeMap::new();
+    };
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
+                .map(|value| value.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let resource = label("resource");
+        if resource.is_empty() {
+            continue;
+        }
+        let subresource = label("subresource");
+        let key = if subresource.is_empty() {
+            format!("{} {resource}", label("verb"))
+        } else {
+            format!("{} {resource}/{subresource}", label("verb"))
+        };
+        *counts.entry(key).or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    counts
+}
+
+fn report_apiserver_requests(before: BTreeMap<String, f64>, after: BTreeMap<String, f64>) {
+    let mut total = 0.0;
+    let shown: Vec<String> = after
+        .iter()
+        .filter_map(|(key, n)| {
+            let n = n - before.get(key).copied().unwrap_or(0.0);
+            total += n;
+            (n > 0.0).then(|| format!("{key}: {n}"))
+        })
+        .collect();
+    eprintln!(
+        "load: apiserver requests until all Ready (the bench's own included): {total}; {}",
+        shown.join(", ")
+    );
 }
 
 /// 2 AgentAlerts and 18 Integrations per site, built as JSON as a user writes them.

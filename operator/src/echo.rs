@@ -1,11 +1,13 @@
 //! The echo of our own writes: a reconcile that patches an object's metadata or status makes
 //! the watch deliver the object again, and the controller reconciles it once more. When that
-//! reconcile sees exactly what the last successful one wrote (the resourceVersion its last write
-//! returned) and no watched Secret or connection changed meanwhile, it would find nothing new:
-//! it is skipped. Anything else runs: a change by anyone else (spec, status, labels, deletion)
-//! makes another resourceVersion, a Secret or connection change bumps the object's trigger
-//! count, a failed reconcile leaves nothing to skip, and a marker is used once, so the periodic
-//! resync that follows runs in full.
+//! reconcile sees a version the last successful one wrote (a resourceVersion one of its writes
+//! returned), of the generation it worked on, and no watched Secret or connection changed
+//! meanwhile, it would find nothing new: it is skipped. A version written before the last write
+//! (the watch had not yet delivered the rest) is skipped too, and the last one is still awaited:
+//! its event follows. Anything else runs: a change by anyone else (spec, status, labels,
+//! deletion) makes another resourceVersion, a Secret or connection change bumps the object's
+//! trigger count, a failed reconcile leaves nothing to skip, and the last write's marker is used
+//! once, so the periodic resync that follows runs in full.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,34 +22,58 @@ pub struct Echoes(Mutex<HashMap<String, Entry>>);
 struct Entry {
     /// Reconciles requested by a Secret or connection change.
     triggers: u64,
-    /// The reconcile in flight or last finished: the trigger count when it started, and the
-    /// resourceVersion its last write returned.
-    last: Option<(u64, Option<String>)>,
+    /// The reconcile in flight or last finished.
+    last: Option<Last>,
+}
+
+struct Last {
+    /// The trigger count when it started.
+    triggers: u64,
+    /// The generation it reconciled.
+    generation: Option<i64>,
+    /// The resourceVersions its writes returned, in order (`None`: not known).
+    written: Vec<Option<String>>,
 }
 
 impl Echoes {
-    /// A reconcile of `key` starts on the object at `version`: whether it only echoes the last
-    /// one's writes (then it is skipped).
-    pub fn start(&self, key: &str, version: Option<&str>) -> bool {
+    /// A reconcile of `key` starts on the object at `version` and `generation`: whether it only
+    /// echoes the last one's writes (then it is skipped).
+    pub fn start(&self, key: &str, version: Option<&str>, generation: Option<i64>) -> bool {
         let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.entry(key.to_string()).or_default();
-        let echo = match entry.last.take() {
-            Some((triggers, Some(written))) => {
-                triggers == entry.triggers && version == Some(written.as_str())
+        let last = entry.last.take();
+        let ours = last.as_ref().and_then(|last| {
+            let position = last
+                .written
+                .iter()
+                .position(|written| written.is_some() && written.as_deref() == version)?;
+            (last.triggers == entry.triggers && last.generation == generation)
+                .then_some(position + 1 == last.written.len())
+        });
+        match ours {
+            // The last write: its marker is used up.
+            Some(true) => true,
+            // An earlier write: the last one's event is still to come.
+            Some(false) => {
+                entry.last = last;
+                true
             }
-            _ => false,
-        };
-        if !echo {
-            entry.last = Some((entry.triggers, None));
+            None => {
+                entry.last = Some(Last {
+                    triggers: entry.triggers,
+                    generation,
+                    written: Vec::new(),
+                });
+                false
+            }
         }
-        echo
     }
 
     /// The reconcile of `key` in flight wrote the object, which is now at `version`.
     pub fn wrote(&self, key: &str, version: Option<String>) {
         let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, written)) = entries.get_mut(key).and_then(|entry| entry.last.as_mut()) {
-            *written = version;
+        if let Some(last) = entries.get_mut(key).and_then(|entry| entry.last.as_mut()) {
+            last.written.push(version);
         }
     }
 
@@ -96,35 +122,66 @@ mod tests {
 
     const KEY: &str = "Integration/ns/hook";
 
+    const GENERATION: Option<i64> = Some(1);
+
     #[test]
-    fn only_the_echo_of_the_last_write_is_skipped_and_only_once() {
+    fn the_echoes_of_our_writes_are_skipped_until_the_last_one() {
         let echoes = Echoes::default();
-        assert!(!echoes.start(KEY, Some("1")));
+        assert!(!echoes.start(KEY, Some("1"), GENERATION));
         echoes.wrote(KEY, Some("2".into()));
         echoes.wrote(KEY, Some("3".into()));
-        assert!(!echoes.start(KEY, Some("2")), "not the last write");
-        assert!(!echoes.start(KEY, Some("2")), "nothing written since");
+        assert!(echoes.start(KEY, Some("2"), GENERATION), "an earlier write");
+        assert!(
+            echoes.start(KEY, Some("2"), GENERATION),
+            "still awaiting the last"
+        );
+        assert!(echoes.start(KEY, Some("3"), GENERATION), "the last write");
+        assert!(
+            !echoes.start(KEY, Some("3"), GENERATION),
+            "the resync after it runs"
+        );
 
-        assert!(!echoes.start(KEY, Some("3")));
         echoes.wrote(KEY, Some("4".into()));
-        assert!(echoes.start(KEY, Some("4")), "the echo");
-        assert!(!echoes.start(KEY, Some("4")), "the resync after it runs");
+        assert!(
+            !echoes.start(KEY, Some("5"), GENERATION),
+            "someone else's write"
+        );
+        assert!(
+            !echoes.start(KEY, Some("4"), GENERATION),
+            "nothing written since"
+        );
     }
 
     #[test]
-    fn failures_and_dependency_changes_are_never_skipped() {
+    fn failures_dependency_and_spec_changes_are_never_skipped() {
         let echoes = Echoes::default();
-        assert!(!echoes.start(KEY, Some("1")));
+        assert!(!echoes.start(KEY, Some("1"), GENERATION));
         echoes.wrote(KEY, Some("2".into()));
         echoes.failed(KEY);
-        assert!(!echoes.start(KEY, Some("2")), "a retry after a failure");
+        assert!(
+            !echoes.start(KEY, Some("2"), GENERATION),
+            "a retry after a failure"
+        );
 
         echoes.wrote(KEY, Some("3".into()));
         let triggered = echoes.triggered(vec![ObjectRef::<Integration>::new("hook").within("ns")]);
         assert_eq!(triggered.len(), 1);
         assert!(
-            !echoes.start(KEY, Some("3")),
+            !echoes.start(KEY, Some("3"), GENERATION),
             "a Secret or connection changed"
+        );
+
+        echoes.wrote(KEY, Some("4".into()));
+        assert!(
+            !echoes.start(KEY, Some("4"), Some(2)),
+            "the spec changed, or the object is being deleted"
+        );
+
+        echoes.wrote(KEY, None);
+        echoes.wrote(KEY, Some("6".into()));
+        assert!(
+            !echoes.start(KEY, Some("5"), Some(2)),
+            "an unknown version is never taken for ours"
         );
     }
 }

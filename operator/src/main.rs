@@ -60,8 +60,9 @@ struct Args {
     /// of that site (our own writes update it; others' changes show after this).
     #[arg(long, env = "SIGSCI_OPERATOR_LIST_CACHE_SECONDS", default_value_t = 5)]
     list_cache_seconds: u64,
-    /// Reconciles in flight per kind.
-    #[arg(long, env = "SIGSCI_OPERATOR_CONCURRENCY", default_value_t = 4)]
+    /// Reconciles in flight per kind. A new object's reconcile waits on a few apiserver round
+    /// trips and one or two API calls; 16 in flight keep `--api-rate`, not waiting, the bound.
+    #[arg(long, env = "SIGSCI_OPERATOR_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
     /// Only the holder of the Lease reconciles.
     #[arg(long, env = "SIGSCI_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]

@@ -458,8 +458,11 @@ where
 {
     move |object, ctx| {
         let key = controller::object_key(object.as_ref());
-        let version = object.meta().resource_version.as_deref();
-        if ctx.echoes.start(&key, version) {
+        let meta = object.meta();
+        if ctx
+            .echoes
+            .start(&key, meta.resource_version.as_deref(), meta.generation)
+        {
             tracing::trace!(object = %key, "skipped the echo of our own writes");
             let action = runtime::Action::requeue(ctx.settings.resync);
             return Box::pin(std::future::ready(Ok(action)));

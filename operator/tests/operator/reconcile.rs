@@ -823,3 +823,63 @@ async fn only_the_lease_holder_reconciles() {
     second.stop().await.expect("operator stops cleanly");
     sim.shutdown().await;
 }
+
+/// The reconciles that only echo the operator's own writes (claim, annotations, status) are
+/// skipped: they make no API call, so the `Ready` reason of the write stays until a resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echoes_of_the_operators_own_writes_make_no_api_call() {
+    let (admin, namespace, sim) = setup("echo").await;
+    connect_to_sim(&admin, &namespace, &sim, TOKEN).await;
+    let mut settings = common::test_settings();
+    // No resync within the test, and every listing a reconcile makes reaches the API.
+    settings.resync = Duration::from_secs(600);
+    settings.api.list_ttl = Duration::ZERO;
+    let operator = common::start_operator_with(&namespace, None, "echo-test", settings).await;
+    // The connection settled first: a change to it would rightly reconcile the integration.
+    let connections: Api<SigSciConnection> = Api::namespaced(admin.clone(), &namespace);
+    wait_until(&connections, "sim", "Ready", |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| is_condition(&s.conditions, "Ready", "True"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let integrations: Api<Integration> = Api::namespaced(admin.clone(), &namespace);
+    let mut spec = integration_spec(
+        IntegrationType::Slack,
+        IntegrationScope::Site,
+        sim_connection(),
+    );
+    spec.url = Some("https://hooks.slack.test/T1/B1/echo".into());
+    apply(&admin, &namespace, &Integration::new("echo", spec)).await;
+    wait_until(&integrations, "echo", "Ready", integration_ready).await;
+    let api_calls = || -> u64 { sim.state.call_log().calls.values().sum() };
+    let calls = api_calls();
+    // Time for the watch to deliver the three writes and for their reconciles.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api_calls(), calls, "API calls after Ready");
+
+    let object = integrations.get("echo").await.expect("get");
+    let conditions = object
+        .status
+        .as_ref()
+        .map(|s| s.sync.conditions.clone())
+        .unwrap_or_default();
+    let ready = condition(&conditions, "Ready").expect("Ready");
+    assert_eq!(ready.reason, "Created", "no reconcile ran since: {ready:?}");
+    // One run that created it, after as many as failed (the connection not ready yet).
+    let metrics = operator.metrics.encode().expect("metrics");
+    let count = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    };
+    let runs = count(r#"sigsci_kit_reconcile_runs_total{kind="Integration"}"#);
+    let failures = count(r#"sigsci_kit_reconcile_failures_total{kind="Integration","#);
+    assert_eq!(runs, failures + 1, "{metrics}");
+
+    cleanup(&admin, &namespace).await;
+    operator.stop().await.expect("operator");
+}
