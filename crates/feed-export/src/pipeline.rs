@@ -314,7 +314,16 @@ fn split_estimate(
     if estimate <= limit + limit / 4 {
         return None;
     }
-    Some(window.split((estimate + limit - 1) / limit))
+    Some(window.split(pieces(estimate, limit, window.minutes())))
+}
+
+/// How many pieces of whole minutes keep each piece's estimate within `limit`. Splitting into
+/// `estimate / limit` pieces instead left some one minute longer than the others, up to twice
+/// the limit (a 2M-record hour: 30-minute windows in 1- and 2-minute pieces of 33k and 67k
+/// records), with an id set twice as large.
+fn pieces(estimate: i64, limit: i64, minutes: i64) -> i64 {
+    let per_piece = (limit * minutes / estimate.max(1)).max(1);
+    (minutes + per_piece - 1) / per_piece
 }
 
 async fn upload_chunks(
@@ -452,6 +461,24 @@ fn compact_json_into(out: &mut Vec<u8>, raw: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_pieces_stay_within_the_limit() {
+        // 1M records in 30 minutes at 50k per window: 1-minute pieces, not 1 and 2.
+        assert_eq!(pieces(1_000_000, 50_000, 30), 30);
+        assert_eq!(pieces(100_000, 50_000, 30), 2);
+        assert_eq!(pieces(36_000, 10_000, 30), 4);
+        for (estimate, limit, minutes) in [(70_000, 50_000, 30), (3_000_000, 50_000, 60)] {
+            let window = SubWindow {
+                from: 0,
+                until: minutes * 60,
+            };
+            let rate = estimate / minutes;
+            for piece in window.split(pieces(estimate, limit, minutes)) {
+                assert!(piece.minutes() * rate <= limit || piece.minutes() == 1);
+            }
+        }
+    }
 
     #[test]
     fn lines_are_verbatim_unless_they_contain_newlines() {
