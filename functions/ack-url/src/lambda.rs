@@ -13,20 +13,9 @@ use tokio::sync::OnceCell;
 
 /// The library's error, marked retryable or not for the runtime (the trait and the type live in
 /// different crates, so the shell carries the pairing).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
 pub struct Error(environment::Error);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
 
 impl Failure for Error {
     fn is_transient(&self) -> bool {
