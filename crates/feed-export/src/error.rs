@@ -38,6 +38,17 @@ pub enum ExportError {
         attempts: u32,
         last: String,
     },
+    /// The API stopped answering (connections refused, reset or timed out) for several
+    /// sub-windows in a row during this run; the run stops and the rest stays pending.
+    #[error(
+        "{site} {hour}: the API did not answer for {failures} sub-windows in a row; stopping this run, the hours left stay pending (last error: {last})"
+    )]
+    ApiAway {
+        site: String,
+        hour: String,
+        failures: u32,
+        last: String,
+    },
     #[error("{site} {hour}: {message}")]
     Pipeline {
         site: String,
@@ -66,6 +77,7 @@ impl ExportError {
             ExportError::Contended { .. }
             | ExportError::LeaseLost { .. }
             | ExportError::GaveUp { .. }
+            | ExportError::ApiAway { .. }
             | ExportError::Pipeline { .. }
             | ExportError::DeadlineReached => true,
             ExportError::Config { .. } | ExportError::Corrupt { .. } => false,

@@ -17,6 +17,7 @@ use crate::ledger::{self, HourState, Ledger, LedgerChanges};
 use crate::manifest::Manifest;
 use crate::pipeline::PipelineSettings;
 use crate::progress::{Progress, Quiet};
+use crate::reachability::Reachability;
 use crate::report::{HourSummary, RunReport, SiteReport};
 use crate::window::{Hour, check_range, keys};
 
@@ -71,6 +72,14 @@ pub enum SiteSelection {
 pub struct ExportRequest {
     pub sites: SiteSelection,
     pub range: Option<(i64, i64)>,
+}
+
+/// What the sites of one run share.
+#[derive(Clone)]
+struct RunShared {
+    /// Cursors the whole corp may hold.
+    corp_cursors: Arc<Semaphore>,
+    reachability: Arc<Reachability>,
 }
 
 pub struct Exporter {
@@ -136,10 +145,13 @@ impl Exporter {
             check_range(from, until, now, ["from", "until"])?;
         }
         let sites = self.resolve_sites(&request.sites).await?;
-        let corp_cursors = Arc::new(Semaphore::new(self.settings.cursors_per_corp.max(1)));
+        let shared = RunShared {
+            corp_cursors: Arc::new(Semaphore::new(self.settings.cursors_per_corp.max(1))),
+            reachability: Arc::default(),
+        };
         let runs = sites
             .iter()
-            .map(|site| self.run_site(site, request.range, deadline, corp_cursors.clone()));
+            .map(|site| self.run_site(site, request.range, deadline, shared.clone()));
         let outcomes = futures::future::join_all(runs).await;
         let mut report = RunReport {
             run_id: self.run_id.clone(),
@@ -190,7 +202,7 @@ impl Exporter {
         }
     }
 
-    fn job(&self, site: &str, corp_cursors: Arc<Semaphore>) -> HourJob {
+    fn job(&self, site: &str, shared: RunShared) -> HourJob {
         HourJob {
             client: self.client.clone(),
             store: self.store.clone(),
@@ -200,9 +212,10 @@ impl Exporter {
             run_id: self.run_id.clone(),
             settings: self.settings.pipeline.clone(),
             cursors_per_site: self.settings.cursors_per_site.max(1),
-            corp_cursors,
+            corp_cursors: shared.corp_cursors,
             max_window_attempts: self.settings.max_window_attempts.max(1),
             progress: self.progress.clone(),
+            reachability: shared.reachability,
         }
     }
 
@@ -220,7 +233,7 @@ impl Exporter {
         site: &str,
         range: Option<(i64, i64)>,
         deadline: Option<Instant>,
-        corp_cursors: Arc<Semaphore>,
+        shared: RunShared,
     ) -> (SiteReport, bool, Option<ExportError>) {
         let mut report = SiteReport {
             site: site.to_string(),
@@ -228,14 +241,7 @@ impl Exporter {
         };
         let mut changes = LedgerChanges::default();
         let (stopped, mut error) = match self
-            .export_site(
-                site,
-                range,
-                deadline,
-                corp_cursors,
-                &mut report,
-                &mut changes,
-            )
+            .export_site(site, range, deadline, shared, &mut report, &mut changes)
             .await
         {
             Ok(stopped) => (stopped, None),
@@ -284,7 +290,7 @@ impl Exporter {
         site: &str,
         range: Option<(i64, i64)>,
         deadline: Option<Instant>,
-        corp_cursors: Arc<Semaphore>,
+        shared: RunShared,
         report: &mut SiteReport,
         changes: &mut LedgerChanges,
     ) -> Result<bool> {
@@ -328,7 +334,7 @@ impl Exporter {
             d.checked_sub(self.settings.deadline_margin.min(left / 4))
                 .unwrap_or(d)
         });
-        let job = self.job(site, corp_cursors);
+        let job = self.job(site, shared);
         for (index, hour) in todo.iter().enumerate() {
             let outcome = match stop_at {
                 Some(stop_at) if Instant::now() >= stop_at => Err(ExportError::DeadlineReached),

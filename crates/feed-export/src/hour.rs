@@ -16,6 +16,7 @@ use crate::error::{ExportError, Result};
 use crate::manifest::{ApiStats, MANIFEST_FORMAT, Manifest, PartInfo};
 use crate::pipeline::{PartTarget, PipelineSettings, WindowFailure, WindowOutcome, export_window};
 use crate::progress::Progress;
+use crate::reachability::Reachability;
 use crate::window::{Hour, SubWindow, keys};
 
 pub const EXPORTER_VERSION: &str = concat!("feed-export ", env!("CARGO_PKG_VERSION"));
@@ -35,6 +36,15 @@ pub struct HourJob {
     pub corp_cursors: Arc<Semaphore>,
     pub max_window_attempts: u32,
     pub progress: Arc<dyn Progress>,
+    /// Whether the API still answers (shared by all sites of the run).
+    pub(crate) reachability: Arc<Reachability>,
+}
+
+/// How a sub-window's task ended.
+enum Attempt {
+    Ran(std::result::Result<WindowOutcome, WindowFailure>),
+    /// Not started: the API stopped answering while it waited for a cursor.
+    SkippedApiAway,
 }
 
 /// A window waiting to run: how often it failed so far, and whether it may still be split.
@@ -176,13 +186,16 @@ impl HourJob {
                 cursor_expiries: 0,
             })
             .collect();
-        let mut running: JoinSet<(Pending, std::result::Result<WindowOutcome, WindowFailure>)> =
-            JoinSet::new();
+        let mut running: JoinSet<(Pending, Attempt)> = JoinSet::new();
         let mut parts: HashMap<String, PartInfo> = HashMap::new();
         let mut ocsf_parts: HashMap<String, PartInfo> = HashMap::new();
         let mut api = ApiStats::default();
         let (mut min, mut max) = (None, None);
         loop {
+            if self.reachability.is_away() {
+                running.abort_all();
+                return Err(self.api_away(hour));
+            }
             while running.len() < self.cursors_per_site.max(1) {
                 let Some(pending) = queue.pop_front() else {
                     break;
@@ -192,8 +205,20 @@ impl HourJob {
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let (pending, outcome) = joined
+            let (pending, attempt) = joined
                 .map_err(|e| self.pipeline_error(hour, format!("window task failed: {e}")))?;
+            let outcome = match attempt {
+                Attempt::Ran(outcome) => outcome,
+                Attempt::SkippedApiAway => {
+                    running.abort_all();
+                    return Err(self.api_away(hour));
+                }
+            };
+            let away = self.reachability.record(outcome.as_ref().map(|_| ()));
+            if away {
+                running.abort_all();
+                return Err(self.api_away(hour));
+            }
             match outcome {
                 Ok(WindowOutcome::Done {
                     part,
@@ -264,12 +289,7 @@ impl HourJob {
         Ok((parts, ocsf_parts, api, min, max))
     }
 
-    async fn run_window(
-        self,
-        hour: Hour,
-        prefix: String,
-        pending: Pending,
-    ) -> (Pending, std::result::Result<WindowOutcome, WindowFailure>) {
+    async fn run_window(self, hour: Hour, prefix: String, pending: Pending) -> (Pending, Attempt) {
         if pending.failures > 0 {
             tokio::time::sleep(backoff(pending.failures)).await;
         }
@@ -278,10 +298,15 @@ impl HourJob {
             Err(_) => {
                 return (
                     pending,
-                    Err(WindowFailure::Pipeline("corp cursor limiter closed".into())),
+                    Attempt::Ran(Err(WindowFailure::Pipeline(
+                        "corp cursor limiter closed".into(),
+                    ))),
                 );
             }
         };
+        if self.reachability.is_away() {
+            return (pending, Attempt::SkippedApiAway);
+        }
         let name = keys::part_name(hour, pending.window);
         let ocsf = self
             .settings
@@ -307,7 +332,16 @@ impl HourJob {
             self.progress.as_ref(),
         )
         .await;
-        (pending, outcome)
+        (pending, Attempt::Ran(outcome))
+    }
+
+    fn api_away(&self, hour: Hour) -> ExportError {
+        ExportError::ApiAway {
+            site: self.site.clone(),
+            hour: hour.to_string(),
+            failures: self.reachability.silent_failures(),
+            last: self.reachability.last_silence(),
+        }
     }
 
     fn pipeline_error(&self, hour: Hour, message: String) -> ExportError {

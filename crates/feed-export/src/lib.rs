@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod ocsf_output;
 pub mod pipeline;
 pub mod progress;
+mod reachability;
 pub mod report;
 pub mod status;
 pub mod verify;

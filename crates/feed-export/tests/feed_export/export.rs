@@ -848,3 +848,93 @@ async fn an_api_clock_ahead_costs_only_the_oldest_hour_never_the_newer_ones() ->
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_goes_away_mid_run_stops_the_run_soon_and_leaves_every_hour_pending()
+-> TestResult {
+    let sim = sim(3, 20.0).await;
+    let store = Arc::new(MemoryStore::new());
+    let sites = ["site-1", "site-2", "site-3"];
+    let hours = last_hours(&sim, 2);
+    let offset = sim.state.clock().offset_secs;
+    // ~72k records an hour at ≤ 2k per window: dozens of windows per hour still to go when the
+    // API goes away, each of which would be restarted 8 times without the run-wide check.
+    let mut settings = settings();
+    settings.pipeline.max_window_records = 2_000;
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim)).with_settings(settings);
+
+    // The API goes away once the first part is written.
+    let watched: Arc<dyn ObjectStore> = store.clone();
+    let outage = tokio::spawn(async move {
+        loop {
+            let objects = watched.list("").await?;
+            if objects.iter().any(|o| o.key.contains("/part-")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sim.shutdown().await;
+        Ok::<_, StorageError>(())
+    });
+    let started = tokio::time::Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        exporter.run(&backfill(&sites, &hours), None),
+    )
+    .await
+    .map_err(|_| "the run kept going for 60 s after the API went away")??;
+    outage.await??;
+    let took = started.elapsed();
+
+    assert_eq!(report.outcome(), RunOutcome::Pending, "{report:?}");
+    for site in &report.sites {
+        let error = site.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("the API did not answer for") && error.contains("transport error"),
+            "{}: {error:?}",
+            site.site
+        );
+        assert_eq!(
+            site.exported.len() + site.pending.len(),
+            hours.len(),
+            "{site:?}"
+        );
+        for hour in &hours {
+            if site.pending.contains(&hour.to_string()) {
+                assert!(
+                    store
+                        .get(&keys::manifest(CORP, &site.site, *hour))
+                        .await?
+                        .is_none()
+                );
+                assert!(
+                    exported_ids(store.as_ref(), &site.site, *hour)
+                        .await
+                        .is_empty(),
+                    "parts of a pending hour stayed behind"
+                );
+            }
+        }
+    }
+    assert!(report.hours_pending() > 0);
+    eprintln!("the run stopped {took:?} after it started");
+
+    // The API is back (the same seed serves the same records): the next run completes every
+    // hour exactly.
+    let back = common::sim(3, 20.0).await;
+    back.state.update_clock(&ClockUpdate {
+        offset_secs: Some(offset),
+        ..ClockUpdate::default()
+    })?;
+    let next =
+        Exporter::new(client(&back), store.clone(), clock(&back)).with_settings(self::settings());
+    let report = next.run(&backfill(&sites, &hours), None).await?;
+    assert_eq!(report.outcome(), RunOutcome::Complete, "{report:?}");
+    for site in sites {
+        for hour in &hours {
+            assert_exact(&back, store.as_ref(), site, *hour).await;
+        }
+    }
+    back.shutdown().await;
+    Ok(())
+}
