@@ -75,6 +75,15 @@ impl HourJob {
         if swept > 0 {
             tracing::info!(site = %self.site, %hour, swept, "removed uploads a killed run left");
         }
+        if let Some(output) = &self.settings.outputs.ocsf {
+            // Also the first call to the OCSF store: one it cannot reach (credentials, the role's
+            // STS) fails the hour here, not each window after its pages were fetched.
+            let ocsf_prefix = output.layout.hour_prefix(&self.corp, &self.site, hour);
+            let swept = output.store.sweep_incomplete(&ocsf_prefix).await?;
+            if swept > 0 {
+                tracing::info!(site = %self.site, %hour, swept, "removed OCSF uploads a killed run left");
+            }
+        }
         let (parts, ocsf_parts, api, min, max) = self.export_parts(hour, &prefix).await?;
         // Both outputs hold the same records; the NDJSON counts them unless it is off.
         let counted = if self.settings.outputs.ndjson {

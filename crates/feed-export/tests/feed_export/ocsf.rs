@@ -580,3 +580,48 @@ async fn the_lake_is_written_through_the_assumed_role_on_moto() -> TestResult {
     sim.shutdown().await;
     Ok(())
 }
+
+/// An OCSF store that cannot be reached (here S3 on a closed port; in the field missing
+/// credentials or the role's STS) fails the hour before a page is fetched, not each window after
+/// its pages were: nothing is read from the API and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_ocsf_store_fails_the_hour_before_any_page_is_fetched() -> TestResult {
+    kit_storage::testing::set_test_aws_env();
+    let sim = sim(1, 5.0).await;
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+    let lake = kit_storage::open_as("s3://lake", Some("http://127.0.0.1:9"), None)?;
+    let hours = last_hours(&sim, 2);
+    let exporter = Exporter::new(client(&sim), store.clone(), clock(&sim))
+        .with_settings(with_outputs(Format::Both, &lake, Layout::Hive));
+    sim.state.reset_call_log();
+    let report = exporter.run(&backfill(&["site-1"], &hours), None).await?;
+    let site = &report.sites[0];
+    let error = site.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("ListMultipartUploads s3://lake/"),
+        "the error names the OCSF store: {error:?}"
+    );
+    assert_eq!(site.pending.len(), hours.len(), "{site:?}");
+    let feed_pages: u64 = sim
+        .state
+        .call_log()
+        .calls
+        .iter()
+        .filter(|(call, _)| call.contains("/feed/requests"))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(
+        feed_pages, 0,
+        "pages were fetched for an hour that could not be stored"
+    );
+    for hour in &hours {
+        assert!(
+            exported_ids(store.as_ref(), "site-1", *hour)
+                .await
+                .is_empty()
+        );
+    }
+    sim.shutdown().await;
+    Ok(())
+}
