@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -74,10 +74,45 @@ fn record_head(
             (head.id, head.timestamp)
         }
     };
-    let timestamp = DateTime::parse_from_rfc3339(&timestamp)
-        .map_err(|e| format!("feed record {id}: timestamp: {e}"))?
-        .with_timezone(&Utc);
+    let timestamp = match utc_seconds(&timestamp) {
+        Some(timestamp) => timestamp,
+        None => DateTime::parse_from_rfc3339(&timestamp)
+            .map_err(|e| format!("feed record {id}: timestamp: {e}"))?
+            .with_timezone(&Utc),
+    };
     Ok((id.into_owned(), timestamp))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the form the API sends, read without the general RFC 3339 parser (a
+/// tenth of the scan's time went there); `None` for anything else, which that parser decides.
+fn utc_seconds(text: &str) -> Option<DateTime<Utc>> {
+    let bytes: &[u8; 20] = text.as_bytes().try_into().ok()?;
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
+        return None;
+    }
+    let number = |range: Range<usize>| {
+        bytes[range].iter().try_fold(0u32, |n, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| n * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(0..4)?).ok()?,
+        number(5..7)?,
+        number(8..10)?,
+    )?;
+    // A leap second (60) is not a valid time here: the general parser takes it.
+    let time = NaiveTime::from_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    Some(date.and_time(time).and_utc())
 }
 
 #[derive(Deserialize)]
@@ -251,14 +286,6 @@ struct PageScan<'a> {
 
 fn scan_page(text: &str) -> Option<(Vec<Found<'_>>, &str)> {
     let bytes = text.as_bytes();
-    // JSON strings hold no raw control characters; a compact page holds none outside strings
-    // either. Checking once here (vectorised) keeps them out of the per-string work below.
-    if bytes
-        .chunks(64)
-        .any(|chunk| chunk.iter().fold(false, |seen, &b| seen | (b < 0x20)))
-    {
-        return None;
-    }
     let mut scan = PageScan {
         text,
         stack: Vec::with_capacity(16),
@@ -302,6 +329,9 @@ fn scan_page(text: &str) -> Option<(Vec<Found<'_>>, &str)> {
         };
         scan.string(&text[open + 1..close], plain)?;
         at = close + 1;
+    }
+    if quotes.refused {
+        return None;
     }
     (scan.expect == Expect::End && scan.seen_data).then_some((scan.records, scan.next))
 }
@@ -508,24 +538,47 @@ impl<'a> PageScan<'a> {
 }
 
 /// Positions of `"` and `\` in a page, in order, found 64 bytes at a time by one branch-free
-/// pass over the block's eight words. Records hold a string every dozen bytes or so, too short a
-/// distance for a `memchr` call per string to pay off.
+/// pass over the block. Records hold a string every dozen bytes or so, too short a
+/// distance for a `memchr` call per string to pay off. The same pass looks for control bytes:
+/// JSON strings hold none and a compact page holds none outside strings either, so the first
+/// one ends the iteration and `refused` sends the page to the serde route (no separate pass).
 struct Specials<'a> {
     bytes: &'a [u8],
     /// Start of the block `mask` describes.
     base: usize,
     /// The block's specials not yielded yet, one bit per byte.
     mask: u64,
+    /// A control byte was found: the positions stopped there.
+    refused: bool,
 }
 
 const BLOCK: usize = 64;
 
 impl<'a> Specials<'a> {
     fn new(bytes: &'a [u8]) -> Specials<'a> {
-        Specials {
+        let mut specials = Specials {
             bytes,
             base: 0,
-            mask: block_mask(bytes),
+            mask: 0,
+            refused: false,
+        };
+        specials.load(bytes);
+        specials
+    }
+
+    /// Takes the block starting at `block`; `None` (and no more positions) on a control byte.
+    fn load(&mut self, block: &[u8]) -> Option<()> {
+        match block_mask(block) {
+            Some(mask) => {
+                self.mask = mask;
+                Some(())
+            }
+            None => {
+                self.refused = true;
+                self.mask = 0;
+                self.bytes = &[];
+                None
+            }
         }
     }
 }
@@ -540,7 +593,7 @@ impl Iterator for Specials<'_> {
                 .bytes
                 .get(self.base..)
                 .filter(|rest| !rest.is_empty())?;
-            self.mask = block_mask(block);
+            self.load(block)?;
         }
         let at = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
@@ -548,9 +601,10 @@ impl Iterator for Specials<'_> {
     }
 }
 
-/// Bit `i` set when byte `i` of `bytes` (its first 64) is `"` or `\`.
-fn block_mask(bytes: &[u8]) -> u64 {
-    let mut block = [0; BLOCK];
+/// Bit `i` set when byte `i` of `bytes` (its first 64) is `"` or `\`; `None` when one of them
+/// is a control byte (below 0x20).
+fn block_mask(bytes: &[u8]) -> Option<u64> {
+    let mut block = [b' '; BLOCK];
     let block = match bytes.first_chunk::<BLOCK>() {
         Some(full) => full,
         None => {
@@ -558,7 +612,50 @@ fn block_mask(bytes: &[u8]) -> u64 {
             &block
         }
     };
+    let (mask, control) = block_bits(block);
+    (!control).then_some(mask)
+}
+
+/// The specials of one block and whether it holds a control byte, 16 bytes per SSE2 compare
+/// (about three times faster than the word-wise fallback below, and this runs on every block).
+#[cfg(target_arch = "x86_64")]
+fn block_bits(block: &[u8; BLOCK]) -> (u64, bool) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8, _mm_setzero_si128,
+    };
     let mut mask = 0;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics always exist; they only
+    // compute on register values (the bytes are loaded by safe code).
+    let control = unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let below_space = _mm_set1_epi8(0x1f);
+        let mut control = _mm_setzero_si128();
+        for (i, lane) in block.chunks_exact(16).enumerate() {
+            let mut bytes = [0; 16];
+            bytes.copy_from_slice(lane);
+            let value = u128::from_le_bytes(bytes);
+            let lane = _mm_set_epi64x((value >> 64) as i64, value as i64);
+            let hits = _mm_or_si128(_mm_cmpeq_epi8(lane, quote), _mm_cmpeq_epi8(lane, backslash));
+            mask |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * i);
+            // min(b, 0x1f) == b exactly when b <= 0x1f (unsigned).
+            control = _mm_or_si128(
+                control,
+                _mm_cmpeq_epi8(_mm_min_epu8(lane, below_space), lane),
+            );
+        }
+        _mm_movemask_epi8(control)
+    };
+    (mask, control != 0)
+}
+
+/// The specials of one block and whether it holds a control byte, a word at a time.
+#[cfg(not(target_arch = "x86_64"))]
+fn block_bits(block: &[u8; BLOCK]) -> (u64, bool) {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut mask = 0;
+    let mut control = 0;
     for (i, word) in block.chunks_exact(8).enumerate() {
         let mut le = [0; 8];
         le.copy_from_slice(word);
@@ -566,11 +663,14 @@ fn block_mask(bytes: &[u8]) -> u64 {
         let hits = bytes_equal(word, b'"') | bytes_equal(word, b'\\');
         // The high bit of each hit byte, gathered into the word's top byte in byte order.
         mask |= ((hits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i);
+        // Non-zero exactly when some byte is below 0x20 (which byte it marks may be off).
+        control |= word.wrapping_sub(0x2020_2020_2020_2020) & !word & HIGH;
     }
-    mask
+    (mask, control != 0)
 }
 
 /// The high bit of every byte of `word` equal to `byte` (no false hits: no carry crosses bytes).
+#[cfg(not(target_arch = "x86_64"))]
 fn bytes_equal(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
@@ -798,8 +898,8 @@ mod tests {
 
     #[test]
     fn specials_are_found_in_every_block_and_only_there() {
-        // Near misses around `"` (0x22) and `\` (0x5c): high bit set, one bit off, control bytes.
-        let fill = [b'a', 0xa2, 0xdc, b'#', b']', 0x02, b'!', 0x7c];
+        // Near misses around `"` (0x22) and `\` (0x5c): high bit set, one bit off.
+        let fill = [b'a', 0xa2, 0xdc, b'#', b']', 0x62, b'!', 0x7c];
         let mut text: Vec<u8> = (0..200).map(|i| fill[i % fill.len()]).collect();
         for at in [0, 7, 8, 63, 64, 65, 127, 128, 191, 192, 199] {
             text[at] = if at % 2 == 0 { b'"' } else { b'\\' };
@@ -810,6 +910,53 @@ mod tests {
                 .filter(|&i| matches!(bytes[i], b'"' | b'\\'))
                 .collect();
             assert_eq!(Specials::new(bytes).collect::<Vec<_>>(), expected, "{len}");
+        }
+        // A control byte in any block ends the positions before that block.
+        for control in [0x00, 0x09, 0x0a, 0x1f] {
+            for at in [0, 63, 64, 130, 199] {
+                let mut bytes = text.clone();
+                bytes[at] = control;
+                let mut specials = Specials::new(&bytes);
+                let block_start = at / BLOCK * BLOCK;
+                assert!(
+                    specials.by_ref().all(|p| p < block_start),
+                    "{control} at {at}"
+                );
+                assert!(specials.refused, "{control} at {at}");
+            }
+        }
+        let mut specials = Specials::new(&text);
+        specials.by_ref().count();
+        assert!(!specials.refused);
+    }
+
+    #[test]
+    fn api_timestamps_read_as_the_rfc3339_parser_reads_them() {
+        for text in [
+            "2024-05-01T10:00:07Z",
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let general = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc));
+            assert_eq!(utc_seconds(text), general.ok(), "{text}");
+        }
+        // Other forms, and invalid dates and times, are left to the general parser.
+        for text in [
+            "2024-05-01T10:00:07+02:00",
+            "2024-05-01t10:00:07z",
+            "2024-05-01 10:00:07Z",
+            "2024-05-01T10:00:07.5Z",
+            "2016-12-31T23:59:60Z",
+            "2023-02-29T10:00:07Z",
+            "2024-13-01T10:00:07Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T10:0a:07Z",
+            "+024-05-01T10:00:07Z",
+            "yesterday",
+        ] {
+            assert_eq!(utc_seconds(text), None, "{text}");
         }
     }
 
