@@ -12,7 +12,9 @@ pub use tikv_jemallocator::Jemalloc as StreamingAllocator;
 
 /// jemalloc reads its options from this symbol at start-up (the crate prefixes its symbols
 /// with `_rjem_`). One arena: the exporter's threads hand buffers to each other, so per-thread
-/// arenas only hold freed memory apart.
+/// arenas only hold freed memory apart. Thread caches only for objects up to 1 KiB: the ~8
+/// threads each cached up to 32 KiB objects (pages, batches, column buffers freed on another
+/// thread), ~7 MiB of a 2M-record OCSF export's peak, for no measurable CPU.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"narenas:1,dirty_decay_ms:200,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8] = b"narenas:1,tcache_max:1024,dirty_decay_ms:200,muzzy_decay_ms:0\0";
