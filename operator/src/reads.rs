@@ -88,6 +88,18 @@ impl Reads {
         }
     }
 
+    /// The resourceVersion of `K` `namespace/name` (namespace "" for cluster-scoped) that the
+    /// watches of `controller` delivered last.
+    pub fn seen_by<K: Resource<DynamicType = ()>>(
+        &self,
+        controller: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<String> {
+        let key = (K::kind(&()), namespace.to_string(), name.to_string());
+        self.seen(controller, &key)
+    }
+
     fn seen(&self, controller: &'static str, key: &Key) -> Option<String> {
         self.seen
             .lock()

@@ -139,6 +139,16 @@ pub async fn observe_integrations(
         .collect())
 }
 
+/// Drop the cached listing of a location's integrations: the next one reads the API.
+pub async fn forget_integrations(client: &impl Endpoint, location: &Location) {
+    if let Some(account) = client.account() {
+        account
+            .integrations
+            .invalidate(&location_key(location))
+            .await;
+    }
+}
+
 fn list_scope(location: &Location) -> ListScope<'_> {
     match location {
         Location::Site(site) => ListScope::Site(site),

@@ -77,6 +77,27 @@ pub async fn run(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let (reads, followers) = Reads::new();
+    run_with_reads(
+        client,
+        options,
+        metrics,
+        clock,
+        shutdown,
+        (Arc::new(reads), followers),
+    )
+    .await
+}
+
+/// [`run`] with the caller's [`Reads`], so it can see what the watches delivered.
+pub async fn run_with_reads(
+    client: kube::Client,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    shutdown: CancellationToken,
+    (reads, followers): (Arc<Reads>, AllFollowers),
+) -> Result<(), RunError> {
     preflight(&client, options.namespace.as_deref()).await?;
     // Ready before the Lease: a standby that waited for it would never become ready, and a
     // rolling update (new pod ready before the old one stops) would wait for it forever.
@@ -88,14 +109,13 @@ pub async fn run(
     let mut settings = options.settings.clone();
     // The API accounts' rate limiters and listings keep this run's time.
     settings.api.accounts = Accounts::new(clock.clone());
-    let (reads, followers) = Reads::new();
     let ctx = Arc::new(Context::new(
         client.clone(),
         reporter,
         metrics,
         settings,
         clock.clone(),
-        Arc::new(reads),
+        reads,
     ));
     let grace = options.shutdown_grace;
     let Some(lease) = options.lease.clone() else {

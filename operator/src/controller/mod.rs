@@ -27,7 +27,9 @@ use sigsci_config::{Change, FieldDiff, ManagementPolicy, Op, Shown};
 use crate::claims::Claimant;
 use crate::connect::ApiSettings;
 use crate::crd::common::SiteResult;
-use crate::crd::common::{CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS, FINALIZER};
+use crate::crd::common::{
+    CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS, FINALIZER, REMOTE_ID_ANNOTATION,
+};
 use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
 use crate::echo::{Echoes, key_of};
 use crate::lease::Clock;
@@ -373,12 +375,13 @@ where
         ctx.echoes.wrote(&key, Some(version));
     }
     let current_sync = current.map(WithSync::sync);
-    let next = complete(next_sync_status(
-        current_sync,
-        object.meta().generation,
-        outcome,
-        &ctx.now(),
-    ));
+    let mut next_sync =
+        next_sync_status(current_sync, object.meta().generation, outcome, &ctx.now());
+    // The remote object was let go of: the status forgets it with the annotation.
+    if annotations.contains(&(REMOTE_ID_ANNOTATION, None)) {
+        next_sync.remote_id = None;
+    }
+    let next = complete(next_sync);
     if current != Some(&next) {
         let version = apply_status(api, &object.name_any(), &next).await?;
         ctx.echoes.wrote(&key, version);
@@ -455,6 +458,56 @@ pub(crate) async fn holder<K>(
 where
     K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
 {
+    Ok(holder_meta(ctx, object, key, live)
+        .await?
+        .map(|holder| holder_name::<K>(&holder)))
+}
+
+/// [`holder`], as the holder's metadata.
+async fn holder_meta<K>(
+    ctx: &Context,
+    object: &K,
+    key: &str,
+    live: bool,
+) -> Result<Option<ObjectMeta>>
+where
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
+{
+    let claimants = claimants(ctx, object, key, live).await?;
+    Ok(claimants
+        .into_iter()
+        .min_by_key(claim_rank_owned)
+        .filter(|oldest| claim_rank(oldest) < claim_rank(object.meta())))
+}
+
+fn claim_rank_owned(meta: &ObjectMeta) -> (Option<Timestamp>, Option<String>, Option<String>) {
+    let (time, namespace, name) = claim_rank(meta);
+    (time, namespace.map(String::from), name.map(String::from))
+}
+
+/// Another object of `K` (older or not) claiming the remote object `key` names, looked up live.
+pub(crate) async fn other_claimant<K>(
+    ctx: &Context,
+    object: &K,
+    key: &str,
+) -> Result<Option<String>>
+where
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
+{
+    let claimants = claimants(ctx, object, key, true).await?;
+    Ok(claimants
+        .iter()
+        .filter(|other| other.uid != object.meta().uid)
+        .min_by_key(|other| claim_rank(other))
+        .map(|other| holder_name::<K>(other)))
+}
+
+/// The objects of `K` (this one included) claiming the remote object `key` names and not being
+/// deleted: listed when `live`, else from the claims watched when they are known.
+async fn claimants<K>(ctx: &Context, object: &K, key: &str, live: bool) -> Result<Vec<ObjectMeta>>
+where
+    K: Claimant<Scope = NamespaceResourceScope> + DeserializeOwned + Debug,
+{
     let claims = K::claims(&ctx.reads.claims);
     let known = (!live)
         .then(|| {
@@ -476,8 +529,8 @@ where
             list_claimants::<K>(ctx, object, selector.as_deref()).await?
         }
     };
-    let oldest = claimants
-        .iter()
+    Ok(claimants
+        .into_iter()
         .filter(|other| {
             other.deletion_timestamp.is_none()
                 && other
@@ -487,10 +540,7 @@ where
                     .map(String::as_str)
                     == Some(key)
         })
-        .min_by_key(|other| claim_rank(other));
-    Ok(oldest
-        .filter(|oldest| claim_rank(oldest) < claim_rank(object.meta()))
-        .map(|oldest| holder_name::<K>(oldest)))
+        .collect())
 }
 
 /// Who of two claimants is older: creation time, then namespace and name.
@@ -552,6 +602,8 @@ where
 pub(crate) struct Claimed {
     /// The older object holding the remote object, if not this one.
     pub holder: Option<String>,
+    /// The remote id that holder has recorded, if any.
+    pub holder_remote_id: Option<String>,
     /// Whether this reconcile recorded the claim (then the look-up was live).
     pub recorded_now: bool,
 }
@@ -594,8 +646,14 @@ where
         ctx.echoes
             .wrote(&object_key(object), written.resource_version());
     }
+    let holder = holder_meta(ctx, object, key, recorded_now).await?;
+    let holder_remote_id = holder
+        .as_ref()
+        .and_then(|holder| holder.annotations.as_ref()?.get(REMOTE_ID_ANNOTATION))
+        .cloned();
     Ok(Claimed {
-        holder: holder(ctx, object, key, recorded_now).await?,
+        holder: holder.map(|holder| holder_name::<K>(&holder)),
+        holder_remote_id,
         recorded_now,
     })
 }

@@ -25,7 +25,8 @@ use sigsci_operator::crd::{
 };
 use sigsci_operator::lease::{LeaseConfig, system_clock};
 use sigsci_operator::metrics::Metrics;
-use sigsci_operator::run::{RunError, RunOptions, run};
+use sigsci_operator::reads::Reads;
+use sigsci_operator::run::{RunError, RunOptions, run_with_reads};
 use sigsci_sim::{RunningSim, SimConfig};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
@@ -250,6 +251,8 @@ pub fn test_settings() -> Settings {
 
 pub struct RunningOperator {
     pub metrics: Arc<Metrics>,
+    /// What its watches delivered.
+    pub reads: Arc<Reads>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), RunError>>,
 }
@@ -287,15 +290,19 @@ pub async fn start_operator_with(
         identity: identity.to_string(),
         shutdown_grace: Duration::from_secs(10),
     };
-    let task = tokio::spawn(run(
+    let (reads, followers) = Reads::new();
+    let reads = Arc::new(reads);
+    let task = tokio::spawn(run_with_reads(
         operator_client().await,
         options,
         metrics.clone(),
         system_clock(),
         shutdown.clone(),
+        (reads.clone(), followers),
     ));
     RunningOperator {
         metrics,
+        reads,
         shutdown,
         task,
     }

@@ -836,14 +836,20 @@ async fn the_echoes_of_the_operators_own_writes_make_no_api_call() {
     settings.api.list_ttl = Duration::ZERO;
     let operator = common::start_operator_with(&namespace, None, "echo-test", settings).await;
     // The connection settled first: a change to it would rightly reconcile the integration.
+    // Ready, its status written for this generation (so its controller writes nothing more),
+    // and that version delivered to the integrations' watch of connections.
     let connections: Api<SigSciConnection> = Api::namespaced(admin.clone(), &namespace);
-    wait_until(&connections, "sim", "Ready", |c| {
-        c.status
-            .as_ref()
-            .is_some_and(|s| is_condition(&s.conditions, "Ready", "True"))
+    common::eventually("the connection settled and seen", || async {
+        let connection = connections.get("sim").await.ok()?;
+        let status = connection.status.as_ref()?;
+        let settled = is_condition(&status.conditions, "Ready", "True")
+            && status.observed_generation == connection.metadata.generation;
+        let seen = operator
+            .reads
+            .seen_by::<SigSciConnection>("Integration", &namespace, "sim");
+        (settled && seen == connection.metadata.resource_version).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let integrations: Api<Integration> = Api::namespaced(admin.clone(), &namespace);
     let mut spec = integration_spec(
         IntegrationType::Slack,
