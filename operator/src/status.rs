@@ -198,21 +198,45 @@ pub enum Drift {
     /// It matches (after any update the spec called for).
     Matches,
     /// These fields differ and were left as they are (`ObserveOnly`).
-    Differs(Vec<FieldDiff>),
+    Differs(Vec<SiteDiff>),
     /// These fields had drifted from what was applied and were written back (`Full`).
-    Corrected(Vec<FieldDiff>),
+    Corrected(Vec<SiteDiff>),
 }
 
-/// `field: desired X, observed Y; ...`, secrets shown only as differing.
-pub fn describe_differences(diffs: &[FieldDiff]) -> String {
+/// A field difference, with the site it was found on for alerts declared on several sites.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteDiff {
+    pub site: Option<String>,
+    pub diff: FieldDiff,
+}
+
+impl From<FieldDiff> for SiteDiff {
+    fn from(diff: FieldDiff) -> SiteDiff {
+        SiteDiff { site: None, diff }
+    }
+}
+
+/// `field[ on site]: desired X, observed Y`, as conditions and Events word a difference.
+pub fn describe_difference(
+    field: &str,
+    site: Option<&str>,
+    desired: &str,
+    observed: &str,
+) -> String {
+    let on = site.map(|site| format!(" on {site}")).unwrap_or_default();
+    format!("{field}{on}: desired {desired}, observed {observed}")
+}
+
+/// The differences joined with `; `, secrets shown only as differing.
+pub fn describe_differences(diffs: &[SiteDiff]) -> String {
     diffs
         .iter()
-        .map(|diff| {
-            format!(
-                "{}: desired {}, observed {}",
+        .map(|SiteDiff { site, diff }| {
+            describe_difference(
                 diff.field,
-                diff.after.in_drift_report(),
-                diff.before.in_drift_report()
+                site.as_deref(),
+                &diff.after.in_drift_report(),
+                &diff.before.in_drift_report(),
             )
         })
         .collect::<Vec<_>>()
@@ -222,7 +246,7 @@ pub fn describe_differences(diffs: &[FieldDiff]) -> String {
 /// The status of an agent alert or integration: `sync` (the common part) with the drift entries
 /// and the `Drifted` condition. `drift` is `None` after a failed reconcile, which says nothing
 /// new about the remote object: the previous drift stays. An entry keeps its `since` while its
-/// field keeps differing.
+/// field keeps differing (on its site, for alerts declared on several sites).
 pub fn next_managed_status(
     previous: Option<&ManagedStatus>,
     mut sync: SyncStatus,
@@ -253,13 +277,14 @@ pub fn next_managed_status(
         Some(Drift::Differs(diffs)) if !diffs.is_empty() => {
             let entries = diffs
                 .iter()
-                .map(|diff| DriftEntry {
+                .map(|SiteDiff { site, diff }| DriftEntry {
                     field: diff.field.to_string(),
+                    site: site.clone(),
                     desired: diff.after.in_drift_report(),
                     observed: diff.before.in_drift_report(),
                     since: previous_drift
                         .iter()
-                        .find(|entry| entry.field == diff.field)
+                        .find(|entry| entry.is_about(site.as_deref(), diff.field))
                         .map_or_else(|| now.clone(), |entry| entry.since.clone()),
                 })
                 .collect();
@@ -569,12 +594,13 @@ mod tests {
         assert!(find(&plain.conditions, DELETION_BLOCKED).is_none());
     }
 
-    fn threshold(observed: i64, desired: i64) -> FieldDiff {
+    fn threshold(observed: i64, desired: i64) -> SiteDiff {
         FieldDiff {
             field: "threshold",
             before: sigsci_config::Shown::json(observed),
             after: sigsci_config::Shown::json(desired),
         }
+        .into()
     }
 
     fn drifted(status: &ManagedStatus) -> (String, String) {
@@ -608,6 +634,7 @@ mod tests {
             second.drift,
             vec![DriftEntry {
                 field: "threshold".into(),
+                site: None,
                 desired: "40".into(),
                 observed: "99".into(),
                 since: at(20)
@@ -673,6 +700,44 @@ mod tests {
     }
 
     #[test]
+    fn drift_on_several_sites_is_kept_per_site() {
+        let on = |site: &str, observed| SiteDiff {
+            site: Some(site.into()),
+            ..threshold(observed, 40)
+        };
+        let differs = |diffs| Some(Drift::Differs(diffs));
+        let first = next_managed_status(
+            None,
+            SyncStatus::default(),
+            differs(vec![on("a", 99), on("b", 98)]).as_ref(),
+            Some(1),
+            &at(10),
+        );
+        let condition = find(&first.sync.conditions, DRIFTED).expect("Drifted");
+        assert_eq!(
+            condition.message,
+            "threshold on a: desired 40, observed 99; threshold on b: desired 40, observed 98"
+        );
+        let second = next_managed_status(
+            Some(&first),
+            SyncStatus::default(),
+            differs(vec![on("b", 97), on("c", 99)]).as_ref(),
+            Some(1),
+            &at(20),
+        );
+        let entries: Vec<_> = second
+            .drift
+            .iter()
+            .map(|e| (e.site.as_deref(), e.observed.as_str(), e.since.clone()))
+            .collect();
+        assert_eq!(
+            entries,
+            [(Some("b"), "97", at(10)), (Some("c"), "99", at(20))],
+            "since is kept per site"
+        );
+    }
+
+    #[test]
     fn secrets_in_drift_only_say_they_differ() {
         let diff = FieldDiff {
             field: "url",
@@ -682,7 +747,7 @@ mod tests {
         let status = next_managed_status(
             None,
             SyncStatus::default(),
-            Some(&Drift::Differs(vec![diff])),
+            Some(&Drift::Differs(vec![diff.into()])),
             None,
             &at(1),
         );

@@ -13,9 +13,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use sigsci_config::alert::{claim_key, claim_sites_key, find_alert};
-use sigsci_config::{
-    AlertDeletionPolicy, FieldDiff, ManagementPolicy, plan_alert, plan_alert_removal,
-};
+use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, plan_alert, plan_alert_removal};
 
 use super::{
     Context, Synced, add_finalizer, applied_before, claim, claim_label, claim_rank, converge,
@@ -31,7 +29,7 @@ use crate::crd::common::{
     SITE_CLAIM_LABEL_PREFIX, SiteResult,
 };
 use crate::crd::connection::ConnectionTarget;
-use crate::status::{self, Drift, Outcome};
+use crate::status::{self, Drift, Outcome, SiteDiff};
 use crate::{Error, ErrorClass, Result, remote};
 
 pub const KIND: &str = "AgentAlert";
@@ -465,7 +463,7 @@ fn site_outcome(
     let mut failed = Vec::new();
     let mut noted = Vec::new();
     let (mut wrote, mut adopted) = (false, false);
-    let (mut differs, mut corrected): (Vec<FieldDiff>, Vec<FieldDiff>) = (Vec::new(), Vec::new());
+    let (mut differs, mut corrected): (Vec<SiteDiff>, Vec<SiteDiff>) = (Vec::new(), Vec::new());
     let mut transient = false;
     for SiteSync { site, result } in synced {
         let site_subject = subject_on(alert, site);
@@ -484,8 +482,8 @@ fn site_outcome(
                 wrote |= written;
                 adopted |= synced.adopted;
                 match &synced.drift {
-                    Drift::Differs(diffs) => differs.extend(diffs.iter().cloned()),
-                    Drift::Corrected(diffs) => corrected.extend(diffs.iter().cloned()),
+                    Drift::Differs(diffs) => differs.extend(on_site(site, diffs)),
+                    Drift::Corrected(diffs) => corrected.extend(on_site(site, diffs)),
                     Drift::Matches => {}
                 }
                 if written || synced.adopted || !matches!(synced.drift, Drift::Matches) {
@@ -516,9 +514,9 @@ fn site_outcome(
     entries.sort_by(|a, b| a.site.cmp(&b.site));
     let total = entries.len();
     let drift = if !corrected.is_empty() {
-        Drift::Corrected(distinct_fields(corrected))
+        Drift::Corrected(corrected)
     } else if !differs.is_empty() {
-        Drift::Differs(distinct_fields(differs))
+        Drift::Differs(differs)
     } else {
         Drift::Matches
     };
@@ -565,13 +563,12 @@ fn site_outcome(
     (outcome, drift, entries)
 }
 
-/// One entry per field (the drift entries are keyed by field): the first site's values.
-fn distinct_fields(diffs: Vec<FieldDiff>) -> Vec<FieldDiff> {
-    let mut seen = BTreeSet::new();
-    diffs
-        .into_iter()
-        .filter(|diff| seen.insert(diff.field))
-        .collect()
+/// `diffs`, found on `site`.
+fn on_site<'a>(site: &'a str, diffs: &'a [SiteDiff]) -> impl Iterator<Item = SiteDiff> + 'a {
+    diffs.iter().map(move |diff| SiteDiff {
+        site: Some(site.to_string()),
+        diff: diff.diff.clone(),
+    })
 }
 
 async fn cleanup(

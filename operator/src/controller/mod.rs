@@ -35,7 +35,7 @@ use crate::echo::{Echoes, key_of};
 use crate::lease::Clock;
 use crate::metrics::Metrics;
 use crate::reads::{Reader, Reads};
-use crate::status::{self, Drift, Outcome, describe_differences, next_sync_status};
+use crate::status::{self, Drift, Outcome, SiteDiff, describe_differences, next_sync_status};
 use crate::{Error, ErrorClass, Result, remote};
 
 /// Field manager of every server-side apply the operator makes.
@@ -761,10 +761,10 @@ pub(crate) async fn converge(
     }
 }
 
-fn op_differences<T>(op: &Op<T>) -> Vec<FieldDiff> {
+fn op_differences<T>(op: &Op<T>) -> Vec<SiteDiff> {
     match op {
-        Op::Create(_) => vec![absent()],
-        Op::Update { diffs, .. } => diffs.clone(),
+        Op::Create(_) => vec![absent().into()],
+        Op::Update { diffs, .. } => diffs.iter().cloned().map(SiteDiff::from).collect(),
         Op::Delete { .. } => Vec::new(),
     }
 }
@@ -900,7 +900,8 @@ where
     Ok(())
 }
 
-/// An Event when fields start to differ (once per field) and when the difference is gone.
+/// An Event when fields start to differ (once per field, and site on objects declared on several
+/// sites) and when the difference is gone.
 async fn report_drift<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     object: &K,
@@ -910,11 +911,17 @@ async fn report_drift<K: Resource<DynamicType = ()>>(
 ) {
     let new: Vec<String> = after
         .iter()
-        .filter(|entry| !before.iter().any(|old| old.field == entry.field))
+        .filter(|entry| {
+            !before
+                .iter()
+                .any(|old| old.is_about(entry.site.as_deref(), &entry.field))
+        })
         .map(|entry| {
-            format!(
-                "{}: desired {}, observed {}",
-                entry.field, entry.desired, entry.observed
+            status::describe_difference(
+                &entry.field,
+                entry.site.as_deref(),
+                &entry.desired,
+                &entry.observed,
             )
         })
         .collect();

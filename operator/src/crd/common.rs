@@ -100,7 +100,8 @@ pub struct ManagedStatus {
     pub sync: SyncStatus,
     /// Fields of the remote object that differ from the spec, kept until they match again (under `managementPolicy: Full` they are corrected at once, and the `Drifted` condition says what was corrected).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["field".into()]))]
+    // Atomic: on an alert declared on several sites one field may have an entry per site.
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub drift: Vec<DriftEntry>,
     /// Agent alerts declared with `sites`: the result on each site, one entry per site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -131,12 +132,22 @@ pub struct SiteResult {
 pub struct DriftEntry {
     /// The field, as the API names it (e.g. `threshold`, `events`, `url`).
     pub field: String,
+    /// The site the entry is about, on alerts declared on several sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// The value the spec declares (JSON).
     pub desired: String,
     /// The value the API holds (JSON).
     pub observed: String,
     /// When the difference was first seen.
     pub since: Time,
+}
+
+impl DriftEntry {
+    /// Whether the entry is about `field` on `site` (`None`: an object on one site).
+    pub fn is_about(&self, site: Option<&str>, field: &str) -> bool {
+        self.site.as_deref() == site && self.field == field
+    }
 }
 
 /// Observed state of a connection.

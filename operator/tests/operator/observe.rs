@@ -115,6 +115,7 @@ async fn an_observed_alert_is_never_written_reports_drift_and_is_applied_once_ma
         ]
     );
     let since: Vec<DriftEntry> = status.map(|s| s.drift.clone()).unwrap_or_default();
+    assert!(since.iter().all(|e| e.site.is_none()), "one site: no site");
     common::wait_for_metric(
         &operator,
         r#"sigsci_kit_drifted_objects{kind="AgentAlert"} 1"#,

@@ -2,7 +2,7 @@
 //! with each site's result in `status.sites`; a site created later is picked up at the next
 //! resync; a site held by an older object is `Conflict` on that site only and never written;
 //! dropping a site from the list or deleting the object applies the deletionPolicy on each held
-//! site. The apiserver refuses a bad `sites`.
+//! site. Drift under ObserveOnly is reported per site. The apiserver refuses a bad `sites`.
 
 use crate::common;
 
@@ -12,7 +12,8 @@ use common::{alert_ready, apply, cleanup, condition, start_operator, wait_gone, 
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use sigsci_config::{AlertDeletionPolicy, Metric};
+use sigsci::AlertBody;
+use sigsci_config::{AlertDeletionPolicy, ManagementPolicy, Metric};
 use sigsci_operator::crd::agent_alert::SiteSelection;
 use sigsci_operator::crd::common::SiteResult;
 use sigsci_operator::crd::{AgentAlert, AgentAlertSpec};
@@ -275,6 +276,116 @@ async fn a_site_held_by_an_older_object_is_left_to_it_and_the_others_proceed() {
     assert_eq!(remote(&truth, "site-2").await, Some((2, true)));
     let single = alerts.get("single").await.expect("single");
     assert!(alert_ready(&single, true));
+    cleanup(&admin, &namespace).await;
+    operator.stop().await.expect("operator stops");
+}
+
+/// `(site, field, observed)` of each `status.drift` entry.
+fn drift(alert: &AgentAlert) -> Vec<(Option<String>, String, String)> {
+    let entries = alert.status.as_ref().map(|s| s.drift.as_slice());
+    entries
+        .unwrap_or_default()
+        .iter()
+        .map(|e| (e.site.clone(), e.field.clone(), e.observed.clone()))
+        .collect()
+}
+
+fn drifted(site: &str, observed: &str) -> (Option<String>, String, String) {
+    (Some(site.into()), "threshold".into(), observed.into())
+}
+
+/// Set the threshold of the site's online-agents alert by hand.
+async fn set_threshold(truth: &sigsci::Client, site: &str, threshold: i64) {
+    let alerts = truth.list_alerts(site).await.expect("alerts");
+    let alert = alerts
+        .iter()
+        .find(|alert| alert.tag_name == "agent_scoreboards")
+        .expect("the site's alert");
+    let body = AlertBody {
+        threshold: Some(threshold),
+        ..AlertBody::default()
+    };
+    truth
+        .update_alert(site, &alert.id, &body)
+        .await
+        .expect("change by hand");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_drift_names_the_site_it_is_on() {
+    let (admin, namespace, sim) = common::connected_namespace("sites-drift", TOKEN).await;
+    let truth = common::sim_client(&sim, TOKEN);
+    let operator = start_operator(&namespace, None, "sites-drift").await;
+    let alerts: Api<AgentAlert> = Api::namespaced(admin.clone(), &namespace);
+    let mut spec = spec(
+        None,
+        Some(SiteSelection::All),
+        1,
+        AlertDeletionPolicy::Orphan,
+    );
+    apply(
+        &admin,
+        &namespace,
+        &AgentAlert::new("watched", spec.clone()),
+    )
+    .await;
+    wait_until(&alerts, "watched", "written on every site", |a| {
+        alert_ready(a, true) && site_results(a).len() == 3
+    })
+    .await;
+    spec.management_policy = ManagementPolicy::ObserveOnly;
+    apply(&admin, &namespace, &AgentAlert::new("watched", spec)).await;
+    wait_until(&alerts, "watched", "observed", |a| {
+        alert_ready(a, true) && a.status.as_ref().is_some_and(|s| s.sites.len() == 3)
+    })
+    .await;
+
+    // Changed by hand on site-2: one entry, naming site-2; the other sites have none.
+    set_threshold(&truth, "site-2", 7).await;
+    let one = wait_until(&alerts, "watched", "drift on site-2", |a| {
+        !drift(a).is_empty()
+    })
+    .await;
+    assert_eq!(drift(&one), vec![drifted("site-2", "7")]);
+    let since = one.status.as_ref().map(|s| s.drift[0].since.clone());
+    let message = condition(
+        &one.status.as_ref().expect("status").sync.conditions,
+        "Drifted",
+    )
+    .map(|c| c.message.clone());
+    assert_eq!(
+        message.as_deref(),
+        Some("threshold on site-2: desired 1, observed 7")
+    );
+    common::wait_for_event(&admin, &namespace, "watched", |reason, note| {
+        reason == "Drifted" && note.contains("threshold on site-2: desired 1, observed 7")
+    })
+    .await;
+
+    // The same field on site-1, to another value: an entry of its own; site-2 keeps its since.
+    set_threshold(&truth, "site-1", 8).await;
+    let two = wait_until(&alerts, "watched", "drift on two sites", |a| {
+        drift(a).len() == 2
+    })
+    .await;
+    assert_eq!(
+        drift(&two),
+        vec![drifted("site-1", "8"), drifted("site-2", "7")]
+    );
+    let status = two.status.as_ref().expect("status");
+    assert_eq!(Some(status.drift[1].since.clone()), since);
+
+    // Undone by hand: the entries go.
+    for site in ["site-1", "site-2"] {
+        set_threshold(&truth, site, 1).await;
+    }
+    let resolved = wait_until(&alerts, "watched", "no drift", |a| drift(a).is_empty()).await;
+    let resolution = condition(
+        &resolved.status.as_ref().expect("status").sync.conditions,
+        "Drifted",
+    )
+    .map(|c| (c.status.clone(), c.reason.clone()));
+    assert_eq!(resolution, Some(("False".into(), "DriftResolved".into())));
     cleanup(&admin, &namespace).await;
     operator.stop().await.expect("operator stops");
 }
