@@ -483,7 +483,7 @@ where
             .echoes
             .start(&key, meta.resource_version.as_deref(), meta.generation)
         {
-            tracing::trace!(object = %key, "skipped: the echo of our own writes, or older");
+            tracing::trace!(object = %key, "skipped the echo of our own writes");
             let action = runtime::Action::requeue(ctx.settings.resync);
             return Box::pin(std::future::ready(Ok(action)));
         }
