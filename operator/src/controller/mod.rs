@@ -476,13 +476,8 @@ where
     let claimants = claimants(ctx, object, key, live).await?;
     Ok(claimants
         .into_iter()
-        .min_by_key(claim_rank_owned)
+        .min_by(|a, b| claim_rank(a).cmp(&claim_rank(b)))
         .filter(|oldest| claim_rank(oldest) < claim_rank(object.meta())))
-}
-
-fn claim_rank_owned(meta: &ObjectMeta) -> (Option<Timestamp>, Option<String>, Option<String>) {
-    let (time, namespace, name) = claim_rank(meta);
-    (time, namespace.map(String::from), name.map(String::from))
 }
 
 /// Another object of `K` (older or not) claiming the remote object `key` names, looked up live.
