@@ -62,5 +62,5 @@ check "simulator on a used port" 1 'cannot listen' \
 echo "cli: $passed passed, $failed failed"
 # Output formats, colour, time flags, config -f forms, completions and the man page.
 pytest_status=0
-"$root/target/venv/bin/python" -m pytest -q "$root/tests/cli/test_output.py" || pytest_status=$?
+"$root/target/venv/bin/python" -m pytest -q --tb=short "$root/tests/cli/test_output.py" || pytest_status=$?
 ((failed == 0 && pytest_status == 0))

@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import socket
 import subprocess
 import time
 from datetime import datetime
@@ -292,3 +293,43 @@ def test_completions_and_man_page(sim, tmp_path):
     man = kit(sim, "man").stdout
     assert man.startswith(".ie") or ".TH sigsci-kit 1" in man, man[:200]
     assert ".TH sigsci-kit 1" in man and "completion" in man and "\\-\\-color" in man
+
+
+def test_a_full_stdout_is_an_error_that_names_it(sim):
+    """Not a closed pipe but a failed write (ENOSPC): one line naming standard output, exit 1."""
+    with open("/dev/full", "w") as full:
+        for args in (["completion", "bash"], ["man"], ["sites"]):
+            proc = subprocess.run([str(CLI), *args], env=env_for(sim), stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120)
+            assert proc.returncode == 1, f"{args}: exit {proc.returncode}: {proc.stderr}"
+            assert "cannot write to standard output" in proc.stderr and "panicked" not in proc.stderr, proc.stderr
+
+
+def ignored_signals(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+
+
+def test_long_running_commands_keep_sigpipe_ignored(sim, tmp_path):
+    """Sockets are written with writev, which raises SIGPIPE when the peer is gone (a client killed
+    mid-response, an API that resets): with the default disposition that killed the process without
+    a word. Only a closed stdout ends a command that way (test_a_closed_pipe_ends_every_subcommand_quietly)."""
+    sigpipe = 1 << (13 - 1)
+    # An API that accepts connections and never answers keeps the export running while it is looked at.
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    runs = [(["sim", "--listen", "127.0.0.1:0", "--sites", "1"], sim),
+            (["feed", "export", "--site", "site-1", "--out", str(tmp_path / "feed"), "--from", "3h", "--until", "1h"], silent_url)]
+    try:
+        for command, api in runs:
+            proc = subprocess.Popen([str(CLI), *command], env=env_for(api), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                assert proc.poll() is None, f"{command} ended early: exit {proc.returncode}"
+                assert ignored_signals(proc.pid) & sigpipe, f"{command} would die of SIGPIPE"
+            finally:
+                proc.kill()
+                proc.wait()
+    finally:
+        silent.close()

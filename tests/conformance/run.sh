@@ -20,7 +20,7 @@ fi
 cd "$root"
 status=0
 # No cache dir or bytecode: the suite must not write into the source tree.
-PYTHONDONTWRITEBYTECODE=1 "$python" -m pytest -q -p no:cacheprovider tests/conformance "$@" || status=$?
+PYTHONDONTWRITEBYTECODE=1 "$python" -m pytest -q --tb=short -p no:cacheprovider tests/conformance "$@" || status=$?
 if [[ $status -eq 5 ]]; then
     echo "conformance: pytest collected no tests" >&2
     exit 1

@@ -20,5 +20,5 @@ source tests/lib/cargo.sh
 workspace_build
 # tests/run.sh packages in a step of its own before the suites.
 [[ -n "${SIGSCI_KIT_TEST_PACKAGED-}" ]] || scripts/package.sh --arch "$SIGSCI_KIT_DEPLOY_ARCH"
-"$root/target/venv/bin/python" -m pytest -q -p no:cacheprovider -rA "$root/tests/deploy/test_lambdas.py"
+"$root/target/venv/bin/python" -m pytest -q --tb=short -p no:cacheprovider -rA "$root/tests/deploy/test_lambdas.py"
 tests/deploy/operator-image.sh

@@ -12,4 +12,4 @@ export PATH="$venv/bin:$PATH"
 
 source tests/lib/cargo.sh
 workspace_build
-"$venv/bin/python" -m pytest -q tests/feed/test_feed_cli.py tests/feed/test_ocsf.py
+"$venv/bin/python" -m pytest -q --tb=short tests/feed/test_feed_cli.py tests/feed/test_ocsf.py

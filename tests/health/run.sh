@@ -6,4 +6,4 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/lib/cargo.sh"
 workspace_build
-exec "$root/target/venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/health"
+exec "$root/target/venv/bin/python" -m pytest -q --tb=short -p no:cacheprovider "$root/tests/health"

@@ -60,9 +60,16 @@ def simulator(*args, kit=KIT):
                 raise AssertionError(f"the simulator did not start ({url!r}): {stderr.read().decode(errors='replace')}")
             yield url
         finally:
-            process.terminate()
-            process.wait(10)
+            status = process.poll()
+            if status is None:
+                process.terminate()
+                process.wait(10)
             process.stdout.close()
+            # A simulator that died mid-test shows up as refused connections; say what ended it.
+            if status is not None:
+                stderr.seek(0)
+                raise AssertionError(f"the simulator exited during the test (status {status}): "
+                                     f"{stderr.read().decode(errors='replace')}")
 
 
 def sim_env(sim_url, **extra):

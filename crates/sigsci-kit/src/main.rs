@@ -66,26 +66,16 @@ enum Command {
     Man,
 }
 
-/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`sigsci-kit feed status | head`) panics;
-/// with the default disposition the process ends quietly there, as other Unix tools do. Sockets
-/// are written with MSG_NOSIGNAL, so only the standard streams raise it.
-fn end_quietly_on_closed_pipes() {
-    #[cfg(unix)]
-    // SAFETY: sets a disposition the C runtime defines; no handler code runs.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 /// The man page, generated from the same definition as `--help`.
 fn man_page() -> anyhow::Result<ExitCode> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    output::write_stdout_bytes(&page);
     Ok(ExitCode::SUCCESS)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    end_quietly_on_closed_pipes();
     let cli = Cli::parse();
     output::set_color_choice(cli.color);
     telemetry::init(cli.log_json, output::stderr_colour());
@@ -99,12 +89,9 @@ async fn main() -> ExitCode {
         Command::Lists(args) => cmd::lists::run(args).await,
         Command::Health(args) => cmd::health::run(args).await,
         Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "sigsci-kit",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sigsci-kit", &mut script);
+            output::write_stdout_bytes(&script);
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => man_page(),

@@ -1,12 +1,65 @@
 //! Output format and colour decisions, made here once for every command: `-o table|wide|json|yaml`,
-//! `--color auto|always|never` with `NO_COLOR`, aligned tables and ages.
+//! `--color auto|always|never` with `NO_COLOR`, aligned tables and ages; and the one way to write
+//! stdout (`out!`/`outln!`), which ends the process quietly when the reader is gone.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+
+/// `print!` that ends the process quietly on a closed stdout (see [`write_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that ends the process quietly on a closed stdout (see [`write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
+
+/// Writes to stdout. SIGPIPE stays ignored (Rust's default) because sockets are written with
+/// `writev`, which raises it: a client gone mid-response would kill `sigsci-kit sim`, a reset from
+/// the API an export. So a closed stdout (`| head`) is handled here, as Unix tools end there:
+/// killed by SIGPIPE, without a message. Any other write error ends the command with one.
+pub fn write_stdout(text: std::fmt::Arguments<'_>) {
+    if let Err(error) = io::stdout().lock().write_fmt(text) {
+        stdout_failed(&error)
+    }
+}
+
+/// Bytes already rendered (a man page, a completion script) written the same way.
+pub fn write_stdout_bytes(bytes: &[u8]) {
+    if let Err(error) = io::stdout().lock().write_all(bytes) {
+        stdout_failed(&error)
+    }
+}
+
+fn stdout_failed(error: &io::Error) -> ! {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        #[cfg(unix)]
+        // SAFETY: sets the disposition the C runtime defines and raises the signal; no handler
+        // code of ours runs. The process ends there unless the signal is blocked.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+        // A blocked SIGPIPE (or no Unix): the status a shell reports for a SIGPIPE death.
+        std::process::exit(128 + 13)
+    }
+    eprintln!("sigsci-kit: cannot write to standard output: {error}");
+    std::process::exit(1)
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -42,8 +95,8 @@ impl OutputArgs {
     /// Prints `document` as JSON or YAML; callers print tables themselves.
     pub fn print_document<T: Serialize>(self, document: &T) -> anyhow::Result<()> {
         match self.format {
-            Format::Yaml => print!("{}", serde_yaml::to_string(document)?),
-            _ => println!("{}", serde_json::to_string_pretty(document)?),
+            Format::Yaml => out!("{}", serde_yaml::to_string(document)?),
+            _ => outln!("{}", serde_json::to_string_pretty(document)?),
         }
         Ok(())
     }

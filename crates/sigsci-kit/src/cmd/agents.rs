@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::api_args::ApiArgs;
-use crate::output::{OutputArgs, Table, age};
+use crate::output::{OutputArgs, Table, age, out};
 
 #[derive(Args, Debug)]
 pub struct SitesArgs {
@@ -86,7 +86,7 @@ pub async fn list_sites(args: SitesArgs) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| "-".to_string(), |at| age(now, at)),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -140,6 +140,6 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<ExitCode> {
         }
         table.row(row);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(ExitCode::SUCCESS)
 }

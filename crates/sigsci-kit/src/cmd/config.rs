@@ -27,7 +27,7 @@ use sigsci_operator::manifests::{self, ConnectionGroup, Manifests, SecretLookup,
 use sigsci_operator::remote;
 
 use crate::api_args::{ApiArgs, CredentialArgs};
-use crate::output::{OutputArgs, paint_plan};
+use crate::output::{OutputArgs, out, outln, paint_plan};
 
 /// Exit code of `config plan` when the remote differs from the manifests.
 const CHANGES_PENDING: u8 = 2;
@@ -310,7 +310,7 @@ async fn run_manifests(
         if document {
             output.print_document(&serde_json::json!({ "plans": [] }))?;
         } else {
-            println!(
+            outln!(
                 "No AgentAlert, Integration or SigSciList manifests in {}.",
                 names.join(", ")
             );
@@ -370,11 +370,13 @@ async fn run_manifests(
                 changes: declared.chain(pruned).chain(observed_only).collect(),
             });
         } else {
-            println!(
+            outln!(
                 "{} (corp {} at {}):",
-                target.connection, target.corp, target.api_url
+                target.connection,
+                target.corp,
+                target.api_url
             );
-            print!(
+            out!(
                 "{}",
                 paint_plan(&render_plan_with_removals(
                     &changes,
@@ -417,7 +419,7 @@ async fn run_manifests(
             }
         }
         if !document {
-            println!();
+            outln!();
         }
     }
     if document {
@@ -430,12 +432,14 @@ async fn run_manifests(
         Mode::Plan if total.is_empty() => Ok(ExitCode::SUCCESS),
         Mode::Plan => Ok(ExitCode::from(CHANGES_PENDING)),
         Mode::Apply { .. } => {
-            println!(
+            outln!(
                 "Apply complete: {} created, {} changed, {} deleted.",
-                total.create, total.update, total.delete
+                total.create,
+                total.update,
+                total.delete
             );
             if held_back > 0 {
-                println!(
+                outln!(
                     "Not applied: {held_back} removal(s) of objects no manifest declares any more; `config apply --prune` applies them."
                 );
             }
@@ -445,13 +449,13 @@ async fn run_manifests(
                         (&a.api_url, &a.corp, a.address()).cmp(&(&b.api_url, &b.corp, b.address()))
                     });
                     write_state(path, &next_state)?;
-                    println!(
+                    outln!(
                         "State: {} managed object(s) recorded in {}.",
                         next_state.objects.len(),
                         path.display()
                     );
                 }
-                None => println!("State: not recorded (manifests from stdin without --state)."),
+                None => outln!("State: not recorded (manifests from stdin without --state)."),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -504,12 +508,12 @@ async fn apply_changes(
         };
         match applied.remote_id {
             Some(id) => {
-                println!("{verb} {} (id {id})", subject(change));
+                outln!("{verb} {} (id {id})", subject(change));
                 if change.verb() == Verb::Create {
                     created.insert(change.address().clone(), id);
                 }
             }
-            None => println!("{verb} {}", subject(change)),
+            None => outln!("{verb} {}", subject(change)),
         }
     }
     Ok(created)

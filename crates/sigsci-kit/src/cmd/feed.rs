@@ -15,7 +15,7 @@ use feed_export::{
 use kit_storage::ObjectStore;
 
 use crate::api_args::ApiArgs;
-use crate::output::{OutputArgs, Table};
+use crate::output::{OutputArgs, Table, out, outln};
 use crate::progress_bar::ProgressBar;
 use crate::times::{self, Relative};
 
@@ -301,16 +301,16 @@ fn range_end(flag: &str, text: &str) -> anyhow::Result<i64> {
 fn print_report(report: &RunReport) {
     for site in &report.sites {
         for hour in &site.exported {
-            println!("{}", hour_line(hour));
+            outln!("{}", hour_line(hour));
         }
         for hour in &site.lost {
-            println!(
+            outln!(
                 "{} {hour}  LOST (left the API's retention before it was exported)",
                 site.site
             );
         }
         for hour in &site.busy {
-            println!(
+            outln!(
                 "{} {hour}  busy (another exporter holds its lease)",
                 site.site
             );
@@ -326,13 +326,13 @@ fn print_report(report: &RunReport) {
         && report.hours_pending() == 0
         && report.errors().is_empty();
     if nothing_to_do {
-        println!(
+        outln!(
             "run {}: every requested hour is already complete, skipped",
             report.run_id
         );
         return;
     }
-    println!(
+    outln!(
         "run {}: exported {} hours ({} records), lost {}, pending {}{busy}{}",
         report.run_id,
         report.hours_exported(),
@@ -428,7 +428,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         args.output
             .print_document(&serde_json::json!({ "sites": sites }))?;
     } else {
-        print!("{}", status_table(&statuses, args.output.wide()));
+        out!("{}", status_table(&statuses, args.output.wide()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -575,15 +575,20 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         hour,
     )
     .await?;
-    println!(
+    outln!(
         "{} {} {}: {} parts, {} records (manifest {})",
-        args.corp, args.site, hour, result.parts, result.records, result.manifest_records
+        args.corp,
+        args.site,
+        hour,
+        result.parts,
+        result.records,
+        result.manifest_records
     );
     if let (Some(error), Some(_)) = (ocsf_error, &result.ocsf) {
         return Err(error);
     }
     if let (Some(checked), Some(ocsf)) = (&result.ocsf, &ocsf) {
-        println!(
+        outln!(
             "ocsf ({}): {} parts, {} events, {:.1} KiB",
             ocsf.location(),
             checked.parts,
@@ -597,11 +602,11 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
-        println!("OK: counts and sha256 match the manifest, no duplicates, no stray parts{what}");
+        outln!("OK: counts and sha256 match the manifest, no duplicates, no stray parts{what}");
         Ok(ExitCode::SUCCESS)
     } else {
         for problem in &result.problems {
-            println!("problem: {problem}");
+            outln!("problem: {problem}");
         }
         bail!(
             "{} {hour}: {} problem(s) found",

@@ -19,7 +19,7 @@ use kit_storage::{SecretSource, SecretsManager};
 
 use crate::api_args::ApiArgs;
 use crate::health_status;
-use crate::output::{Colour, OutputArgs, paint};
+use crate::output::{Colour, OutputArgs, out, outln, paint};
 use crate::times::{self, Relative};
 
 #[derive(Args, Debug)]
@@ -189,7 +189,7 @@ fn console(to_stderr: bool) -> ConsoleSink {
         if to_stderr {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     })
 }
@@ -214,7 +214,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let report = evaluator.run(&rules, &new_run_id()).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
@@ -249,7 +249,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &RunReport) {
-    println!(
+    outln!(
         "run {}: {} of {} sites evaluated, {} condition{} firing; notifications: {} sent, {} failed, {} throttled, {} acknowledged",
         report.run_id,
         report.sites_evaluated,
@@ -266,19 +266,20 @@ fn print_report(report: &RunReport) {
         report.notifications_acknowledged,
     );
     if report.incidents_updated + report.incidents_failed > 0 {
-        println!(
+        outln!(
             "  incident acknowledgements passed on: {} done, {} failed",
-            report.incidents_updated, report.incidents_failed
+            report.incidents_updated,
+            report.incidents_failed
         );
     }
     if let Some(error) = &report.corp_error {
-        println!("  could not list the sites: {error}");
+        outln!("  could not list the sites: {error}");
     }
     for site in &report.sites_failed {
-        println!("  could not evaluate site {site}");
+        outln!("  could not evaluate site {site}");
     }
     for error in &report.errors {
-        println!("  {error}");
+        outln!("  {error}");
     }
 }
 
@@ -290,13 +291,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         args.output.print_document(&state)?;
     } else {
         if etag.is_none() {
-            println!(
+            outln!(
                 "no state at {} yet: the evaluator has never run for corp {}",
                 store.location(),
                 args.corp
             );
         } else {
-            print!(
+            out!(
                 "{}",
                 health_status::render_with(&state, now, args.output.wide())
             );
@@ -351,14 +352,14 @@ async fn ack(args: AckArgs) -> anyhow::Result<ExitCode> {
         .await?;
     for (check, outcome) in outcomes {
         match outcome {
-            AckOutcome::Acknowledged { channels } if channels.is_empty() => println!(
+            AckOutcome::Acknowledged { channels } if channels.is_empty() => outln!(
                 "acknowledged {check} (no configured channel accepts acknowledgements, so nothing is silenced)"
             ),
             AckOutcome::Acknowledged { channels } => {
-                println!("acknowledged {check}: silenced {}", channels.join(", "))
+                outln!("acknowledged {check}: silenced {}", channels.join(", "))
             }
             AckOutcome::AlreadyAcknowledged => {
-                println!("{check} is already acknowledged; nothing changed")
+                outln!("{check} is already acknowledged; nothing changed")
             }
         }
     }
@@ -385,7 +386,7 @@ async fn update_incidents(
             IncidentAction::Unacknowledge => "un-acknowledged",
         };
         match outcome.error {
-            None => println!("{} incident of {}: {what}", outcome.channel, outcome.check),
+            None => outln!("{} incident of {}: {what}", outcome.channel, outcome.check),
             Some(error) => {
                 failed = true;
                 eprintln!(
@@ -419,7 +420,7 @@ async fn unack(args: UnackArgs) -> anyhow::Result<ExitCode> {
             )
         })
         .await?;
-    println!(
+    outln!(
         "removed the acknowledgement of {}; it notifies again while it fires",
         args.check
     );
@@ -450,7 +451,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
-    println!(
+    outln!(
         "acknowledgement pages on http://{address}/ack (corp {})",
         args.corp
     );

@@ -17,6 +17,7 @@ use sigsci_operator::manifests::{self, Manifests};
 use sigsci_operator::remote;
 
 use crate::api_args::ApiArgs;
+use crate::output::outln;
 use crate::times::{self, Relative};
 
 const API_VERSION: &str = "sigsci-kit.io/v1alpha1";
@@ -119,7 +120,7 @@ async fn block(args: BlockArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     if let Some(file) = &args.file {
         std::fs::write(file, &text).with_context(|| format!("cannot write {}", file.display()))?;
-        println!(
+        outln!(
             "{}: {} in {} ({}{until})",
             file.display(),
             desired.address,
@@ -295,7 +296,7 @@ async fn apply(args: &BlockArgs, desired: &DesiredList) -> anyhow::Result<()> {
                 .filter(|value| !remote.entries.contains(value))
                 .collect();
             if additions.is_empty() {
-                println!("{} already holds {}", remote.id, args.ips.join(", "));
+                outln!("{} already holds {}", remote.id, args.ips.join(", "));
                 return Ok(());
             }
             Op::Update {
@@ -328,7 +329,7 @@ async fn apply(args: &BlockArgs, desired: &DesiredList) -> anyhow::Result<()> {
         )
     })?;
     let id = applied.remote_id.unwrap_or_default();
-    println!(
+    outln!(
         "blocked {} in list {id} of the {}",
         args.ips.join(", "),
         desired.location

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use crate::output::outln;
 use anyhow::Context;
 use clap::Args;
 use sigsci_sim::SimConfig;
@@ -60,7 +61,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     // The first stdout line is the base URL: scripts and tests read it to find a port-0 simulator.
-    println!("{}", running.base_url);
+    outln!("{}", running.base_url);
     eprintln!(
         "simulator for corp {} with {} sites; API under {}/api/v0, control API under {}/__sim/; Ctrl-C stops it",
         args.corp, args.sites, running.base_url, running.base_url

@@ -8,6 +8,7 @@ use feed_export::window::{Hour, keys};
 use feed_export::{ExportRequest, Exporter, SharedClock, SiteSelection};
 use kit_storage::ObjectStore;
 
+use crate::output::outln;
 use crate::progress_bar::ProgressBar;
 
 /// Exports the last `hours` complete hours of every site into `out` (a directory) with a progress
@@ -40,14 +41,14 @@ pub async fn run(
     if !report.errors().is_empty() {
         bail!("feed export: {}", report.errors().join("; "));
     }
-    println!("feed export into {}:", out.display());
+    outln!("feed export into {}:", out.display());
     for site in &report.sites {
         let mut hour = Hour(range.0);
         while hour.start() < range.1 {
             let key = keys::manifest(&corp, &site.site, hour);
             if let Some(object) = store.get(&key).await? {
                 let manifest = feed_export::Manifest::parse(&key, &object.body)?;
-                println!(
+                outln!(
                     "  {key}  {:>7} records  {} parts  {:>8.1} KiB  {} pages  {} retries",
                     manifest.records,
                     manifest.parts.len(),

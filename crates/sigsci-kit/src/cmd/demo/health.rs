@@ -12,6 +12,7 @@ use chrono::Utc;
 use kit_storage::SecretSource;
 
 use crate::health_status;
+use crate::output::outln;
 
 /// Takes `site`'s agents offline, evaluates, prints the console notification with its
 /// acknowledgement link, follows the link as a person would (confirmation page, then Acknowledge),
@@ -42,7 +43,7 @@ pub async fn run(
     let sink = Arc::clone(&printed);
     let console: ConsoleSink = Arc::new(move |text: &str| {
         for line in text.lines() {
-            println!("    │ {line}");
+            outln!("    │ {line}");
         }
         if let Ok(mut all) = sink.lock() {
             all.push_str(text);
@@ -78,14 +79,14 @@ pub async fn run(
         clock,
     };
 
-    println!("\nagent health (state in memory, acknowledgement pages on {ack_base}/ack)");
+    outln!("\nagent health (state in memory, acknowledgement pages on {ack_base}/ack)");
     let outcome = steps(&evaluator, &rules, sim, site, &printed).await;
     server.abort();
     outcome?;
     let (state, _) = store.load(client.corp()).await?;
-    println!("  status now:");
+    outln!("  status now:");
     for line in health_status::render(&state, Utc::now()).lines() {
-        println!("    {line}");
+        outln!("    {line}");
     }
     Ok(())
 }
@@ -98,9 +99,10 @@ async fn steps(
     printed: &std::sync::Mutex<String>,
 ) -> anyhow::Result<()> {
     let report = evaluator.run(rules, &new_run_id()).await?;
-    println!(
+    outln!(
         "  1. all sites healthy: {} evaluated, {} firing",
-        report.sites_evaluated, report.conditions_firing
+        report.sites_evaluated,
+        report.conditions_firing
     );
 
     let offline = sigsci_sim::FleetUpdate {
@@ -109,7 +111,7 @@ async fn steps(
     };
     sim.set_fleet(site, &offline)
         .map_err(|e| anyhow::anyhow!("cannot change the simulated fleet: {e}"))?;
-    println!("  2. {site}: every agent taken offline; evaluating, the console channel prints:");
+    outln!("  2. {site}: every agent taken offline; evaluating, the console channel prints:");
     evaluator.run(rules, &new_run_id()).await?;
     let text = printed.lock().map(|t| t.clone()).unwrap_or_default();
     let link = text
@@ -121,9 +123,10 @@ async fn steps(
     follow_link(&reqwest::Client::new(), &link).await?;
 
     let report = evaluator.run(rules, &new_run_id()).await?;
-    println!(
+    outln!(
         "  4. evaluating again while {site} is still down: {} sent, {} silenced by the acknowledgement",
-        report.notifications_sent, report.notifications_acknowledged
+        report.notifications_sent,
+        report.notifications_acknowledged
     );
 
     let online = sigsci_sim::FleetUpdate {
@@ -132,7 +135,7 @@ async fn steps(
     };
     sim.set_fleet(site, &online)
         .map_err(|e| anyhow::anyhow!("cannot change the simulated fleet: {e}"))?;
-    println!("  5. {site} back online; evaluating, the console channel prints:");
+    outln!("  5. {site} back online; evaluating, the console channel prints:");
     evaluator.run(rules, &new_run_id()).await?;
     Ok(())
 }
@@ -144,7 +147,7 @@ async fn follow_link(http: &reqwest::Client, link: &str) -> anyhow::Result<()> {
         .send()
         .await
         .context("opening the acknowledgement link")?;
-    println!(
+    outln!(
         "  3. opening the link: HTTP {} (a confirmation page with an Acknowledge button)",
         page.status().as_u16()
     );
@@ -163,7 +166,7 @@ async fn follow_link(http: &reqwest::Client, link: &str) -> anyhow::Result<()> {
         .send()
         .await
         .context("confirming the acknowledgement")?;
-    println!(
+    outln!(
         "     pressing Acknowledge: HTTP {}",
         confirmed.status().as_u16()
     );

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::output::outln;
 use anyhow::Context;
 use clap::Args;
 use secrecy::SecretString;
@@ -38,14 +39,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sim = sigsci_sim::start(config.clone(), listen)
         .await
         .context("cannot start the in-process simulator")?;
-    println!("simulator: {} (corp {})", sim.base_url, config.corp);
+    outln!("simulator: {} (corp {})", sim.base_url, config.corp);
 
     let client = simulator_client(&sim.base_url, &config)?;
 
     let outcome = async {
         tour::run(&client, sim.state.now()).await?;
 
-        println!(
+        outln!(
             "\n--- feed export: the newest complete hours into {}",
             args.out.display()
         );
@@ -53,7 +54,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let clock: feed_export::SharedClock = Arc::new(move || sim_state.now());
         feed::run(client.clone(), clock, &args.out, args.hours).await?;
 
-        println!("\n--- agent health: site-2 loses its agents");
+        outln!("\n--- agent health: site-2 loses its agents");
         health::run(&client, &sim.state, "site-2").await
     }
     .await;

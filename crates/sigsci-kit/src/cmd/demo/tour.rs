@@ -1,5 +1,6 @@
 //! The opening scenario of `sigsci-kit demo`: the corp's sites and agents, and one feed page.
 
+use crate::output::outln;
 use anyhow::Context;
 use futures::StreamExt;
 use sigsci::{Client, FeedQuery};
@@ -7,14 +8,14 @@ use sigsci::{Client, FeedQuery};
 /// Sites, agents and one feed page: what every later job is built on.
 pub async fn run(client: &Client, now: i64) -> anyhow::Result<()> {
     let sites = client.list_sites().await.context("listing sites")?;
-    println!("\nsites: {}", sites.len());
+    outln!("\nsites: {}", sites.len());
     for site in &sites {
         let agents = client
             .list_agents(&site.name)
             .await
             .with_context(|| format!("listing agents of {}", site.name))?;
         let online = agents.iter().filter(|agent| agent.is_online()).count();
-        println!(
+        outln!(
             "  {:<10} {:>2} agents, {:>2} online",
             site.name,
             agents.len(),
@@ -38,7 +39,7 @@ pub async fn run(client: &Client, now: i64) -> anyhow::Result<()> {
         .await
         .context("the feed returned no page")?
         .context("fetching a feed page")?;
-    println!(
+    outln!(
         "\nfeed of {} from {} to {}: first page has {} records",
         first.name,
         format_epoch(from),
@@ -47,7 +48,7 @@ pub async fn run(client: &Client, now: i64) -> anyhow::Result<()> {
     );
     if let Some(record) = page.records.first() {
         let preview: String = record.raw.get().chars().take(160).collect();
-        println!("  e.g. {} at {}: {preview}…", record.id, record.timestamp);
+        outln!("  e.g. {} at {}: {preview}…", record.id, record.timestamp);
     }
     Ok(())
 }
