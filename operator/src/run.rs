@@ -494,7 +494,7 @@ where
             match (&result, deleting) {
                 (Err(_), _) => ctx.echoes.failed(&key),
                 // The finalizer is gone, and the object with it.
-                (Ok(_), true) => ctx.echoes.forget(&key),
+                (Ok(_), true) => ctx.forget(&key),
                 (Ok(_), false) => {}
             }
             result

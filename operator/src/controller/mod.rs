@@ -3,6 +3,7 @@
 
 pub mod agent_alert;
 pub mod connection;
+mod drift_memory;
 pub mod integration;
 pub mod list;
 
@@ -37,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::reads::{Reader, Reads};
 use crate::status::{self, Drift, Outcome, SiteDiff, describe_differences, next_sync_status};
 use crate::{Error, ErrorClass, Result, remote};
+use drift_memory::DriftMemory;
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "sigsci-kit";
@@ -79,6 +81,7 @@ pub struct Context {
     /// Our own writes, whose echo reconciles are skipped.
     pub echoes: Echoes,
     failures: FailureLog,
+    drift_written: DriftMemory,
 }
 
 /// Consecutive failed reconciles per object: the backoff, and which failure was logged last so
@@ -137,6 +140,7 @@ impl Context {
             reads,
             echoes: Echoes::default(),
             failures: FailureLog::default(),
+            drift_written: DriftMemory::default(),
         }
     }
 
@@ -157,6 +161,12 @@ impl Context {
 
     fn reset_backoff(&self, key: &str) {
         self.failures.forget(key);
+    }
+
+    /// The object of `key` is gone: nothing about it is kept.
+    pub fn forget(&self, key: &str) {
+        self.echoes.forget(key);
+        self.drift_written.forget(key);
     }
 }
 
@@ -876,6 +886,18 @@ where
 {
     let generation = object.meta().generation;
     let now = ctx.now();
+    let key = object_key(object);
+    let uid = object.meta().uid.as_deref();
+    // The drift as last written, where the cached object may not show it yet.
+    let written = ctx
+        .drift_written
+        .last_written(&key, uid)
+        .filter(|written| current.is_none_or(|status| status.drift != *written))
+        .map(|written| ManagedStatus {
+            drift: written,
+            ..current.cloned().unwrap_or_default()
+        });
+    let current = written.as_ref().or(current);
     let mut next_drift = Vec::new();
     record_sync(ctx, api, object, current, outcome, annotations, |sync| {
         let mut next = status::next_managed_status(current, sync, drift, generation, &now);
@@ -886,12 +908,15 @@ where
         next
     })
     .await?;
-    let before = current
-        .map(|status| status.drift.as_slice())
-        .unwrap_or_default();
-    report_drift(ctx, object, subject, before, &next_drift).await;
-    ctx.metrics
-        .set_drifted(kind, &object_key(object), !next_drift.is_empty());
+    // A failed reconcile (no drift) says nothing about drift: no Event, nothing remembered.
+    if drift.is_some() {
+        let before = current
+            .map(|status| status.drift.as_slice())
+            .unwrap_or_default();
+        report_drift(ctx, object, subject, before, &next_drift).await;
+        ctx.drift_written.wrote(&key, uid, &next_drift);
+    }
+    ctx.metrics.set_drifted(kind, &key, !next_drift.is_empty());
     Ok(())
 }
 
