@@ -71,10 +71,10 @@ if [[ -z "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
 fi
 figures="$work/figures.tsv"
 
-# One hour of `records` records exported by the CLI as users run it (one site, local directory):
-# prints a figure line with the process's maximum RSS.
+# cli_rss LABEL RECORDS [FORMAT]: one hour of RECORDS records exported by the CLI as users run it
+# (one site, local directory, ndjson unless FORMAT): a figure line with the process's maximum RSS.
 cli_rss() {
-  local label="$1" records="$2" port dir now hour pid
+  local label="$1" records="$2" format="${3:-ndjson}" port dir now hour pid name
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   "$kit" sim --listen "127.0.0.1:$port" --sites 1 --rps "$(python3 -c "print($records / 3600)")" >"$work/sim.log" 2>&1 &
   pid=$!
@@ -85,12 +85,14 @@ cli_rss() {
   dir="$work/cli-out"
   rm -rf "$dir"
   SIGSCI_API_URL="http://127.0.0.1:$port" SIGSCI_CORP=testcorp SIGSCI_EMAIL=sim@example.com SIGSCI_API_TOKEN=sim-token \
-    /usr/bin/time -f '%M' -o "$work/time" "$kit" feed export --out "$dir" --site site-1 \
+    /usr/bin/time -f '%M' -o "$work/time" "$kit" feed export --out "$dir" --site site-1 --format "$format" \
     --from "$hour" --until "$((hour + 3600))" >/dev/null 2>"$work/cli.log" ||
     { cat "$work/cli.log" >&2; return 1; }
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  printf 'figure\tCLI feed export peak RSS, %s records (MiB)\t%.1f\t<=\t40\n' "$label" "$(python3 -c "print($(tail -1 "$work/time") / 1024)")"
+  name="CLI feed export peak RSS"
+  [[ "$format" == ndjson ]] || name="$name ($format)"
+  printf 'figure\t%s, %s records (MiB)\t%.1f\t<=\t40\n' "$name" "$label" "$(python3 -c "print($(tail -1 "$work/time") / 1024)")"
 }
 
 lambda_sizes() {
@@ -125,6 +127,8 @@ for run in $(seq "$runs"); do
       --invoke-feed "$root/target/release/feed-export" || echo "bench.sh: startup failed" >&2
     cli_rss 100k 100000 || echo "bench.sh: CLI export of 100k records failed" >&2
     cli_rss 2M 2000000 || echo "bench.sh: CLI export of 2M records failed" >&2
+    cli_rss 100k 100000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 100k records failed" >&2
+    cli_rss 2M 2000000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 2M records failed" >&2
     "${bench[load]}" "$root/target/release/sigsci-operator" || echo "bench.sh: operator load failed" >&2
   } 2>&1 | tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
 done
@@ -138,13 +142,14 @@ for line in open(sys.argv[1], encoding="utf-8"):
     _, name, value, op, target = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
     entry = rows.setdefault(name, {"values": [], "op": op, "target": target})
     entry["values"].append(float(value))
-# The CLI's 2M ÷ 100k, run by run.
-small = rows.get("CLI feed export peak RSS, 100k records (MiB)")
-large = rows.get("CLI feed export peak RSS, 2M records (MiB)")
-if small and large:
-    rows["CLI feed export peak RSS, 2M ÷ 100k"] = {
-        "values": [b / a for a, b in zip(small["values"], large["values"])],
-        "op": "<=", "target": "1.10"}
+# The CLI's 2M ÷ 100k, run by run, per format.
+for name in ("CLI feed export peak RSS", "CLI feed export peak RSS (ocsf-parquet)"):
+    small = rows.get(f"{name}, 100k records (MiB)")
+    large = rows.get(f"{name}, 2M records (MiB)")
+    if small and large:
+        rows[f"{name}, 2M ÷ 100k"] = {
+            "values": [b / a for a, b in zip(small["values"], large["values"])],
+            "op": "<=", "target": "1.10"}
 print(f"{'figure':<66} {'median':>8} {'min–max':>17} {'target':>8}  result")
 for name, row in rows.items():
     values = row["values"]
