@@ -9,14 +9,13 @@
 //! trigger count, a failed reconcile leaves nothing to skip, and the last write's marker is used
 //! once, so the periodic resync that follows runs in full.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 
+use crate::per_object::{PerObject, key_of};
+
 #[derive(Default)]
-pub struct Echoes(Mutex<HashMap<String, Entry>>);
+pub struct Echoes(PerObject<Entry>);
 
 #[derive(Default)]
 struct Entry {
@@ -39,59 +38,58 @@ impl Echoes {
     /// A reconcile of `key` starts on the object at `version` and `generation`: whether it only
     /// echoes the last one's writes (then it is skipped).
     pub fn start(&self, key: &str, version: Option<&str>, generation: Option<i64>) -> bool {
-        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.entry(key.to_string()).or_default();
-        let last = entry.last.take();
-        let ours = last.as_ref().and_then(|last| {
-            let position = last
-                .written
-                .iter()
-                .position(|written| written.is_some() && written.as_deref() == version)?;
-            (last.triggers == entry.triggers && last.generation == generation)
-                .then_some(position + 1 == last.written.len())
-        });
-        match ours {
-            // The last write: its marker is used up.
-            Some(true) => true,
-            // An earlier write: the last one's event is still to come.
-            Some(false) => {
-                entry.last = last;
-                true
+        self.0.with(|entries| {
+            let entry = entries.entry(key.to_string()).or_default();
+            let last = entry.last.take();
+            let ours = last.as_ref().and_then(|last| {
+                let position = last
+                    .written
+                    .iter()
+                    .position(|written| written.is_some() && written.as_deref() == version)?;
+                (last.triggers == entry.triggers && last.generation == generation)
+                    .then_some(position + 1 == last.written.len())
+            });
+            match ours {
+                // The last write: its marker is used up.
+                Some(true) => true,
+                // An earlier write: the last one's event is still to come.
+                Some(false) => {
+                    entry.last = last;
+                    true
+                }
+                None => {
+                    entry.last = Some(Last {
+                        triggers: entry.triggers,
+                        generation,
+                        written: Vec::new(),
+                    });
+                    false
+                }
             }
-            None => {
-                entry.last = Some(Last {
-                    triggers: entry.triggers,
-                    generation,
-                    written: Vec::new(),
-                });
-                false
-            }
-        }
+        })
     }
 
     /// The reconcile of `key` in flight wrote the object, which is now at `version`.
     pub fn wrote(&self, key: &str, version: Option<String>) {
-        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(last) = entries.get_mut(key).and_then(|entry| entry.last.as_mut()) {
-            last.written.push(version);
-        }
+        self.0.with(|entries| {
+            if let Some(last) = entries.get_mut(key).and_then(|entry| entry.last.as_mut()) {
+                last.written.push(version);
+            }
+        });
     }
 
     /// The reconcile of `key` failed: its retry must run.
     pub fn failed(&self, key: &str) {
-        if let Some(entry) = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(key)
-        {
-            entry.last = None;
-        }
+        self.0.with(|entries| {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.last = None;
+            }
+        });
     }
 
     /// The object of `key` is gone.
     pub fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.0.forget(key);
     }
 
     /// A watched Secret or connection changed: `objects` must reconcile in full.
@@ -99,20 +97,16 @@ impl Echoes {
     where
         K: Resource<DynamicType = ()>,
     {
-        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for object in &objects {
-            let key = key_of::<K>(object.namespace.as_deref(), &object.name);
-            if let Some(entry) = entries.get_mut(&key) {
-                entry.triggers += 1;
+        self.0.with(|entries| {
+            for object in &objects {
+                let key = key_of::<K>(object.namespace.as_deref(), &object.name);
+                if let Some(entry) = entries.get_mut(&key) {
+                    entry.triggers += 1;
+                }
             }
-        }
+        });
         objects
     }
-}
-
-/// How the echoes (and the backoff) name an object: `Kind/namespace/name`.
-pub fn key_of<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{}/{name}", K::kind(&()), namespace.unwrap_or(""))
 }
 
 #[cfg(test)]

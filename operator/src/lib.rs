@@ -13,6 +13,7 @@ pub mod lease;
 pub mod limiter;
 pub mod manifests;
 pub mod metrics;
+pub mod per_object;
 pub mod reads;
 pub mod remote;
 pub mod run;

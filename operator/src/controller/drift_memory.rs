@@ -3,13 +3,11 @@
 //! before the write's own watch event arrived): judged against that copy, a difference already
 //! reported would look new (a second `Drifted` Event, its `since` reset to now).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use crate::crd::DriftEntry;
+use crate::per_object::PerObject;
 
 #[derive(Default)]
-pub struct DriftMemory(Mutex<HashMap<String, Written>>);
+pub struct DriftMemory(PerObject<Written>);
 
 struct Written {
     /// A deleted and recreated object of the same name starts afresh.
@@ -20,28 +18,35 @@ struct Written {
 impl DriftMemory {
     /// The drift last written to object `key` with `uid`, if this process wrote it.
     pub fn last_written(&self, key: &str, uid: Option<&str>) -> Option<Vec<DriftEntry>> {
-        let entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|written| written.uid.as_deref() == uid)
-            .map(|written| written.drift.clone())
+        self.0.with(|entries| {
+            entries
+                .get(key)
+                .filter(|written| written.uid.as_deref() == uid)
+                .map(|written| written.drift.clone())
+        })
     }
 
     /// The status of object `key` with `uid` now holds `drift`.
     pub fn wrote(&self, key: &str, uid: Option<&str>, drift: &[DriftEntry]) {
-        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        entries.insert(
-            key.to_owned(),
-            Written {
-                uid: uid.map(str::to_owned),
-                drift: drift.to_vec(),
-            },
-        );
+        self.0.with(|entries| {
+            let unchanged = entries
+                .get(key)
+                .is_some_and(|written| written.uid.as_deref() == uid && written.drift == drift);
+            if !unchanged {
+                entries.insert(
+                    key.to_owned(),
+                    Written {
+                        uid: uid.map(str::to_owned),
+                        drift: drift.to_vec(),
+                    },
+                );
+            }
+        });
     }
 
     /// The object of `key` is gone.
     pub fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.0.forget(key);
     }
 }
 

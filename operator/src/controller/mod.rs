@@ -7,9 +7,9 @@ mod drift_memory;
 pub mod integration;
 pub mod list;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -32,9 +32,10 @@ use crate::crd::common::{
     CLAIM_ANNOTATION, CLAIM_LABEL, CLAIM_LABEL_CHARS, FINALIZER, REMOTE_ID_ANNOTATION,
 };
 use crate::crd::{DriftEntry, ListStatus, ManagedStatus, SyncStatus};
-use crate::echo::{Echoes, key_of};
+use crate::echo::Echoes;
 use crate::lease::Clock;
 use crate::metrics::Metrics;
+use crate::per_object::{PerObject, key_of};
 use crate::reads::{Reader, Reads};
 use crate::status::{self, Drift, Outcome, SiteDiff, describe_differences, next_sync_status};
 use crate::{Error, ErrorClass, Result, remote};
@@ -87,7 +88,7 @@ pub struct Context {
 /// Consecutive failed reconciles per object: the backoff, and which failure was logged last so
 /// that a retry failing the same way is not logged again.
 #[derive(Default)]
-struct FailureLog(Mutex<HashMap<String, Failures>>);
+struct FailureLog(PerObject<Failures>);
 
 struct Failures {
     count: u32,
@@ -98,27 +99,22 @@ impl FailureLog {
     /// Counts one more failure of `key`: how long to back off, and whether `error` differs from
     /// the failure logged last.
     fn record(&self, key: &str, error: &str, min: Duration, max: Duration) -> (Duration, bool) {
-        let mut all = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let failures = all.entry(key.to_string()).or_insert(Failures {
-            count: 0,
-            logged: String::new(),
-        });
-        failures.count = failures.count.saturating_add(1);
-        let new = failures.logged != error;
-        if new {
-            failures.logged = error.to_string();
-        }
-        (backoff_delay(failures.count, min, max), new)
+        self.0.with(|all| {
+            let failures = all.entry(key.to_string()).or_insert(Failures {
+                count: 0,
+                logged: String::new(),
+            });
+            failures.count = failures.count.saturating_add(1);
+            let new = failures.logged != error;
+            if new {
+                failures.logged = error.to_string();
+            }
+            (backoff_delay(failures.count, min, max), new)
+        })
     }
 
     fn forget(&self, key: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(key);
+        self.0.forget(key);
     }
 }
 
@@ -166,6 +162,7 @@ impl Context {
     /// The object of `key` is gone: nothing about it is kept.
     pub fn forget(&self, key: &str) {
         self.echoes.forget(key);
+        self.failures.forget(key);
         self.drift_written.forget(key);
     }
 }
