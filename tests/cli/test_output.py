@@ -117,9 +117,13 @@ def test_documents_alone_on_stdout_parse_as_json_and_yaml(sim, tmp_path):
     rules.write_text("channels:\n  - {name: console, type: console, ack_enabled: false}\n")
     state = tmp_path / "state"
     state.mkdir()
-    check = kit(sim, "health", "check", "--rules", str(rules), "--state", str(state), "--json")
+    check = kit(sim, "health", "check", "--rules", str(rules), "--state", str(state), "-o", "json")
     assert json.loads(check.stdout)["sites_evaluated"] == 2
     assert "[FIRING]" in check.stderr and "severity: critical" in check.stderr, check.stderr
+    again = kit(sim, "health", "check", "--rules", str(rules), "--state", str(state), "-o", "yaml")
+    assert yaml.safe_load(again.stdout)["sites_evaluated"] == 2, again.stdout
+    legacy = kit(sim, "health", "check", "--rules", str(rules), "--state", str(state), "--json")
+    assert json.loads(legacy.stdout)["sites_evaluated"] == 2
     status = json.loads(kit(sim, "health", "status", "--state", str(state), "-o", "json").stdout)
     assert status["conditions"]["site-1/no_agents_online"]["firing"] is True
     assert yaml.safe_load(kit(sim, "health", "status", "--state", str(state), "-o", "yaml").stdout)["corp"] == "testcorp"

@@ -19,7 +19,7 @@ use kit_storage::{SecretSource, SecretsManager};
 
 use crate::api_args::ApiArgs;
 use crate::health_status;
-use crate::output::{Colour, OutputArgs, out, outln, paint};
+use crate::output::{Colour, Format, OutputArgs, out, outln, paint};
 use crate::times::{self, Relative};
 
 #[derive(Args, Debug)]
@@ -84,8 +84,12 @@ struct CheckArgs {
     /// Rules document (YAML or JSON); without it the built-in defaults apply and nobody is notified.
     #[arg(long, env = "SIGSCI_KIT_RULES_FILE")]
     rules: Option<PathBuf>,
-    /// Print the run report as JSON (the console channel's messages then go to stderr).
-    #[arg(long)]
+    /// `-o json|yaml` prints the run report as that document; the console channel's messages then
+    /// go to stderr.
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The same as `-o json` (kept for scripts written before `-o`).
+    #[arg(long, hide = true, conflicts_with = "format")]
     json: bool,
 }
 
@@ -204,17 +208,24 @@ fn paint_labels(text: &str) -> String {
 async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // Rules first: a bad document stops the run before anything is evaluated.
     let rules = read_rules(args.rules.as_ref())?;
+    let output = if args.json {
+        OutputArgs {
+            format: Format::Json,
+        }
+    } else {
+        args.output
+    };
     let client = args.api.client()?;
     let evaluator = Evaluator {
         store: args.state.open(client.corp())?,
         client,
         secrets: args.state.secrets(),
-        deliverer: Deliverer::new(console(args.json))?,
+        deliverer: Deliverer::new(console(output.is_document()))?,
         clock: Arc::new(SystemClock),
     };
     let report = evaluator.run(&rules, &new_run_id()).await?;
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
+    if output.is_document() {
+        output.print_document(&report)?;
     } else {
         print_report(&report);
     }
@@ -493,6 +504,7 @@ mod tests {
                 s3_endpoint: None,
             },
             rules: None,
+            output: OutputArgs::default(),
             json: false,
         }
     }
