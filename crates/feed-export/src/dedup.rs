@@ -1,14 +1,27 @@
 //! Exact per-window de-duplication of record ids in little memory.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// Ids the window has already written. API ids are short lower-case hex (24 digits), which pack
-/// losslessly into a `u128` (16 bytes instead of a heap string); anything else is kept as text.
+/// Ids the window has already written. API ids are 24 lower-case hex digits, which pack
+/// losslessly into 12 bytes (a set of 50k takes 0.85 MB, against 1.1 MB as `u128` and several
+/// times that as strings); anything else is kept as text.
 #[derive(Default)]
 pub struct IdSet {
-    packed: HashSet<u128, BuildHasherDefault<PackedHasher>>,
+    packed: HashSet<PackedId, BuildHasherDefault<PackedHasher>>,
     other: HashSet<Box<str>>,
+}
+
+/// An API id's 96 bits; hashed as one word.
+#[derive(PartialEq, Eq)]
+struct PackedId([u8; 12]);
+
+impl Hash for PackedId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut word = [0; 16];
+        word[..12].copy_from_slice(&self.0);
+        state.write_u128(u128::from_le_bytes(word));
+    }
 }
 
 /// One folded multiply per packed id (as foldhash does) instead of SipHash, which cost more than
@@ -40,21 +53,22 @@ impl Hasher for PackedHasher {
     }
 }
 
-/// Up to 30 hex digits plus the length (so "0a" and "a" stay distinct).
-fn pack(id: &str) -> Option<u128> {
-    if id.is_empty() || id.len() > 30 {
+/// Exactly 24 lower-case hex digits, two to a byte.
+fn pack(id: &str) -> Option<PackedId> {
+    let digits = id.as_bytes();
+    if digits.len() != 24 {
         return None;
     }
-    let mut value: u128 = 0;
-    for byte in id.bytes() {
-        let digit = match byte {
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' => byte - b'a' + 10,
-            _ => return None,
-        };
-        value = (value << 4) | u128::from(digit);
+    let digit = |byte: u8| match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    };
+    let mut packed = [0; 12];
+    for (byte, pair) in packed.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
     }
-    Some(value | ((id.len() as u128) << 120))
+    Some(PackedId(packed))
 }
 
 impl IdSet {
@@ -90,5 +104,8 @@ mod tests {
         }
         let long = "f".repeat(31);
         assert!(ids.insert(&long) && !ids.insert(&long));
+        // Upper-case digits are another id, kept as text.
+        assert!(ids.insert("665A1F00AA00BB00CC00DD00"));
+        assert!(!ids.insert("665A1F00AA00BB00CC00DD00"));
     }
 }

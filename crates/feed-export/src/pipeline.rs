@@ -22,7 +22,8 @@ use crate::ocsf_output::{OcsfEncoder, OcsfPartTarget, Outputs};
 use crate::progress::Progress;
 use crate::window::SubWindow;
 
-/// Pages waiting for the compressor (plus one being fetched ahead by the client).
+/// Pages handed to the compressor: it asks for each one (see [`fetch_pages`]), so the queue
+/// never holds more than the one asked for.
 const PAGE_QUEUE: usize = 1;
 /// Compressed chunks waiting for the uploader.
 const CHUNK_QUEUE: usize = 2;
@@ -116,6 +117,7 @@ pub async fn export_window(
     progress: &dyn Progress,
 ) -> Result<WindowOutcome, WindowFailure> {
     let (page_tx, page_rx) = mpsc::channel::<FeedPage>(PAGE_QUEUE);
+    let (demand_tx, demand_rx) = mpsc::unbounded_channel::<()>();
     let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
     let level = settings.gzip_level;
     let (ocsf_tx, ocsf_rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
@@ -126,12 +128,13 @@ pub async fn export_window(
         None => None,
     };
     let ndjson = settings.outputs.ndjson;
-    let encoder =
-        tokio::task::spawn_blocking(move || encode(page_rx, chunk_tx, window, level, ndjson, ocsf));
+    let encoder = tokio::task::spawn_blocking(move || {
+        encode(page_rx, demand_tx, chunk_tx, window, level, ndjson, ocsf)
+    });
 
     let mut stats = ApiStats::default();
     let fetch = fetch_pages(
-        client, site, window, may_split, settings, page_tx, &mut stats, progress,
+        client, site, window, may_split, settings, page_tx, demand_rx, &mut stats, progress,
     );
     let key = format!("{}{}", target.prefix, target.name);
     let upload = upload_chunks(target.store.as_ref(), &key, chunk_rx);
@@ -251,6 +254,11 @@ pub async fn export_window(
 }
 
 /// Streams the window's pages to the compressor. `Some(pieces)` = abandoned to be split.
+///
+/// A page is taken from the client only when the compressor asks for it, having dropped the one
+/// before: a busy compressor then holds one page while the client fetches the next (the client
+/// fetches ahead only into its own one-page queue). Taking it as soon as the queue had room held
+/// a third page per window, waiting here.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_pages(
     client: &Client,
@@ -259,6 +267,7 @@ async fn fetch_pages(
     may_split: bool,
     settings: &PipelineSettings,
     page_tx: mpsc::Sender<FeedPage>,
+    mut demand: mpsc::UnboundedReceiver<()>,
     stats: &mut ApiStats,
     progress: &dyn Progress,
 ) -> Result<Option<Vec<SubWindow>>, WindowFailure> {
@@ -270,12 +279,10 @@ async fn fetch_pages(
     };
     let mut pages = client.feed(site, query);
     let mut first = true;
+    let stopped = || WindowFailure::Pipeline("the compressor stopped early".into());
     loop {
-        // A slot first, then the page: no page waits here while the compressor's queue is full.
-        let slot = page_tx
-            .reserve()
-            .await
-            .map_err(|_| WindowFailure::Pipeline("the compressor stopped early".into()))?;
+        demand.recv().await.ok_or_else(stopped)?;
+        let slot = page_tx.reserve().await.map_err(|_| stopped())?;
         let Some(page) = pages.next().await else {
             break;
         };
@@ -347,6 +354,7 @@ async fn upload_chunks(
 /// `ndjson` is off), and hands the same records to the OCSF encoder.
 fn encode(
     mut pages: mpsc::Receiver<FeedPage>,
+    demand: mpsc::UnboundedSender<()>,
     chunks: mpsc::Sender<Bytes>,
     window: SubWindow,
     level: u32,
@@ -354,8 +362,14 @@ fn encode(
     mut ocsf: Option<OcsfEncoder>,
 ) -> Result<Encoded, String> {
     let mut ids = IdSet::default();
-    let mut gzip = GzEncoder::new(Vec::with_capacity(CHUNK_CAPACITY), Compression::new(level));
-    let mut lines: Vec<u8> = Vec::with_capacity(LINE_BUFFER_BYTES + 64 * 1024);
+    // Without the NDJSON output no deflate state or line buffer is made (~1 MiB per window).
+    let mut gzip =
+        ndjson.then(|| GzEncoder::new(Vec::with_capacity(CHUNK_CAPACITY), Compression::new(level)));
+    let mut lines: Vec<u8> = Vec::with_capacity(if ndjson {
+        LINE_BUFFER_BYTES + 64 * 1024
+    } else {
+        0
+    });
     let mut hasher = Sha256::new();
     let mut out = Encoded {
         records: 0,
@@ -367,22 +381,21 @@ fn encode(
         max: None,
         ocsf: None,
     };
-    let emit = |gzip: &mut GzEncoder<Vec<u8>>,
-                hasher: &mut Sha256,
-                bytes: &mut u64,
-                last: Option<Vec<u8>>|
-     -> Result<(), String> {
-        let chunk = match last {
-            Some(rest) => rest,
-            None => std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_CAPACITY)),
-        };
+    let emit = |hasher: &mut Sha256, bytes: &mut u64, chunk: Vec<u8>| -> Result<(), String> {
         hasher.update(&chunk);
         *bytes += chunk.len() as u64;
         chunks
             .blocking_send(Bytes::from(chunk))
             .map_err(|_| "the uploader stopped early".to_string())
     };
-    while let Some(page) = pages.blocking_recv() {
+    loop {
+        // The fetcher is gone only if it failed or stopped, and then so is the window.
+        if demand.send(()).is_err() {
+            break;
+        }
+        let Some(page) = pages.blocking_recv() else {
+            break;
+        };
         for record in &page.records {
             let timestamp = record.timestamp.timestamp();
             if !window.contains(timestamp) {
@@ -396,31 +409,37 @@ fn encode(
             if let Some(ocsf) = &mut ocsf {
                 ocsf.push(record.raw.get())?;
             }
-            if ndjson {
-                append_line(&mut lines, record.raw.get(), record.raw.has_line_breaks());
-            }
             out.records += 1;
             out.min = Some(out.min.map_or(timestamp, |m| m.min(timestamp)));
             out.max = Some(out.max.map_or(timestamp, |m| m.max(timestamp)));
-            if lines.len() >= LINE_BUFFER_BYTES {
-                gzip.write_all(&lines).map_err(|e| e.to_string())?;
-                lines.clear();
+            if let Some(gzip) = &mut gzip {
+                append_line(&mut lines, record.raw.get(), record.raw.has_line_breaks());
+                if lines.len() >= LINE_BUFFER_BYTES {
+                    gzip.write_all(&lines).map_err(|e| e.to_string())?;
+                    lines.clear();
+                }
             }
         }
-        if gzip.get_ref().len() >= CHUNK_BYTES {
-            emit(&mut gzip, &mut hasher, &mut out.bytes, None)?;
+        drop(page);
+        if let Some(gzip) = &mut gzip
+            && gzip.get_ref().len() >= CHUNK_BYTES
+        {
+            let chunk = std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_CAPACITY));
+            emit(&mut hasher, &mut out.bytes, chunk)?;
         }
     }
-    gzip.write_all(&lines).map_err(|e| e.to_string())?;
-    let rest = gzip.finish().map_err(|e| e.to_string())?;
+    let rest = match gzip {
+        Some(mut gzip) => {
+            gzip.write_all(&lines).map_err(|e| e.to_string())?;
+            Some(gzip.finish().map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     out.ocsf = ocsf.map(OcsfEncoder::finish).transpose()?;
-    if out.records > 0 && ndjson {
-        emit(
-            &mut GzEncoder::new(Vec::new(), Compression::none()),
-            &mut hasher,
-            &mut out.bytes,
-            Some(rest),
-        )?;
+    if out.records > 0
+        && let Some(rest) = rest
+    {
+        emit(&mut hasher, &mut out.bytes, rest)?;
     }
     out.sha256 = hex::encode(hasher.finalize());
     Ok(out)

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::{
     ObjectMeta, ObjectStore, PutCondition, PutOutcome, Result, StorageError, StoredObject, Upload,
@@ -342,10 +341,7 @@ impl ObjectStore for LocalStore {
             key: key.to_string(),
             path,
             temp,
-            writer: Some(BufWriter::with_capacity(
-                256 * 1024,
-                tokio::fs::File::from_std(file),
-            )),
+            file: Some(file),
             size: 0,
         }))
     }
@@ -355,51 +351,64 @@ impl ObjectStore for LocalStore {
     }
 }
 
+/// Chunks are written as they come, each on a blocking thread: they arrive in sizes worth a
+/// write call, so no buffer (nor tokio's file buffer, which copies every chunk) stands between.
 struct LocalUpload {
     key: String,
     path: PathBuf,
     temp: PathBuf,
-    writer: Option<BufWriter<tokio::fs::File>>,
+    /// `None` once finished or aborted, and while a write holds it.
+    file: Option<File>,
     size: u64,
+}
+
+impl LocalUpload {
+    fn take_file(&mut self) -> Result<File> {
+        self.file.take().ok_or_else(|| StorageError::UploadClosed {
+            key: self.key.clone(),
+        })
+    }
 }
 
 #[async_trait]
 impl Upload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        let writer = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| StorageError::UploadClosed {
-                key: self.key.clone(),
-            })?;
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(io_error("write", &self.temp))?;
-        self.size += chunk.len() as u64;
-        Ok(())
+        let mut file = self.take_file()?;
+        let temp = self.temp.clone();
+        let length = chunk.len() as u64;
+        // A failed write leaves the file out, so the upload is closed (and its temp file removed
+        // on drop).
+        let file = blocking(move || {
+            file.write_all(&chunk).map_err(io_error("write", &temp))?;
+            Ok(file)
+        })
+        .await;
+        match file {
+            Ok(file) => {
+                self.file = Some(file);
+                self.size += length;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = fs::remove_file(&self.temp);
+                Err(error)
+            }
+        }
     }
 
     async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
-        let mut writer = self
-            .writer
-            .take()
-            .ok_or_else(|| StorageError::UploadClosed {
-                key: self.key.clone(),
-            })?;
-        writer
-            .flush()
-            .await
-            .map_err(io_error("write", &self.temp))?;
-        writer
-            .get_mut()
-            .sync_all()
-            .await
-            .map_err(io_error("sync", &self.temp))?;
-        drop(writer);
-        tokio::fs::rename(&self.temp, &self.path)
-            .await
-            .map_err(io_error("rename into", &self.path))?;
+        let file = self.take_file()?;
+        let (temp, path) = (self.temp.clone(), self.path.clone());
+        let finished = blocking(move || {
+            file.sync_all().map_err(io_error("sync", &temp))?;
+            drop(file);
+            fs::rename(&temp, &path).map_err(io_error("rename into", &path))
+        })
+        .await;
+        if let Err(error) = finished {
+            let _ = fs::remove_file(&self.temp);
+            return Err(error);
+        }
         Ok(ObjectMeta {
             key: self.key.clone(),
             size: self.size,
@@ -407,7 +416,7 @@ impl Upload for LocalUpload {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.writer.take();
+        self.file.take();
         match tokio::fs::remove_file(&self.temp).await {
             Err(error) if error.kind() != ErrorKind::NotFound => {
                 Err(io_error("delete", &self.temp)(error))
@@ -420,7 +429,7 @@ impl Upload for LocalUpload {
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         // Dropped mid-way (cancelled or failed): do not leave the temp file behind.
-        if self.writer.take().is_some() {
+        if self.file.take().is_some() {
             let _ = fs::remove_file(&self.temp);
         }
     }
