@@ -169,7 +169,12 @@ pub async fn export_window(
         Err(error) => {
             abort(upload).await;
             abort(ocsf_upload).await;
-            return Err(error);
+            // A compressor that failed (e.g. on a record that cannot be an OCSF event) is the
+            // cause; the fetcher only saw it stop.
+            return Err(match encoded {
+                Ok(Err(cause)) => WindowFailure::Pipeline(cause),
+                _ => error,
+            });
         }
     };
     if let Some(pieces) = split {

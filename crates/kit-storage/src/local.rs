@@ -343,6 +343,7 @@ impl ObjectStore for LocalStore {
             temp,
             file: Some(file),
             size: 0,
+            settled: false,
         }))
     }
 
@@ -357,9 +358,11 @@ struct LocalUpload {
     key: String,
     path: PathBuf,
     temp: PathBuf,
-    /// `None` once finished or aborted, and while a write holds it.
+    /// Out while a write or the finish holds it, and for good after a failed write.
     file: Option<File>,
     size: u64,
+    /// Finished or aborted: nothing left to remove when dropped.
+    settled: bool,
 }
 
 impl LocalUpload {
@@ -376,39 +379,29 @@ impl Upload for LocalUpload {
         let mut file = self.take_file()?;
         let temp = self.temp.clone();
         let length = chunk.len() as u64;
-        // A failed write leaves the file out, so the upload is closed (and its temp file removed
-        // on drop).
-        let file = blocking(move || {
-            file.write_all(&chunk).map_err(io_error("write", &temp))?;
-            Ok(file)
-        })
-        .await;
-        match file {
-            Ok(file) => {
-                self.file = Some(file);
-                self.size += length;
-                Ok(())
-            }
-            Err(error) => {
-                let _ = fs::remove_file(&self.temp);
-                Err(error)
-            }
-        }
+        // A failed write leaves the file out, so the upload is closed; its temp file goes when
+        // the upload is dropped, as after a cancelled write.
+        self.file = Some(
+            blocking(move || {
+                file.write_all(&chunk).map_err(io_error("write", &temp))?;
+                Ok(file)
+            })
+            .await?,
+        );
+        self.size += length;
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
         let file = self.take_file()?;
         let (temp, path) = (self.temp.clone(), self.path.clone());
-        let finished = blocking(move || {
+        blocking(move || {
             file.sync_all().map_err(io_error("sync", &temp))?;
             drop(file);
             fs::rename(&temp, &path).map_err(io_error("rename into", &path))
         })
-        .await;
-        if let Err(error) = finished {
-            let _ = fs::remove_file(&self.temp);
-            return Err(error);
-        }
+        .await?;
+        self.settled = true;
         Ok(ObjectMeta {
             key: self.key.clone(),
             size: self.size,
@@ -417,6 +410,7 @@ impl Upload for LocalUpload {
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.file.take();
+        self.settled = true;
         match tokio::fs::remove_file(&self.temp).await {
             Err(error) if error.kind() != ErrorKind::NotFound => {
                 Err(io_error("delete", &self.temp)(error))
@@ -429,7 +423,7 @@ impl Upload for LocalUpload {
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         // Dropped mid-way (cancelled or failed): do not leave the temp file behind.
-        if self.file.take().is_some() {
+        if !self.settled {
             let _ = fs::remove_file(&self.temp);
         }
     }
@@ -472,6 +466,57 @@ mod tests {
             assert!(kept.exists(), "{} was removed", kept.display());
         }
         assert_eq!(store.sweep_incomplete("site=a/hour=01/").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_visible_only_when_finished_and_leaves_nothing_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let entries = || {
+            let hour = dir.path().join("site=a/hour=01");
+            let mut names: Vec<String> = fs::read_dir(hour)
+                .map(|entries| {
+                    entries
+                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+
+        let mut upload = store
+            .upload("site=a/hour=01/part-1.ndjson.gz")
+            .await
+            .unwrap();
+        upload.write(Bytes::from_static(b"one ")).await.unwrap();
+        upload.write(Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(
+            entries().len(),
+            1,
+            "only the hidden temp file while writing"
+        );
+        assert!(entries()[0].starts_with(".part-1.ndjson.gz.tmp-"));
+        let meta = upload.finish().await.unwrap();
+        assert_eq!(meta.size, 7);
+        assert_eq!(entries(), ["part-1.ndjson.gz"]);
+        let stored = dir.path().join("site=a/hour=01/part-1.ndjson.gz");
+        assert_eq!(fs::read(stored).unwrap(), b"one two");
+
+        // Dropped mid-way (a cancelled window) or aborted: no temp file, no object.
+        let mut dropped = store
+            .upload("site=a/hour=01/part-2.ndjson.gz")
+            .await
+            .unwrap();
+        dropped.write(Bytes::from_static(b"half")).await.unwrap();
+        drop(dropped);
+        let mut aborted = store
+            .upload("site=a/hour=01/part-3.ndjson.gz")
+            .await
+            .unwrap();
+        aborted.write(Bytes::from_static(b"half")).await.unwrap();
+        aborted.abort().await.unwrap();
+        assert_eq!(entries(), ["part-1.ndjson.gz"]);
     }
 
     #[test]
