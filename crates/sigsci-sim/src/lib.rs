@@ -7,6 +7,7 @@ mod agents;
 mod alerts;
 mod auth;
 mod calllog;
+pub mod child;
 mod clock;
 mod config;
 mod control;

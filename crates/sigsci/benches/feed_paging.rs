@@ -1,5 +1,7 @@
 //! Feed paging throughput: the client (`Client::feed`) against a bare reqwest loop reading the
-//! same pages, both against the in-process simulator.
+//! same pages, both against the simulator in a child process (this binary with `--serve-sim`): a
+//! remote API's work does not compete for the client's runtime threads, and an in-process one
+//! did, so the figure measured the two sharing two cores as much as the client.
 //!
 //! Run with `cargo bench -p sigsci --bench feed_paging` (or `tests/bench.sh`). Prints one line per
 //! scenario: `no-latency: client N rec/s, raw M rec/s, ratio R (target <= T)` where ratio = client
@@ -10,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use sigsci::{Client, Credentials, FeedQuery};
-use sigsci_sim::{RunningSim, SimConfig};
+use sigsci_sim::SimConfig;
+use sigsci_sim::child::{SERVE_ARG, SimChild};
 
 const SITE: &str = "site-1";
 const WINDOW_SECS: i64 = 3600;
@@ -25,8 +28,30 @@ struct Scenario {
     target: f64,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(SERVE_ARG) {
+        let rps = args
+            .get(2)
+            .and_then(|rps| rps.parse().ok())
+            .context("--serve-sim needs the records per second")?;
+        return Ok(sigsci_sim::child::serve_until_stdin_closes(
+            sim_config(rps),
+            |_| Ok(()),
+        )?);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run_all())
+}
+
+fn sim_config(rps: f64) -> SimConfig {
+    SimConfig {
+        sites: 1,
+        rps,
+        ..SimConfig::default()
+    }
+}
+
+async fn run_all() -> Result<()> {
     let scenarios = [
         Scenario {
             name: "no-latency",
@@ -48,17 +73,30 @@ async fn main() -> Result<()> {
 }
 
 async fn run(scenario: &Scenario) -> Result<()> {
-    let config = SimConfig {
-        sites: 1,
-        rps: scenario.records / WINDOW_SECS as f64,
-        ..SimConfig::default()
-    };
-    let sim = sigsci_sim::start(config.clone(), "127.0.0.1:0".parse()?).await?;
+    let rps = scenario.records / WINDOW_SECS as f64;
+    let config = sim_config(rps);
+    let sim = SimChild::spawn(&[&rps.to_string()])?;
+    let control = reqwest::Client::new();
     // The newest window the API serves: it must end at least five minutes ago.
-    let until = (sim.state.now() - 300) / 60 * 60 - 60;
+    let clock = control_get(&control, &sim, "/__sim/clock").await?;
+    let now = clock["now"]
+        .as_i64()
+        .context("the simulator's clock has no `now`")?;
+    let until = (now - 300) / 60 * 60 - 60;
     let query = FeedQuery::new(until - WINDOW_SECS, until);
-    let expected = sim.state.truth(SITE, query.from, query.until).len();
-    set_page_latency(&sim, scenario.page_latency_ms).await?;
+    let truth = control_get(
+        &control,
+        &sim,
+        &format!(
+            "/__sim/truth?site={SITE}&from={}&until={}",
+            query.from, query.until
+        ),
+    )
+    .await?;
+    let expected = truth["count"]
+        .as_u64()
+        .context("the simulator's truth has no `count`")? as usize;
+    set_page_latency(&control, &sim, scenario.page_latency_ms).await?;
 
     let client = Client::builder(
         &sim.base_url,
@@ -99,12 +137,25 @@ async fn run(scenario: &Scenario) -> Result<()> {
         "figure\tpaging, {}: client ÷ raw read\t{ratio:.3}\t<=\t{}",
         scenario.name, scenario.target
     );
-    sim.shutdown().await;
     Ok(())
 }
 
-async fn set_page_latency(sim: &RunningSim, page_latency_ms: u64) -> Result<()> {
-    let response = reqwest::Client::new()
+async fn control_get(control: &reqwest::Client, sim: &SimChild, path: &str) -> Result<Value> {
+    let reply = control
+        .get(format!("{}{path}", sim.base_url))
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("GET {path}"))?;
+    Ok(reply.json().await?)
+}
+
+async fn set_page_latency(
+    control: &reqwest::Client,
+    sim: &SimChild,
+    page_latency_ms: u64,
+) -> Result<()> {
+    let response = control
         .put(format!("{}/__sim/faults", sim.base_url))
         .json(&json!({ "page_latency_ms": page_latency_ms }))
         .send()
@@ -130,7 +181,7 @@ async fn page_with_client(client: &Client, query: FeedQuery) -> Result<(usize, D
 /// The baseline: GET each page, read the body, cut `next.uri` out of its first bytes.
 async fn page_raw(
     http: &reqwest::Client,
-    sim: &RunningSim,
+    sim: &SimChild,
     config: &SimConfig,
     query: &FeedQuery,
 ) -> Result<(usize, Duration)> {
