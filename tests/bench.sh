@@ -63,6 +63,11 @@ for name in feed_paging feed_export evaluate startup load; do
 done
 kit="$root/target/release/sigsci-kit"
 figures="$work/figures.tsv"
+# Benchmark output on stdin: all of it to the log (for a look at what a figure came from), its
+# `figure` lines to the table.
+record_figures() {
+  tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
+}
 
 # cli_rss LABEL RECORDS [FORMAT]: one hour of RECORDS records exported by the CLI as users run it
 # (one site, local directory, ndjson unless FORMAT): a figure line with the process's maximum RSS.
@@ -122,7 +127,7 @@ for run in $(seq "$runs"); do
     cli_rss 2M 2000000 || echo "bench.sh: CLI export of 2M records failed" >&2
     cli_rss 100k 100000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 100k records failed" >&2
     cli_rss 2M 2000000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 2M records failed" >&2
-  } 2>&1 | tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
+  } 2>&1 | record_figures
 done
 
 # The operator's benchmark (operator/benches/load.rs) runs on the kube-apiserver test bed, started
@@ -136,8 +141,8 @@ if [[ -z "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
 fi
 for run in $(seq "$runs"); do
   echo "bench.sh: operator load, run $run of $runs" >&2
-  "${bench[load]}" "$root/target/release/sigsci-operator" 2>&1 | tee -a "$work/log" |
-    { grep $'^figure\t' || true; } >>"$figures" || echo "bench.sh: operator load failed" >&2
+  "${bench[load]}" "$root/target/release/sigsci-operator" 2>&1 | record_figures ||
+    echo "bench.sh: operator load failed" >&2
 done
 
 python3 - "$figures" "$runs" <<'EOF'
