@@ -368,13 +368,7 @@ fn encode(
 ) -> Result<Encoded, String> {
     let mut ids = IdSet::default();
     // Without the NDJSON output no deflate state or line buffer is made (~1 MiB per window).
-    let mut gzip =
-        ndjson.then(|| GzEncoder::new(Vec::with_capacity(CHUNK_CAPACITY), Compression::new(level)));
-    let mut lines: Vec<u8> = Vec::with_capacity(if ndjson {
-        LINE_BUFFER_BYTES + 64 * 1024
-    } else {
-        0
-    });
+    let mut gzip = ndjson.then(|| GzipLines::new(level));
     let mut hasher = Sha256::new();
     let mut out = Encoded {
         records: 0,
@@ -418,28 +412,19 @@ fn encode(
             out.min = Some(out.min.map_or(timestamp, |m| m.min(timestamp)));
             out.max = Some(out.max.map_or(timestamp, |m| m.max(timestamp)));
             if let Some(gzip) = &mut gzip {
-                append_line(&mut lines, record.raw.get(), record.raw.has_line_breaks());
-                if lines.len() >= LINE_BUFFER_BYTES {
-                    gzip.write_all(&lines).map_err(|e| e.to_string())?;
-                    lines.clear();
-                }
+                gzip.push(record.raw.get(), record.raw.has_line_breaks())
+                    .map_err(|e| e.to_string())?;
             }
         }
         drop(page);
-        if let Some(gzip) = &mut gzip
-            && gzip.get_ref().len() >= CHUNK_BYTES
-        {
-            let chunk = std::mem::replace(gzip.get_mut(), Vec::with_capacity(CHUNK_CAPACITY));
+        if let Some(chunk) = gzip.as_mut().and_then(GzipLines::full_chunk) {
             emit(&mut hasher, &mut out.bytes, chunk)?;
         }
     }
-    let rest = match gzip {
-        Some(mut gzip) => {
-            gzip.write_all(&lines).map_err(|e| e.to_string())?;
-            Some(gzip.finish().map_err(|e| e.to_string())?)
-        }
-        None => None,
-    };
+    let rest = gzip
+        .map(GzipLines::finish)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     out.ocsf = ocsf.map(OcsfEncoder::finish).transpose()?;
     if out.records > 0
         && let Some(rest) = rest
@@ -448,6 +433,42 @@ fn encode(
     }
     out.sha256 = hex::encode(hasher.finalize());
     Ok(out)
+}
+
+/// The NDJSON output of a window: lines collected into a buffer and gzipped a buffer at a time.
+struct GzipLines {
+    gzip: GzEncoder<Vec<u8>>,
+    lines: Vec<u8>,
+}
+
+impl GzipLines {
+    fn new(level: u32) -> GzipLines {
+        GzipLines {
+            gzip: GzEncoder::new(Vec::with_capacity(CHUNK_CAPACITY), Compression::new(level)),
+            lines: Vec::with_capacity(LINE_BUFFER_BYTES + 64 * 1024),
+        }
+    }
+
+    fn push(&mut self, raw: &str, line_breaks: bool) -> std::io::Result<()> {
+        append_line(&mut self.lines, raw, line_breaks);
+        if self.lines.len() >= LINE_BUFFER_BYTES {
+            self.gzip.write_all(&self.lines)?;
+            self.lines.clear();
+        }
+        Ok(())
+    }
+
+    /// The compressed bytes so far, once they make a chunk worth uploading.
+    fn full_chunk(&mut self) -> Option<Vec<u8>> {
+        (self.gzip.get_ref().len() >= CHUNK_BYTES)
+            .then(|| std::mem::replace(self.gzip.get_mut(), Vec::with_capacity(CHUNK_CAPACITY)))
+    }
+
+    /// The rest of the compressed stream, trailer included.
+    fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        self.gzip.write_all(&self.lines)?;
+        self.gzip.finish()
+    }
 }
 
 /// One record per line, byte for byte; a record the API sent pretty-printed (`line_breaks`, as
