@@ -6,9 +6,9 @@
 //!
 //! `--init-only NAME=PATH` (repeatable; `tests/bench.sh` passes the feed-export and ack-url
 //! binaries) measures the init time of those too, the same way, with a configuration that needs
-//! no AWS service, and the RSS at that point. `--invoke-feed PATH`
-//! runs one invocation of the feed-export binary over a busy hour (2M records) into moto's S3 and
-//! reports its peak RSS. Every figure is also printed as a tab-separated `figure` line.
+//! no AWS service, and the RSS at that point. `--invoke-feed PATH` runs one invocation of the
+//! feed-export binary over a busy hour (2M records) into moto's S3 and reports its peak RSS.
+//! Every figure is also printed as a tab-separated `figure` line.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -117,7 +117,8 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
     Ok(())
 }
 
-/// Starts of each `--init-only` binary; the median is reported. The first start of a binary
+/// Starts of each binary whose init is timed (agent-health and the `--init-only` ones); the
+/// median is reported. The first start of a binary
 /// read from disk is several times slower than the rest (tens of ms): a single start measured
 /// the disk more than the binary.
 const INIT_STARTS: usize = 5;
