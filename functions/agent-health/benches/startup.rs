@@ -78,12 +78,15 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
     let event = serde_json::json!({"from": hour, "until": hour + 3600}).to_string();
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = runtime_api(Arc::clone(&log), Arc::clone(&answered), None, event);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address: SocketAddr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, api).await });
+    let api = ServedApi::start(runtime_api(
+        Arc::clone(&log),
+        Arc::clone(&answered),
+        None,
+        event,
+    ))
+    .await?;
     let started = Instant::now();
-    let mut child = lambda_process(binary, "feed-export", address)
+    let mut child = lambda_process(binary, "feed-export", api.address)
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", &moto)
@@ -159,18 +162,16 @@ async fn start_once(
 ) -> BenchResult<(f64, f64)> {
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let polled = Arc::new(Notify::new());
-    let api = runtime_api(
+    let api = ServedApi::start(runtime_api(
         Arc::clone(&log),
         Arc::new(Notify::new()),
         Some(Arc::clone(&polled)),
         SCHEDULED_EVENT.into(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address: SocketAddr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    ))
+    .await?;
     let state_dir = std::env::temp_dir().join(format!("{name}-bench-{}", std::process::id()));
     let started = Instant::now();
-    let mut child = lambda_process(binary, name, address)
+    let mut child = lambda_process(binary, name, api.address)
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -188,7 +189,7 @@ async fn start_once(
     let waited = tokio::time::timeout(Duration::from_secs(30), polled.notified()).await;
     let peak_rss_kib = peak_rss_kib(&child);
     stop(&mut child);
-    server.abort();
+    drop(api);
     let _ = std::fs::remove_dir_all(&state_dir);
     waited.map_err(|_| format!("{name} did not poll for an invocation within 30 s"))?;
     let init_ms = log
@@ -215,18 +216,16 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
     let stripped = stripped_size(binary);
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = runtime_api(
+    let api = ServedApi::start(runtime_api(
         Arc::clone(&log),
         Arc::clone(&answered),
         None,
         SCHEDULED_EVENT.into(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address: SocketAddr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, api).await });
+    ))
+    .await?;
 
     let state_dir = std::env::temp_dir().join(format!("agent-health-bench-{}", std::process::id()));
-    let mut child = lambda_process(binary, "agent-health", address)
+    let mut child = lambda_process(binary, "agent-health", api.address)
         .env("SIGSCI_CORP", &config.corp)
         .env("SIGSCI_API_URL", &sim.base_url)
         .env("SIGSCI_EMAIL", &config.email)
@@ -270,6 +269,27 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
         );
     }
     Ok(())
+}
+
+/// An emulated Runtime API served on a free local port until dropped.
+struct ServedApi {
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServedApi {
+    async fn start(api: Router) -> BenchResult<ServedApi> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let server = tokio::spawn(async move { axum::serve(listener, api).await });
+        Ok(ServedApi { address, server })
+    }
+}
+
+impl Drop for ServedApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 /// The Runtime API; with `hold` set, no invocation is handed out and `hold` is told of the first poll.
