@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -21,6 +21,11 @@ use pager::Pager;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Pages waiting for the consumer; together with the page in flight this bounds memory.
 const PREFETCH_CAPACITY: usize = 1;
+/// Page bodies a window holds at once: the consumer's latest page and one fetched ahead. Without
+/// it, a window whose consumer was idle (its start, or a short catch-up) fetched a third page
+/// ahead, and a long export met that moment on both windows at once: its peak memory grew with
+/// the hour (6 pages in flight over a 2M-record hour, 4 to 5 over 100k).
+const PAGES_PER_WINDOW: usize = 2;
 
 /// A feed window: epoch seconds `[from, until)`, minute aligned, optional signal filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +77,33 @@ pub struct FeedPage {
 /// caller works on page n. The stream ends after the last page or after the first error;
 /// [`Error::CursorExpired`] means the window must be restarted. Dropping it stops the task.
 pub struct FeedPages {
-    receiver: mpsc::Receiver<Result<FeedPage>>,
+    receiver: mpsc::Receiver<Result<Delivery>>,
     task: Option<JoinHandle<()>>,
+    /// The budget place of the page yielded last, given back when the next one is asked for
+    /// (the consumer is then done with it, or keeps it at its own cost; never a deadlock).
+    latest: Option<OwnedSemaphorePermit>,
+}
+
+/// A page and its place in the window's budget of pages in memory.
+struct Delivery {
+    page: FeedPage,
+    place: OwnedSemaphorePermit,
 }
 
 impl Stream for FeedPages {
     type Item = Result<FeedPage>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.receiver.poll_recv(cx)
+        // Asking for the next page means being done with the last one: its place can serve
+        // the page after this one, fetched while this one is parsed.
+        self.latest = None;
+        let delivered = std::task::ready!(self.receiver.poll_recv(cx));
+        Poll::Ready(delivered.map(|delivery| {
+            delivery.map(|Delivery { page, place }| {
+                self.latest = Some(place);
+                page
+            })
+        }))
     }
 }
 
@@ -101,6 +124,7 @@ impl FeedPages {
         FeedPages {
             receiver,
             task: None,
+            latest: None,
         }
     }
 }
@@ -118,11 +142,12 @@ impl Client {
         let (sender, receiver) = mpsc::channel(PREFETCH_CAPACITY);
         let span =
             tracing::debug_span!("sigsci_feed", site, from = query.from, until = query.until);
-        let pager = Pager::new(self.clone(), site, query);
+        let pager = Pager::new(self.clone(), site, query, PAGES_PER_WINDOW);
         let task = runtime.spawn(pager.run(sender).instrument(span));
         FeedPages {
             receiver,
             task: Some(task),
+            latest: None,
         }
     }
 }

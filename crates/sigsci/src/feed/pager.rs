@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use reqwest::Method;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::record::{ParsedPage, Peek, parse_page, peek_next_uri};
-use super::{FeedPage, FeedQuery};
+use super::{Delivery, FeedPage, FeedQuery};
 use crate::client::{Call, Client, Payload, Reply};
 use crate::error::{Error, RequestKind, Result};
 
@@ -29,6 +29,8 @@ pub(super) struct Pager {
     query: Arc<FeedQuery>,
     /// Set after a 414: later cursors go straight to POST.
     post_cursors: Arc<AtomicBool>,
+    /// Places for the window's page bodies: a request is sent only with one.
+    budget: Arc<Semaphore>,
 }
 
 /// Where a page request starts.
@@ -43,6 +45,7 @@ struct Fetched {
     position: Position,
     reply: Reply,
     attempts: u32,
+    place: OwnedSemaphorePermit,
 }
 
 /// A request started ahead of time; aborted if dropped unused (stale cursor, page refetched,
@@ -67,24 +70,25 @@ impl Ahead {
 }
 
 impl Pager {
-    pub(super) fn new(client: Client, site: &str, query: FeedQuery) -> Pager {
+    pub(super) fn new(client: Client, site: &str, query: FeedQuery, pages: usize) -> Pager {
         Pager {
             client,
             site: Arc::from(site),
             query: Arc::new(query),
             post_cursors: Arc::new(AtomicBool::new(false)),
+            budget: Arc::new(Semaphore::new(pages)),
         }
     }
 
     /// Produces pages into `sender` until the window is done, an error occurs, or the
     /// consumer goes away. Every error is delivered and ends the stream.
-    pub(super) async fn run(self, sender: mpsc::Sender<Result<FeedPage>>) {
+    pub(super) async fn run(self, sender: mpsc::Sender<Result<Delivery>>) {
         if let Err(error) = self.produce(&sender).await {
             let _ = sender.send(Err(error)).await;
         }
     }
 
-    async fn produce(&self, sender: &mpsc::Sender<Result<FeedPage>>) -> Result<()> {
+    async fn produce(&self, sender: &mpsc::Sender<Result<Delivery>>) -> Result<()> {
         let mut pending = self.fetch(Position::First).await;
         let mut reserved = None;
         loop {
@@ -111,6 +115,7 @@ impl Pager {
                 // be sent after the parse below, and nothing would overlap.
                 tokio::task::yield_now().await;
             }
+            let place = fetched.place;
             let ((records, next), attempts) = match parse_page(fetched.reply) {
                 Ok(parsed) => (parsed, fetched.attempts),
                 Err(error) => {
@@ -119,7 +124,10 @@ impl Pager {
                         .await?
                 }
             };
-            slot.send(Ok(FeedPage { records, attempts }));
+            slot.send(Ok(Delivery {
+                page: FeedPage { records, attempts },
+                place,
+            }));
             let Some(next) = next else {
                 return Ok(());
             };
@@ -153,12 +161,17 @@ impl Pager {
 
     /// One page body, with transient failures retried on the same cursor.
     async fn fetch(&self, position: Position) -> Result<Fetched> {
+        let place = Arc::clone(&self.budget)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::config("feed page budget closed"))?;
         let attempts = AtomicU32::new(0);
         let reply = self.request(&position, Ok, &attempts).await?;
         Ok(Fetched {
             position,
             reply,
             attempts: attempts.load(Ordering::Relaxed),
+            place,
         })
     }
 
@@ -272,8 +285,8 @@ impl Pager {
 /// A slot for the consumer's next page, and whether the consumer was behind (the slot had to be
 /// waited for); `None` once the consumer is gone.
 async fn consumer_slot(
-    sender: &mpsc::Sender<Result<FeedPage>>,
-) -> Option<(mpsc::Permit<'_, Result<FeedPage>>, bool)> {
+    sender: &mpsc::Sender<Result<Delivery>>,
+) -> Option<(mpsc::Permit<'_, Result<Delivery>>, bool)> {
     match sender.try_reserve() {
         Ok(slot) => Some((slot, false)),
         Err(mpsc::error::TrySendError::Full(())) => sender.reserve().await.ok().map(|s| (s, true)),

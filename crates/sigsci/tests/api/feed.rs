@@ -198,3 +198,38 @@ async fn dropping_the_stream_stops_prefetching() -> Result<()> {
     sim.running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_keeping_its_page_has_only_one_more_fetched() -> Result<()> {
+    let sim = Sim::default().await?;
+    let client = sim.client()?;
+    let query = FeedQuery {
+        limit: 100,
+        ..sim.window(10)
+    };
+    let truth = sim.truth("site-1", &query);
+    ensure!(truth.len() > 500, "too few records for many pages");
+    let mut pages = client.feed("site-1", query);
+    let Some(Ok(first)) = pages.next().await else {
+        bail!("no first page");
+    };
+    // Not asking for the next page: the window's two places are this page and the next one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fetched = sim.calls(FEED_GET).await?;
+    ensure!(
+        fetched == 2,
+        "{fetched} pages fetched while the consumer kept one"
+    );
+    // Asking again frees the first page's place, and paging goes on to the end.
+    let mut records = first.records.len();
+    while let Some(page) = pages.next().await {
+        records += page?.records.len();
+    }
+    ensure!(
+        records == truth.len(),
+        "{records} records, truth {}",
+        truth.len()
+    );
+    sim.running.shutdown().await;
+    Ok(())
+}
