@@ -440,14 +440,12 @@ fn encode(
             emit(&mut hasher, &mut out.bytes, chunk)?;
         }
     }
-    let rest = gzip
-        .map(GzipLines::finish)
-        .transpose()
-        .map_err(|e| e.to_string())?;
     out.ocsf = ocsf.map(OcsfEncoder::finish).transpose()?;
+    // An empty window uploads nothing, so its deflate stream is not even finished.
     if out.records > 0
-        && let Some(rest) = rest
+        && let Some(gzip) = gzip
     {
+        let rest = gzip.finish().map_err(|e| e.to_string())?;
         emit(&mut hasher, &mut out.bytes, rest)?;
     }
     out.sha256 = hex::encode(hasher.finalize());

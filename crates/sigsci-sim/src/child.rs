@@ -69,6 +69,11 @@ impl SimChild {
         }
         Ok(SimChild { child, base_url })
     }
+
+    /// The child's process id, e.g. to read its CPU time from `/proc`.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for SimChild {
