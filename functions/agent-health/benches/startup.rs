@@ -78,13 +78,7 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
     let event = serde_json::json!({"from": hour, "until": hour + 3600}).to_string();
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = ServedApi::start(runtime_api(
-        Arc::clone(&log),
-        Arc::clone(&answered),
-        None,
-        event,
-    ))
-    .await?;
+    let api = serve_runtime_api(Arc::clone(&log), Arc::clone(&answered), None, event).await?;
     let started = Instant::now();
     let mut child = lambda_process(binary, "feed-export", api.address)
         .env("AWS_ACCESS_KEY_ID", "bench")
@@ -162,12 +156,12 @@ async fn start_once(
 ) -> BenchResult<(f64, f64)> {
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let polled = Arc::new(Notify::new());
-    let api = ServedApi::start(runtime_api(
+    let api = serve_runtime_api(
         Arc::clone(&log),
         Arc::new(Notify::new()),
         Some(Arc::clone(&polled)),
         SCHEDULED_EVENT.into(),
-    ))
+    )
     .await?;
     let state_dir = std::env::temp_dir().join(format!("{name}-bench-{}", std::process::id()));
     let started = Instant::now();
@@ -216,12 +210,12 @@ async fn lambda_invocation(sim: &RunningSim, config: &SimConfig) -> BenchResult<
     let stripped = stripped_size(binary);
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
-    let api = ServedApi::start(runtime_api(
+    let api = serve_runtime_api(
         Arc::clone(&log),
         Arc::clone(&answered),
         None,
         SCHEDULED_EVENT.into(),
-    ))
+    )
     .await?;
 
     let state_dir = std::env::temp_dir().join(format!("agent-health-bench-{}", std::process::id()));
@@ -277,33 +271,25 @@ struct ServedApi {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-impl ServedApi {
-    async fn start(api: Router) -> BenchResult<ServedApi> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let server = tokio::spawn(async move { axum::serve(listener, api).await });
-        Ok(ServedApi { address, server })
-    }
-}
-
 impl Drop for ServedApi {
     fn drop(&mut self) {
         self.server.abort();
     }
 }
 
-/// The Runtime API; with `hold` set, no invocation is handed out and `hold` is told of the first poll.
-fn runtime_api(
+/// Serves the Runtime API; with `hold` set, no invocation is handed out and `hold` is told of the
+/// first poll.
+async fn serve_runtime_api(
     log: Arc<Mutex<RuntimeLog>>,
     answered: Arc<Notify>,
     hold: Option<Arc<Notify>>,
     event: String,
-) -> Router {
+) -> BenchResult<ServedApi> {
     let next_log = Arc::clone(&log);
     let response_log = Arc::clone(&log);
     let response_done = Arc::clone(&answered);
     let error_log = log;
-    Router::new()
+    let api = Router::new()
         .route(
             "/2018-06-01/runtime/invocation/next",
             get(move || {
@@ -368,7 +354,11 @@ fn runtime_api(
                     axum::http::StatusCode::ACCEPTED
                 }
             }),
-        )
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    Ok(ServedApi { address, server })
 }
 
 /// A Lambda bootstrap as the service starts it: nothing inherited, the Runtime API at `runtime`.

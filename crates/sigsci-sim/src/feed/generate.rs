@@ -263,7 +263,7 @@ impl SiteTraffic {
             headers_out: &headers_out,
             tags: &tags,
         };
-        serde_json::to_writer(out, &record)
+        record.write_json(out)
     }
 }
 
@@ -307,10 +307,13 @@ mod tests {
     }
 
     #[test]
-    fn record_has_every_field_and_matches_id_and_time() {
+    fn record_has_every_field_in_order_and_matches_id_and_time() {
         let t = traffic();
         let count = t.minute_count(MINUTE);
-        let record: Value = serde_json::from_slice(&render(&t, MINUTE, 100)).unwrap();
+        let raw = render(&t, MINUTE, 100);
+        let record: Value = serde_json::from_slice(&raw).unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let mut after = 0;
         for field in [
             "id",
             "serverHostname",
@@ -336,6 +339,10 @@ mod tests {
             "tags",
         ] {
             assert!(record.get(field).is_some(), "missing {field}");
+            // In the API reference's order, as the real feed writes them.
+            let at = text.find(&format!("\"{field}\":")).unwrap();
+            assert!(at >= after, "{field} out of order in {text}");
+            after = at;
         }
         assert_eq!(record["id"], t.record_id(MINUTE, 100, count));
         let ts = SiteTraffic::timestamp(MINUTE, 100, count);

@@ -231,7 +231,8 @@ fn render_page(
         ^ u64::from(request.start.index)));
     rng.shuffle(&mut slots);
     let next_uri = next.map(next_uri).unwrap_or_default();
-    let mut out = Vec::with_capacity(slots.len() * 1100 + next_uri.len() + 64);
+    // Records average ~1.3 KB (generate's size test); a smaller guess copied full pages as they grew.
+    let mut out = Vec::with_capacity(slots.len() * 1400 + next_uri.len() + 64);
     out.extend_from_slice(b"{\"next\":{\"uri\":");
     serde_json::to_writer(&mut out, &next_uri)?;
     out.extend_from_slice(b"},\"data\":[");

@@ -6,8 +6,6 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
-
 use super::generate::SignalSet;
 use super::vocab::{
     ACCEPTS, BROWSER_AGENTS, CACHE_CONTROLS, COUNTRIES, DATACENTER_HOSTS, ISP_DOMAINS, LANGUAGES,
@@ -16,13 +14,10 @@ use super::vocab::{
 use crate::rng::SplitMix;
 
 /// The JSON shape of a record (field order as in the API reference).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 pub(super) struct Record<'a> {
     pub(super) id: &'a str,
     pub(super) server_hostname: &'a str,
     pub(super) server_name: &'a str,
-    #[serde(rename = "remoteIP")]
     pub(super) remote_ip: &'a str,
     pub(super) remote_hostname: &'a str,
     pub(super) remote_country_code: &'a str,
@@ -44,13 +39,127 @@ pub(super) struct Record<'a> {
     pub(super) tags: &'a [Tag<'a>],
 }
 
-#[derive(Serialize)]
 pub(super) struct Tag<'a> {
-    #[serde(rename = "type")]
     kind: &'a str,
     location: &'a str,
     value: &'a str,
     detector: &'a str,
+}
+
+impl Record<'_> {
+    /// Appends the record as compact JSON: the bytes serde_json writes for this shape. Written by
+    /// hand because serde_json checks strings for escapes a byte at a time, which was a quarter of
+    /// the simulator's CPU while it served the feed; almost no string here needs an escape.
+    pub(super) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let strings = [
+            ("id", self.id),
+            ("serverHostname", self.server_hostname),
+            ("serverName", self.server_name),
+            ("remoteIP", self.remote_ip),
+            ("remoteHostname", self.remote_hostname),
+            ("remoteCountryCode", self.remote_country_code),
+            ("userAgent", self.user_agent),
+            ("timestamp", self.timestamp),
+            ("method", self.method),
+            ("protocol", self.protocol),
+            ("scheme", self.scheme),
+            ("tlsProtocol", self.tls_protocol),
+            ("tlsCipher", self.tls_cipher),
+            ("path", self.path),
+            ("uri", self.uri),
+        ];
+        let numbers = [
+            ("responseCode", u64::from(self.response_code)),
+            ("agentResponseCode", u64::from(self.agent_response_code)),
+            ("responseSize", self.response_size),
+            ("responseMillis", self.response_millis),
+        ];
+        out.push(b'{');
+        write_string_fields(out, &strings)?;
+        for (name, value) in numbers {
+            out.push(b',');
+            write_key(out, name);
+            serde_json::to_writer(&mut *out, &value)?;
+        }
+        for (name, headers) in [
+            ("headersIn", self.headers_in),
+            ("headersOut", self.headers_out),
+        ] {
+            out.push(b',');
+            write_key(out, name);
+            out.push(b'[');
+            for (k, [header, value]) in headers.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_str(out, header)?;
+                out.push(b',');
+                write_str(out, value)?;
+                out.push(b']');
+            }
+            out.push(b']');
+        }
+        out.push(b',');
+        write_key(out, "tags");
+        out.push(b'[');
+        for (k, tag) in self.tags.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_string_fields(
+                out,
+                &[
+                    ("type", tag.kind),
+                    ("location", tag.location),
+                    ("value", tag.value),
+                    ("detector", tag.detector),
+                ],
+            )?;
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        Ok(())
+    }
+}
+
+/// `"name":"value"` pairs, comma-separated.
+fn write_string_fields(
+    out: &mut Vec<u8>,
+    fields: &[(&str, &str)],
+) -> Result<(), serde_json::Error> {
+    for (k, (name, value)) in fields.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        write_key(out, name);
+        write_str(out, value)?;
+    }
+    Ok(())
+}
+
+/// `"name":` for a key known to need no escape.
+fn write_key(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// A JSON string: copied as it is when nothing in it needs an escape (checked without an early
+/// exit, so the compiler can test many bytes at once), else escaped by serde_json.
+fn write_str(out: &mut Vec<u8>, value: &str) -> Result<(), serde_json::Error> {
+    let plain = value.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if !plain {
+        return serde_json::to_writer(out, value);
+    }
+    out.reserve(value.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+    Ok(())
 }
 
 /// Who sent the request.
@@ -452,4 +561,31 @@ pub(super) fn tags<'a>(signals: &SignalSet, target: &'a Target) -> Vec<Tag<'a>> 
             detector: signal.detector,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for value in [
+            "",
+            "plain ASCII / with: punctuation, {braces} [and] 'quotes'",
+            "say \"hi\"",
+            "C:\\temp\\x",
+            "line\nbreak\ttab\r\u{8}\u{c}",
+            "\u{1}\u{1f}\u{7f} control bytes",
+            "caf\u{e9} \u{2603} \u{1f600}",
+            "${jndi:ldap://x/a} <script>alert(1)</script> ' OR 1=1--",
+        ] {
+            let mut ours = Vec::new();
+            write_str(&mut ours, value).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(value).unwrap(),
+                "{value:?}"
+            );
+        }
+    }
 }
