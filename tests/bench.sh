@@ -10,7 +10,9 @@
 # of 100k and of 2M records (`/usr/bin/time -f %M`, the kernel's maximum RSS). The benchmarks print
 # tab-separated `figure` lines (name, value, comparison, target); the table shows, per figure, the
 # median, min–max, the target and pass/fail. Ratios are measured side by side within one run, so
-# they hold on a slower machine; absolute times are context only.
+# they hold on a slower machine; absolute times are context only. The paging and feed-export
+# benchmarks run their simulator on a CPU of its own and themselves on the others (a remote API
+# takes no CPU from its client); the paging one adds a row with both sharing every CPU, as context.
 #
 # The start-up figures are of the native release binaries with an emulated Runtime API (the
 # emulator route of tests/deploy needs the arm64 zips, ~8 min to cross-build); zip sizes are those

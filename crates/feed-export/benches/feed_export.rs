@@ -1,7 +1,8 @@
 //! Feed export benchmark against the simulator on loopback (run: `cargo bench -p feed-export`).
 //!
 //! The simulator runs in a child process (this binary with `--serve-sim`) so that CPU and memory
-//! figures are the exporter's alone. Prints, in one run:
+//! figures are the exporter's alone, on a CPU of its own when there are two or more (this process,
+//! and the ones it starts, on the others), as a remote API would. Prints, in one run:
 //! (a) 100 ms per page: export wall time ÷ raw download of the same windows at the same
 //!     concurrency (target ≤ 1.10), and ÷ the Python reference loop (target ≤ 0.4);
 //! (b) no latency: CPU seconds per million records, ours ÷ gzip of the same NDJSON alone at the
@@ -27,7 +28,7 @@ use flate2::write::GzEncoder;
 use futures::StreamExt;
 use secrecy::SecretString;
 use sigsci::{Client, CredentialSecret, Credentials, FeedQuery};
-use sigsci_sim::child::{SERVE_ARG, SimChild};
+use sigsci_sim::child::{Cpus, SERVE_ARG, SimChild};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -70,15 +71,18 @@ fn peak_rss_mib() -> f64 {
 struct SimProcess(SimChild);
 
 impl SimProcess {
+    /// Starts the child and says where it serves, so every section's figures say it too.
     fn start(rps: f64) -> BenchResult<SimProcess> {
-        Ok(SimProcess(SimChild::spawn(&[&rps.to_string()])?))
+        let child = SimChild::spawn(&[&rps.to_string()], Cpus::Apart)?;
+        println!("    ({})", child.placement);
+        Ok(SimProcess(child))
     }
 
     fn base_url(&self) -> &str {
         &self.0.base_url
     }
 
-    /// The simulator's CPU seconds so far: it competes with the exporter for the machine.
+    /// The simulator's CPU seconds so far (context: what serving the export cost).
     fn cpu_seconds(&self) -> f64 {
         process_cpu_seconds(&self.0.id().to_string())
     }
@@ -551,7 +555,7 @@ fn cpu_bound(level: u32) -> BenchResult<()> {
     let client = per_million(raw_cpu, raw_records);
     let serving = per_million(sim_cpu, export.records);
     println!(
-        "    (of which the API client alone, raw download: {client:.2} CPU s per million; the simulator used {serving:.2} serving the export on the same machine)"
+        "    (of which the API client alone, raw download: {client:.2} CPU s per million; the simulator used {serving:.2} serving the export)"
     );
     println!(
         "figure\texport, no latency: API client alone, raw download (CPU s per million, context)\t{client:.2}\t\t"
