@@ -420,7 +420,7 @@ fn encode(
                 out.out_of_window += 1;
                 continue;
             }
-            if !ids.insert(&record.id) {
+            if !ids.insert(record.id()) {
                 out.duplicates += 1;
                 continue;
             }

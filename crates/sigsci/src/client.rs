@@ -13,6 +13,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{CredentialSecret, Credentials, Session, SessionCell, expose};
+use crate::buffers;
 use crate::error::{Error, RequestKind, Result, classify, parse_retry_after};
 use crate::limiter::FeedLimiter;
 use crate::retry::{self, RetryPolicy};
@@ -450,7 +451,12 @@ async fn read_body(mut response: reqwest::Response) -> reqwest::Result<Vec<u8>> 
     let Some(length) = response.content_length() else {
         return Ok(response.bytes().await?.into());
     };
-    let mut body = Vec::with_capacity(length.min(MAX_PRESIZED_BODY) as usize);
+    let length = length.min(MAX_PRESIZED_BODY) as usize;
+    let mut body = if length >= buffers::POOLED_BODY {
+        buffers::take(length)
+    } else {
+        Vec::with_capacity(length)
+    };
     while let Some(chunk) = response.chunk().await? {
         body.extend_from_slice(&chunk);
     }

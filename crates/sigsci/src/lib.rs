@@ -7,6 +7,7 @@
 //!   limits (2 per site, 5 per corp) across all clones of a client.
 
 mod auth;
+mod buffers;
 mod client;
 mod error;
 mod feed;

@@ -10,16 +10,35 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::buffers;
 use crate::client::Reply;
 use crate::error::{Error, Result};
 
 /// One request record: the untouched JSON plus the two fields paging logic needs.
 #[derive(Debug, Clone)]
 pub struct FeedRecord {
-    pub id: String,
     pub timestamp: DateTime<Utc>,
     /// The record exactly as the API sent it, so nothing a SIEM wants is dropped or reordered.
     pub raw: RawRecord,
+    id: RecordId,
+}
+
+/// Where a record's id is: in its page as sent (no allocation per record, and nothing freed on
+/// another thread), or decoded from escapes.
+#[derive(Debug, Clone)]
+enum RecordId {
+    InPage(Range<usize>),
+    Decoded(Box<str>),
+}
+
+impl FeedRecord {
+    /// The record's `id`.
+    pub fn id(&self) -> &str {
+        match &self.id {
+            RecordId::InPage(range) => &self.raw.page.0[range.clone()],
+            RecordId::Decoded(id) => id,
+        }
+    }
 }
 
 /// A record's JSON text, kept as a slice of the page body it arrived in: one buffer per page
@@ -27,7 +46,7 @@ pub struct FeedRecord {
 /// keeps its whole page; copy the text out (`get().to_owned()`) to hold records for long.
 #[derive(Clone)]
 pub struct RawRecord {
-    page: Arc<String>,
+    page: Arc<PageText>,
     range: Range<usize>,
     line_breaks: bool,
 }
@@ -36,7 +55,7 @@ impl RawRecord {
     /// The record's JSON text.
     pub fn get(&self) -> &str {
         // The range is a record's bounds found inside this very page.
-        &self.page[self.range.clone()]
+        &self.page.0[self.range.clone()]
     }
 
     /// Whether the text holds a raw line break (whitespace of a record sent pretty-printed).
@@ -52,6 +71,15 @@ impl std::fmt::Debug for RawRecord {
     }
 }
 
+/// A page's text, shared by its records; its buffer is read into again once they are all gone.
+struct PageText(String);
+
+impl Drop for PageText {
+    fn drop(&mut self) {
+        buffers::give_back(std::mem::take(&mut self.0).into_bytes());
+    }
+}
+
 /// The serde route to `id`/`timestamp`, for records the scanner leaves to it.
 #[derive(Deserialize)]
 struct RecordHead<'a> {
@@ -62,10 +90,10 @@ struct RecordHead<'a> {
 }
 
 /// `id` and `timestamp` of one record (`head` when the scanner read them), or why they cannot be had.
-fn record_head(
-    json: &str,
-    head: Option<(&str, &str)>,
-) -> std::result::Result<(String, DateTime<Utc>), String> {
+fn record_head<'a>(
+    json: &'a str,
+    head: Option<(&'a str, &'a str)>,
+) -> std::result::Result<(Cow<'a, str>, DateTime<Utc>), String> {
     let (id, timestamp) = match head {
         Some((id, timestamp)) => (Cow::Borrowed(id), Cow::Borrowed(timestamp)),
         None => {
@@ -80,7 +108,7 @@ fn record_head(
             .map_err(|e| format!("feed record {id}: timestamp: {e}"))?
             .with_timezone(&Utc),
     };
-    Ok((id.into_owned(), timestamp))
+    Ok((id, timestamp))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, the form the API sends, read without the general RFC 3339 parser (a
@@ -136,24 +164,33 @@ pub(crate) type ParsedPage = (Vec<FeedRecord>, Option<String>);
 pub(crate) fn parse_page(reply: Reply) -> Result<ParsedPage> {
     let Reply { status, body, .. } = reply;
     let page_text = match String::from_utf8(body) {
-        Ok(text) => Arc::new(text),
+        Ok(text) => Arc::new(PageText(text)),
         Err(e) => return Err(Error::undecodable(status, e.as_bytes(), e.utf8_error())),
     };
     // The scanner takes no page with a control character, so its records are single lines.
-    let (found, next, single_lines) = match scan_page(&page_text) {
+    let text = page_text.0.as_str();
+    let (found, next, single_lines) = match scan_page(text) {
         Some((found, next)) => (found, next.to_owned(), true),
         None => {
-            let (found, next) = serde_page(&page_text)
-                .map_err(|e| Error::undecodable(status, page_text.as_bytes(), e))?;
+            let (found, next) =
+                serde_page(text).map_err(|e| Error::undecodable(status, text.as_bytes(), e))?;
             (found, next, false)
         }
     };
     let records = found
         .into_iter()
         .map(|Found { range, head }| {
-            let json = &page_text[range.clone()];
+            let json = &text[range.clone()];
             let (id, timestamp) = record_head(json, head)
                 .map_err(|cause| Error::undecodable(status, json.as_bytes(), cause))?;
+            let id = match id {
+                // Text inside this very page (the scanner's or serde's borrowed string).
+                Cow::Borrowed(id) => {
+                    let start = id.as_ptr() as usize - text.as_ptr() as usize;
+                    RecordId::InPage(start..start + id.len())
+                }
+                Cow::Owned(id) => RecordId::Decoded(id.into_boxed_str()),
+            };
             Ok(FeedRecord {
                 id,
                 timestamp,
@@ -221,397 +258,392 @@ struct Found<'a> {
     head: Option<(&'a str, &'a str)>,
 }
 
-/// What a container is to the page: the scanner only looks inside the first three kinds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Page,
-    Next,
-    Data,
-    Record,
-    Other,
-}
-
-/// What the value after the last key is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    None,
-    Next,
-    Data,
-    Uri,
-    Id,
-    Timestamp,
-}
-
-/// The next token the JSON grammar allows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Value,
-    /// After `[`: a value or `]`.
-    FirstValue,
-    /// After `{`: a key or `}`.
-    FirstKey,
-    Key,
-    Colon,
-    /// After a value inside a container: `,` or its end.
-    Comma,
-    /// The page's object is complete: only spaces may follow.
-    End,
-}
-
 /// Deeper than serde_json's own limit (128) is left to serde_json, which refuses it.
 const MAX_DEPTH: usize = 128;
 
-/// One pass over a page in the API's usual shape: a validating JSON scanner that jumps from quote
-/// to quote ([`Specials`]) and finds every record's bounds and its top-level `id` and `timestamp`
-/// on the way. `None` for anything it does not handle (control characters or line breaks anywhere,
-/// escaped top-level keys, an unusual `next`, non-object records, invalid JSON): the serde route
-/// then decides, so both routes accept exactly the same pages.
-struct PageScan<'a> {
-    text: &'a str,
-    /// Open containers: their kind (`{` or `[`) and role.
-    stack: Vec<(u8, Role)>,
-    expect: Expect,
-    slot: Slot,
-    seen_next: bool,
-    seen_data: bool,
-    seen_uri: bool,
-    next: &'a str,
-    records: Vec<Found<'a>>,
-    /// The record being scanned: where it starts, its head so far, and whether it needs serde.
-    record_start: usize,
-    id: Option<&'a str>,
-    timestamp: Option<&'a str>,
-    unusual: bool,
-}
-
+/// One pass over a page in the API's usual shape: a validating JSON scanner that jumps over
+/// string contents ([`Cursor::special`]) and finds every record's bounds and its top-level `id`
+/// and `timestamp` on the way. `None` for anything it does not handle (control characters or line
+/// breaks anywhere, escaped page keys, an unusual `next`, non-object records, invalid JSON): the
+/// serde route then decides, so both routes accept exactly the same pages.
+///
+/// The grammar lives in the control flow of one function, the cursor in registers and what
+/// compact pages never need (spaces, escapes) out of line: a punctuation byte costs a compare, a
+/// string a bit scan. A 1.3 KB record takes ~0.65 µs, where the token-by-token state machine
+/// this replaced took ~0.95.
 fn scan_page(text: &str) -> Option<(Vec<Found<'_>>, &str)> {
-    let bytes = text.as_bytes();
-    let mut scan = PageScan {
-        text,
-        stack: Vec::with_capacity(16),
-        expect: Expect::Value,
-        slot: Slot::None,
-        seen_next: false,
-        seen_data: false,
-        seen_uri: false,
-        next: "",
-        records: Vec::with_capacity(1024),
-        record_start: 0,
-        id: None,
-        timestamp: None,
-        unusual: false,
-    };
-    let mut quotes = Specials::new(bytes);
-    let mut at = 0;
-    loop {
-        let quote = quotes.find(|&p| p >= at);
-        let Some(open) = quote else {
-            scan.structure(at, bytes.len())?;
-            break;
-        };
-        scan.gap(at, open)?;
-        if bytes[open] != b'"' {
-            return None; // A backslash outside a string.
-        }
-        let mut plain = true;
-        let mut resume = open + 1;
-        let close = loop {
-            let p = quotes.find(|&p| p >= resume)?;
-            if bytes[p] == b'"' {
-                break p;
-            }
-            plain = false;
-            resume = match *bytes.get(p + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => p + 2,
-                b'u' if bytes.get(p + 2..p + 6)?.iter().all(u8::is_ascii_hexdigit) => p + 6,
-                _ => return None,
-            };
-        };
-        scan.string(&text[open + 1..close], plain)?;
-        at = close + 1;
-    }
-    if quotes.refused {
+    const PAGE: usize = 1;
+    let mut at = Cursor::new(text.as_bytes())?;
+    at.expect(b'{')?;
+    let (mut records, mut next) = (None, None);
+    if at.empty(b'}')? {
         return None;
     }
-    (scan.expect == Expect::End && scan.seen_data).then_some((scan.records, scan.next))
+    loop {
+        let (key, plain) = at.key()?;
+        match (&text.as_bytes()[key], plain) {
+            (_, false) => return None,
+            (b"next", true) if next.is_none() => {
+                let uri = at.next_link()?;
+                next = Some(text.get(uri)?);
+            }
+            (b"data", true) if records.is_none() => records = Some(at.records()?),
+            (b"next" | b"data", true) => return None,
+            _ => at.value(PAGE)?,
+        }
+        if !at.more(b'}')? {
+            break;
+        }
+    }
+    at.skip_spaces();
+    if at.at != text.len() {
+        return None;
+    }
+    let records = records?
+        .into_iter()
+        .map(|(range, head)| {
+            let head = match head {
+                Some((id, timestamp)) => Some((text.get(id)?, text.get(timestamp)?)),
+                None => None,
+            };
+            Some(Found { range, head })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((records, next.unwrap_or_default()))
 }
 
-impl<'a> PageScan<'a> {
-    /// The bytes between two strings, usually a lone `:` or `,`: those without the general loop.
-    fn gap(&mut self, from: usize, to: usize) -> Option<()> {
-        if to == from + 1 {
-            match (self.text.as_bytes()[from], self.expect) {
-                (b':', Expect::Colon) => {
-                    self.expect = Expect::Value;
-                    return Some(());
-                }
-                (b',', Expect::Comma) => {
-                    self.expect = match self.stack.last()? {
-                        (b'{', _) => Expect::Key,
-                        _ => Expect::Value,
-                    };
-                    return Some(());
-                }
-                _ => {}
-            }
-        }
-        self.structure(from, to)
-    }
+/// A record's bounds and, when plain, where its `id` and `timestamp` are.
+type Bounds = (Range<usize>, Option<(Range<usize>, Range<usize>)>);
 
-    /// The bytes between two strings: punctuation, numbers, literals, spaces.
-    fn structure(&mut self, from: usize, to: usize) -> Option<()> {
-        let text: &'a str = self.text;
-        let bytes = &text.as_bytes()[..to];
-        let mut at = from;
-        while at < to {
-            match bytes[at] {
-                b' ' => {}
-                b'{' | b'[' => self.open(at)?,
-                b'}' | b']' => self.close(at)?,
-                b':' if self.expect == Expect::Colon => self.expect = Expect::Value,
-                b',' if self.expect == Expect::Comma => {
-                    self.expect = match self.stack.last()? {
-                        (b'{', _) => Expect::Key,
-                        _ => Expect::Value,
-                    }
-                }
-                b'-' | b'0'..=b'9' => {
-                    at = number(bytes, at)?;
-                    self.scalar()?;
-                    continue;
-                }
-                b't' | b'f' | b'n' => {
-                    let word: &[u8] = match bytes[at] {
-                        b't' => b"true",
-                        b'f' => b"false",
-                        _ => b"null",
-                    };
-                    if !bytes[at..].starts_with(word) {
-                        return None;
-                    }
-                    at += word.len();
-                    self.scalar()?;
-                    continue;
-                }
-                _ => return None,
-            }
-            at += 1;
-        }
-        Some(())
-    }
-
-    /// A value may start here; returns what it is for, given its container.
-    fn value_start(&mut self) -> Option<(Role, Slot)> {
-        if !matches!(self.expect, Expect::Value | Expect::FirstValue) {
-            return None;
-        }
-        let slot = std::mem::replace(&mut self.slot, Slot::None);
-        let parent = self.stack.last().map_or(Role::Other, |&(_, role)| role);
-        Some((parent, slot))
-    }
-
-    fn value_end(&mut self) {
-        self.expect = if self.stack.is_empty() {
-            Expect::End
-        } else {
-            Expect::Comma
-        };
-    }
-
-    fn open(&mut self, at: usize) -> Option<()> {
-        let kind = self.text.as_bytes()[at];
-        let (parent, slot) = self.value_start()?;
-        let role = match (self.stack.is_empty(), parent, slot, kind) {
-            (true, _, _, b'{') => Role::Page,
-            (true, ..) => return None,
-            (false, Role::Page, Slot::Next, b'{') => Role::Next,
-            (false, Role::Page, Slot::Data, b'[') => Role::Data,
-            (false, Role::Page, Slot::Next | Slot::Data, _) => return None,
-            (false, Role::Next, Slot::Uri, _) => return None,
-            (false, Role::Data, _, b'{') => {
-                self.record_start = at;
-                (self.id, self.timestamp, self.unusual) = (None, None, false);
-                Role::Record
-            }
-            (false, Role::Data, ..) => return None,
-            (false, Role::Record, Slot::Id | Slot::Timestamp, _) => {
-                self.unusual = true;
-                Role::Other
-            }
-            _ => Role::Other,
-        };
-        if self.stack.len() >= MAX_DEPTH {
-            return None;
-        }
-        self.stack.push((kind, role));
-        self.expect = if kind == b'{' {
-            Expect::FirstKey
-        } else {
-            Expect::FirstValue
-        };
-        Some(())
-    }
-
-    fn close(&mut self, at: usize) -> Option<()> {
-        let kind = self.text.as_bytes()[at];
-        let (open, role) = *self.stack.last()?;
-        let allowed = match kind {
-            b'}' => open == b'{' && matches!(self.expect, Expect::FirstKey | Expect::Comma),
-            _ => open == b'[' && matches!(self.expect, Expect::FirstValue | Expect::Comma),
-        };
-        if !allowed {
-            return None;
-        }
-        self.stack.pop();
-        if role == Role::Record {
-            let head = match (self.unusual, self.id, self.timestamp) {
-                (false, Some(id), Some(timestamp)) => Some((id, timestamp)),
-                _ => None,
-            };
-            self.records.push(Found {
-                range: self.record_start..at + 1,
-                head,
-            });
-        }
-        self.value_end();
-        Some(())
-    }
-
-    /// A string's contents (between its quotes); `plain` when it holds no escapes.
-    fn string(&mut self, text: &'a str, plain: bool) -> Option<()> {
-        if matches!(self.expect, Expect::Key | Expect::FirstKey) {
-            self.expect = Expect::Colon;
-            let role = self.stack.last().map_or(Role::Other, |&(_, role)| role);
-            self.slot = match (role, plain, text) {
-                (Role::Page, false, _) | (Role::Next, false, _) => return None,
-                (Role::Page, true, "next") if !self.seen_next => {
-                    self.seen_next = true;
-                    Slot::Next
-                }
-                (Role::Page, true, "data") if !self.seen_data => {
-                    self.seen_data = true;
-                    Slot::Data
-                }
-                (Role::Page, true, "next" | "data") => return None,
-                (Role::Next, true, "uri") if !self.seen_uri => {
-                    self.seen_uri = true;
-                    Slot::Uri
-                }
-                (Role::Next, true, "uri") => return None,
-                (Role::Record, true, "id") => Slot::Id,
-                (Role::Record, true, "timestamp") => Slot::Timestamp,
-                (Role::Record, false, _) => {
-                    self.unusual = true; // An escaped key might spell `id`.
-                    Slot::None
-                }
-                _ => Slot::None,
-            };
-            return Some(());
-        }
-        match self.value_start()? {
-            (Role::Page, Slot::Next | Slot::Data) | (Role::Data, _) => return None,
-            (Role::Next, Slot::Uri) if plain => self.next = text,
-            (Role::Next, Slot::Uri) => return None,
-            (Role::Record, Slot::Id) if plain && self.id.is_none() => self.id = Some(text),
-            (Role::Record, Slot::Timestamp) if plain && self.timestamp.is_none() => {
-                self.timestamp = Some(text)
-            }
-            (Role::Record, Slot::Id | Slot::Timestamp) => self.unusual = true,
-            _ => {}
-        }
-        self.value_end();
-        Some(())
-    }
-
-    /// A number or literal.
-    fn scalar(&mut self) -> Option<()> {
-        match self.value_start()? {
-            (Role::Page, Slot::Next | Slot::Data) | (Role::Data, _) | (Role::Next, Slot::Uri) => {
-                return None;
-            }
-            (Role::Record, Slot::Id | Slot::Timestamp) => self.unusual = true,
-            _ => {}
-        }
-        self.value_end();
-        Some(())
-    }
+/// A record's top-level `id` or `timestamp` as the scanner saw it.
+#[derive(Clone)]
+enum Head {
+    Missing,
+    Plain(Range<usize>),
+    /// Escaped, not a string, or given twice: the serde route reads it.
+    Unusual,
 }
 
-/// Positions of `"` and `\` in a page, in order, found 64 bytes at a time by one branch-free
-/// pass over the block. Records hold a string every dozen bytes or so, too short a
+/// A position in a page, with the specials (`"` and `\`) of the 64-byte block around it: each
+/// block's come from one branch-free pass over it ([`block_mask`]), so finding a string's end
+/// costs a shift and a bit scan. Records hold a string every dozen bytes or so, too short a
 /// distance for a `memchr` call per string to pay off. The same pass looks for control bytes:
-/// JSON strings hold none and a compact page holds none outside strings either, so the first
-/// one ends the iteration and `refused` sends the page to the serde route (no separate pass).
-struct Specials<'a> {
+/// JSON strings hold none and the scanner takes none outside strings either, so the first one
+/// refuses the page. Every byte inside a string lies in a block the cursor loads.
+struct Cursor<'a> {
     bytes: &'a [u8],
+    /// The next byte to read.
+    at: usize,
     /// Start of the block `mask` describes.
     base: usize,
-    /// The block's specials not yielded yet, one bit per byte.
+    /// That block's specials, one bit per byte.
     mask: u64,
-    /// A control byte was found: the positions stopped there.
-    refused: bool,
 }
 
 const BLOCK: usize = 64;
 
-impl<'a> Specials<'a> {
-    fn new(bytes: &'a [u8]) -> Specials<'a> {
-        let mut specials = Specials {
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Option<Cursor<'a>> {
+        Some(Cursor {
             bytes,
+            at: 0,
             base: 0,
-            mask: 0,
-            refused: false,
+            mask: block_at(bytes, 0)?,
+        })
+    }
+
+    /// The first special at or after `from`; `None` when there is none or a block on the way
+    /// holds a control byte.
+    #[inline(always)]
+    fn special(&mut self, mut from: usize) -> Option<usize> {
+        loop {
+            let offset = from.wrapping_sub(self.base);
+            if offset < BLOCK {
+                let mask = self.mask & (u64::MAX << offset);
+                if mask != 0 {
+                    return Some(self.base + mask.trailing_zeros() as usize);
+                }
+                from = self.base + BLOCK;
+            }
+            self.base = from - from % BLOCK;
+            self.mask = block_at(self.bytes, self.base)?;
+        }
+    }
+
+    #[inline(always)]
+    fn skip_spaces(&mut self) {
+        while self.bytes.get(self.at) == Some(&b' ') {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not a space, without taking it.
+    #[inline(always)]
+    fn peek_token(&mut self) -> Option<u8> {
+        match *self.bytes.get(self.at)? {
+            b' ' => self.peek_after_spaces(),
+            byte => Some(byte),
+        }
+    }
+
+    /// Compact pages have no spaces between tokens: kept out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn peek_after_spaces(&mut self) -> Option<u8> {
+        self.skip_spaces();
+        self.bytes.get(self.at).copied()
+    }
+
+    /// The next byte that is not a space, taken.
+    #[inline(always)]
+    fn token(&mut self) -> Option<u8> {
+        let byte = self.peek_token()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    #[inline(always)]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.token()? == byte).then_some(())
+    }
+
+    /// Whether the container just opened is empty (its closing byte is then taken).
+    #[inline(always)]
+    fn empty(&mut self, close: u8) -> Option<bool> {
+        let empty = self.peek_token()? == close;
+        self.at += usize::from(empty);
+        Some(empty)
+    }
+
+    /// After a member or element: whether another follows (`,`) or the container ends (`close`).
+    #[inline(always)]
+    fn more(&mut self, close: u8) -> Option<bool> {
+        match self.token()? {
+            b',' => Some(true),
+            byte if byte == close => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A string whose opening quote was just taken: where its contents are, and whether they
+    /// hold no escape (`plain`).
+    #[inline(always)]
+    fn string(&mut self) -> Option<(Range<usize>, bool)> {
+        let start = self.at;
+        let special = self.special(start)?;
+        if self.bytes[special] == b'"' {
+            self.at = special + 1;
+            return Some((start..special, true));
+        }
+        self.escaped_string(start, special)
+    }
+
+    /// The rest of a string from its first escape (the `\` at `escape`) on; out of line, as
+    /// most strings have none.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, mut escape: usize) -> Option<(Range<usize>, bool)> {
+        loop {
+            let from = match *self.bytes.get(escape + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => escape + 2,
+                b'u' if self
+                    .bytes
+                    .get(escape + 2..escape + 6)?
+                    .iter()
+                    .all(u8::is_ascii_hexdigit) =>
+                {
+                    escape + 6
+                }
+                _ => return None,
+            };
+            let special = self.special(from)?;
+            if self.bytes[special] == b'"' {
+                self.at = special + 1;
+                return Some((start..special, false));
+            }
+            escape = special;
+        }
+    }
+
+    /// An object key, its quotes and colon included.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(Range<usize>, bool)> {
+        self.expect(b'"')?;
+        let key = self.string()?;
+        self.expect(b':')?;
+        Some(key)
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, rest: &[u8]) -> Option<()> {
+        if !self.bytes[self.at..].starts_with(rest) {
+            return None;
+        }
+        self.at += rest.len();
+        Some(())
+    }
+
+    /// Any value, inside `depth` open containers. A loop with its open containers kept as bits
+    /// (objects set), not a recursion: the cursor stays in registers.
+    #[inline(always)]
+    fn value(&mut self, depth: usize) -> Option<()> {
+        let mut objects: u128 = 0;
+        let mut open = 0;
+        'value: loop {
+            match self.token()? {
+                b'"' => {
+                    self.string()?;
+                }
+                kind @ (b'{' | b'[') => {
+                    if depth + open >= MAX_DEPTH {
+                        return None;
+                    }
+                    let object = kind == b'{';
+                    if !self.empty(if object { b'}' } else { b']' })? {
+                        objects = (objects & !(1 << open)) | (u128::from(object) << open);
+                        open += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'-' | b'0'..=b'9' => self.at = number(self.bytes, self.at - 1)?,
+                b't' => self.literal(b"rue")?,
+                b'f' => self.literal(b"alse")?,
+                b'n' => self.literal(b"ull")?,
+                _ => return None,
+            }
+            // A value ended: the containers it ends, until one goes on.
+            while open > 0 {
+                let object = objects >> (open - 1) & 1 == 1;
+                match (self.token()?, object) {
+                    (b',', true) => {
+                        self.key()?;
+                        continue 'value;
+                    }
+                    (b',', false) => continue 'value,
+                    (b'}', true) | (b']', false) => open -= 1,
+                    _ => return None,
+                }
+            }
+            return Some(());
+        }
+    }
+
+    /// `next`: an object whose `uri`, if any, is a plain string.
+    fn next_link(&mut self) -> Option<Range<usize>> {
+        const NEXT: usize = 2;
+        self.expect(b'{')?;
+        let mut uri = None;
+        if self.empty(b'}')? {
+            return Some(0..0);
+        }
+        loop {
+            let (key, plain) = self.key()?;
+            match (&self.bytes[key], plain) {
+                (_, false) => return None,
+                (b"uri", true) if uri.is_none() => {
+                    self.expect(b'"')?;
+                    match self.string()? {
+                        (text, true) => uri = Some(text),
+                        (_, false) => return None,
+                    }
+                }
+                (b"uri", true) => return None,
+                _ => self.value(NEXT)?,
+            }
+            if !self.more(b'}')? {
+                return Some(uri.unwrap_or(0..0));
+            }
+        }
+    }
+
+    /// `data`: an array of record objects.
+    fn records(&mut self) -> Option<Vec<Bounds>> {
+        let mut records = Vec::with_capacity(1024);
+        self.expect(b'[')?;
+        if self.empty(b']')? {
+            return Some(records);
+        }
+        loop {
+            records.push(self.record()?);
+            if !self.more(b']')? {
+                return Some(records);
+            }
+        }
+    }
+
+    /// One record object, the third open container.
+    #[inline(always)]
+    fn record(&mut self) -> Option<Bounds> {
+        const RECORD: usize = 3;
+        self.expect(b'{')?;
+        let start = self.at - 1;
+        let (mut id, mut timestamp) = (Head::Missing, Head::Missing);
+        if !self.empty(b'}')? {
+            loop {
+                let (key, plain) = self.key()?;
+                let head = match (&self.bytes[key], plain) {
+                    (b"id", true) => Some(&mut id),
+                    (b"timestamp", true) => Some(&mut timestamp),
+                    (_, true) => None,
+                    // An escaped key might spell `id`.
+                    (_, false) => {
+                        id = Head::Unusual;
+                        None
+                    }
+                };
+                match head {
+                    Some(head) if self.peek_token()? == b'"' => {
+                        self.at += 1;
+                        let text = self.string()?;
+                        *head = match (text, &*head) {
+                            ((text, true), Head::Missing) => Head::Plain(text),
+                            _ => Head::Unusual,
+                        };
+                    }
+                    Some(head) => {
+                        *head = Head::Unusual;
+                        self.value(RECORD)?;
+                    }
+                    None => self.value(RECORD)?,
+                }
+                if !self.more(b'}')? {
+                    break;
+                }
+            }
+        }
+        let head = match (id, timestamp) {
+            (Head::Plain(id), Head::Plain(timestamp)) => Some((id, timestamp)),
+            _ => None,
         };
-        specials.load(bytes);
-        specials
-    }
-
-    /// Takes the block starting at `block`; `None` (and no more positions) on a control byte.
-    fn load(&mut self, block: &[u8]) -> Option<()> {
-        match block_mask(block) {
-            Some(mask) => {
-                self.mask = mask;
-                Some(())
-            }
-            None => {
-                self.refused = true;
-                self.mask = 0;
-                self.bytes = &[];
-                None
-            }
-        }
+        Some((start..self.at, head))
     }
 }
 
-impl Iterator for Specials<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.base += BLOCK;
-            let block = self
-                .bytes
-                .get(self.base..)
-                .filter(|rest| !rest.is_empty())?;
-            self.load(block)?;
-        }
-        let at = self.base + self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(at)
+/// Bit `i` set when byte `base + i` is `"` or `\`; `None` past the end or when the block holds a
+/// control byte (below 0x20).
+#[inline(never)]
+fn block_at(bytes: &[u8], base: usize) -> Option<u64> {
+    match bytes.get(base..)?.first_chunk::<BLOCK>() {
+        Some(block) => block_mask(block),
+        None => last_block_mask(&bytes[base..]),
     }
 }
 
-/// Bit `i` set when byte `i` of `bytes` (its first 64) is `"` or `\`; `None` when one of them
-/// is a control byte (below 0x20).
-fn block_mask(bytes: &[u8]) -> Option<u64> {
+/// The page's last, partial block, padded with spaces.
+#[cold]
+fn last_block_mask(rest: &[u8]) -> Option<u64> {
+    if rest.is_empty() {
+        return None;
+    }
     let mut block = [b' '; BLOCK];
-    let block = match bytes.first_chunk::<BLOCK>() {
-        Some(full) => full,
-        None => {
-            block[..bytes.len()].copy_from_slice(bytes);
-            &block
-        }
-    };
+    block[..rest.len()].copy_from_slice(rest);
+    block_mask(&block)
+}
+
+fn block_mask(block: &[u8; BLOCK]) -> Option<u64> {
     let (mask, control) = block_bits(block);
     (!control).then_some(mask)
 }
@@ -679,6 +711,7 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 
 /// A JSON number starting at `at` (serde_json's grammar: no leading zeros, no bare `.` or `e`);
 /// the index after it.
+#[inline(always)]
 fn number(bytes: &[u8], mut at: usize) -> Option<usize> {
     let digits = |at: usize| {
         bytes[at..]
@@ -738,7 +771,7 @@ mod tests {
         assert_eq!(next.as_deref(), Some("/api/v0/x?next=abc"));
         assert_eq!(records.len(), 2);
         let first = &records[0];
-        assert_eq!(first.id, "réq1");
+        assert_eq!(first.id(), "réq1");
         assert_eq!(first.timestamp.to_rfc3339(), "2024-05-01T10:00:07+00:00");
         // Field order and unknown fields survive byte for byte.
         assert_eq!(
@@ -751,7 +784,7 @@ mod tests {
         );
     }
 
-    type Decoded = std::result::Result<(String, DateTime<Utc>), String>;
+    type Decoded<'a> = std::result::Result<(Cow<'a, str>, DateTime<Utc>), String>;
 
     /// Both routes on one page: whenever the scanner takes it, serde_json must accept it too and
     /// find the same records, the same `next` and the same heads. Returns whether it took it.
@@ -768,8 +801,8 @@ mod tests {
         for (fast, slow) in found.iter().zip(&by_serde) {
             assert_eq!(fast.range, slow.range, "{text}");
             let json = &text[fast.range.clone()];
-            let via_scan: Decoded = record_head(json, fast.head);
-            let via_serde: Decoded = record_head(json, None);
+            let via_scan: Decoded<'_> = record_head(json, fast.head);
+            let via_serde: Decoded<'_> = record_head(json, None);
             assert_eq!(via_scan, via_serde, "{json}");
         }
         true
@@ -858,7 +891,7 @@ mod tests {
         let text = "{\n  \"next\": {\"uri\": \"/a?next=x\"},\n  \"data\": [\n    {\"id\": \"a\", \"timestamp\": \"2024-05-01T10:00:07Z\"}\n  ]\n}";
         let (records, next) = parse_page(reply(text.as_bytes())).expect("page");
         assert_eq!(next.as_deref(), Some("/a?next=x"));
-        assert_eq!(records[0].id, "a");
+        assert_eq!(records[0].id(), "a");
         assert_eq!(
             records[0].raw.get(),
             r#"{"id": "a", "timestamp": "2024-05-01T10:00:07Z"}"#
@@ -874,7 +907,7 @@ mod tests {
     fn escaped_or_odd_records_still_decode_through_serde() {
         let text = r#"{"data":[{"id":"a\/b","timestamp":"2024-05-01T10:00:07Z"}]}"#;
         let (records, next) = parse_page(reply(text.as_bytes())).expect("page");
-        assert_eq!(records[0].id, "a/b");
+        assert_eq!(records[0].id(), "a/b");
         assert_eq!(next, None);
     }
 
@@ -896,6 +929,18 @@ mod tests {
         }
     }
 
+    /// Every special a cursor finds, each search starting just after the last one found.
+    fn specials_of(bytes: &[u8]) -> Vec<usize> {
+        let mut found = Vec::new();
+        let Some(mut cursor) = Cursor::new(bytes) else {
+            return found;
+        };
+        while let Some(at) = cursor.special(found.last().map_or(0, |last| last + 1)) {
+            found.push(at);
+        }
+        found
+    }
+
     #[test]
     fn specials_are_found_in_every_block_and_only_there() {
         // Near misses around `"` (0x22) and `\` (0x5c): high bit set, one bit off.
@@ -909,25 +954,26 @@ mod tests {
             let expected: Vec<usize> = (0..len)
                 .filter(|&i| matches!(bytes[i], b'"' | b'\\'))
                 .collect();
-            assert_eq!(Specials::new(bytes).collect::<Vec<_>>(), expected, "{len}");
+            assert_eq!(specials_of(bytes), expected, "{len}");
         }
+        // A search from the middle of a block or past every block.
+        let mut cursor = Cursor::new(&text).expect("no control byte");
+        assert_eq!(cursor.special(9), Some(63));
+        assert_eq!(cursor.special(66), Some(127));
+        assert_eq!(cursor.special(200), None);
         // A control byte in any block ends the positions before that block.
         for control in [0x00, 0x09, 0x0a, 0x1f] {
             for at in [0, 63, 64, 130, 199] {
                 let mut bytes = text.clone();
                 bytes[at] = control;
-                let mut specials = Specials::new(&bytes);
                 let block_start = at / BLOCK * BLOCK;
-                assert!(
-                    specials.by_ref().all(|p| p < block_start),
-                    "{control} at {at}"
-                );
-                assert!(specials.refused, "{control} at {at}");
+                let before: Vec<usize> = specials_of(&text)
+                    .into_iter()
+                    .filter(|&p| p < block_start)
+                    .collect();
+                assert_eq!(specials_of(&bytes), before, "{control} at {at}");
             }
         }
-        let mut specials = Specials::new(&text);
-        specials.by_ref().count();
-        assert!(!specials.refused);
     }
 
     #[test]

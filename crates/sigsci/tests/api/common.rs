@@ -152,11 +152,11 @@ pub fn sorted_ids(pages: &[FeedPage]) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for record in pages.iter().flat_map(|p| &p.records) {
         ensure!(
-            seen.insert(record.id.clone()),
+            seen.insert(record.id().to_owned()),
             "duplicate record {}",
-            record.id
+            record.id()
         );
-        ids.push(record.id.clone());
+        ids.push(record.id().to_owned());
     }
     ids.sort();
     Ok(ids)

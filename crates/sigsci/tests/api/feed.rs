@@ -26,7 +26,7 @@ async fn full_paging_equals_ground_truth() -> Result<()> {
     // Raw records are the API's JSON, complete.
     let record = &pages[0].records[0];
     let raw: serde_json::Value = serde_json::from_str(record.raw.get())?;
-    ensure!(raw["id"] == record.id.as_str() && raw.get("headersIn").is_some());
+    ensure!(raw["id"] == record.id() && raw.get("headersIn").is_some());
     ensure!(sim.calls(FEED_POST).await? == 0, "short cursors go by GET");
 
     // A tag filter travels with the first request and narrows the result.

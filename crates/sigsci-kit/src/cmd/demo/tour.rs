@@ -48,7 +48,7 @@ pub async fn run(client: &Client, now: i64) -> anyhow::Result<()> {
     );
     if let Some(record) = page.records.first() {
         let preview: String = record.raw.get().chars().take(160).collect();
-        outln!("  e.g. {} at {}: {preview}…", record.id, record.timestamp);
+        outln!("  e.g. {} at {}: {preview}…", record.id(), record.timestamp);
     }
     Ok(())
 }

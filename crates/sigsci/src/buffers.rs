@@ -1,0 +1,73 @@
+//! A process-wide cache of page-sized body buffers. A feed page's body is the client's largest
+//! allocation (~1.3 MB) and lives until its records are written, on another thread; freed, the
+//! allocator returns its pages to the system and the next page faults them in again (a few per
+//! cent of an export's CPU). A page's text hands its buffer back here instead, to be read into
+//! again.
+
+use std::sync::Mutex;
+
+/// Bodies smaller than this are allocated as usual: they would only drain the cache.
+pub(crate) const POOLED_BODY: usize = 64 * 1024;
+
+/// Idle buffers kept; more are freed. Pages in flight return theirs within milliseconds, so two
+/// cover the pipeline and bound the memory held idle to about two pages.
+const KEPT: usize = 2;
+
+static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer with room for `capacity` bytes, reused when one is idle.
+pub(crate) fn take(capacity: usize) -> Vec<u8> {
+    let idle = match IDLE.lock() {
+        Ok(mut idle) => idle.pop(),
+        Err(_) => None,
+    };
+    match idle {
+        Some(mut buffer) => {
+            buffer.reserve(capacity);
+            buffer
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Keeps `buffer` for a later body if it is page-sized and the cache has room.
+pub(crate) fn give_back(mut buffer: Vec<u8>) {
+    if buffer.capacity() < POOLED_BODY {
+        return;
+    }
+    buffer.clear();
+    if let Ok(mut idle) = IDLE.lock()
+        && idle.len() < KEPT
+    {
+        idle.push(buffer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Other tests of this crate share the cache, so only what holds whatever they do is asserted.
+    #[test]
+    fn taken_buffers_are_empty_and_at_most_a_few_page_sized_ones_are_kept() {
+        let mut used = take(POOLED_BODY);
+        used.extend_from_slice(b"a page");
+        give_back(used);
+        for _ in 0..KEPT + 2 {
+            give_back(Vec::with_capacity(POOLED_BODY));
+        }
+        give_back(Vec::with_capacity(16));
+        let idle = IDLE.lock().map(|idle| idle.len()).unwrap_or(usize::MAX);
+        assert!(idle <= KEPT, "{idle} idle");
+        let small = IDLE
+            .lock()
+            .map(|idle| {
+                idle.iter()
+                    .any(|b| b.capacity() < POOLED_BODY || !b.is_empty())
+            })
+            .unwrap_or(true);
+        assert!(!small, "only empty page-sized buffers wait");
+        let again = take(2 * POOLED_BODY);
+        assert!(again.is_empty() && again.capacity() >= 2 * POOLED_BODY);
+    }
+}
