@@ -72,9 +72,12 @@ impl SimChild {
     /// Starts the child and waits until it serves; the binary's `main` must hand [`SERVE_ARG`]
     /// runs to [`serve_until_stdin_closes`].
     pub fn spawn(args: &[&str], cpus: Cpus) -> io::Result<SimChild> {
+        let allowed = cpus::allowed_cpus()?;
         let placement = match cpus {
-            Cpus::Apart => cpus::plan_apart()?,
-            Cpus::Shared => cpus::plan_shared()?,
+            Cpus::Apart => cpus::plan_apart(allowed.clone()),
+            Cpus::Shared => Placement::Shared {
+                cpus: allowed.clone(),
+            },
         };
         let mut command = Command::new(std::env::current_exe()?);
         command
@@ -101,9 +104,8 @@ impl SimChild {
         }
         let restore = match &placement {
             Placement::Apart { measured, .. } => {
-                let before = cpus::allowed_cpus()?;
                 pin_this_process(measured)?;
-                before
+                allowed
             }
             Placement::Shared { .. } => None,
         };

@@ -59,24 +59,16 @@ impl fmt::Display for Placement {
 /// The environment variable that tells the child which CPU to serve on.
 pub(crate) const SIMULATOR_CPU_ENV: &str = "SIGSCI_SIM_CPU";
 
-/// The placement apart, when the CPUs this process may use are two or more: the first for the
-/// simulator, the others for this process.
-pub(crate) fn plan_apart() -> io::Result<Placement> {
-    let allowed = allowed_cpus()?;
-    Ok(match allowed.as_ref().and_then(CpuList::split_first) {
+/// Apart when `allowed` (the CPUs this process may use) holds two or more: the first for the
+/// simulator, the others for this process; else both share them.
+pub(crate) fn plan_apart(allowed: Option<CpuList>) -> Placement {
+    match allowed.as_ref().and_then(CpuList::split_first) {
         Some((simulator, measured)) => Placement::Apart {
             simulator,
             measured,
         },
         None => Placement::Shared { cpus: allowed },
-    })
-}
-
-/// The placement where both use every CPU this process may use.
-pub(crate) fn plan_shared() -> io::Result<Placement> {
-    Ok(Placement::Shared {
-        cpus: allowed_cpus()?,
-    })
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -174,6 +166,23 @@ mod tests {
         assert_eq!(list.split_first(), Some((0, CpuList(vec![1, 2]))));
         assert_eq!(CpuList(vec![3]).split_first(), None);
         assert_eq!(CpuList(vec![]).split_first(), None);
+    }
+
+    #[test]
+    fn apart_takes_two_or_more_cpus_and_shares_fewer() {
+        assert_eq!(
+            plan_apart(Some(CpuList(vec![0, 1, 2]))),
+            Placement::Apart {
+                simulator: 0,
+                measured: CpuList(vec![1, 2])
+            }
+        );
+        for allowed in [Some(CpuList(vec![3])), None] {
+            assert_eq!(
+                plan_apart(allowed.clone()),
+                Placement::Shared { cpus: allowed }
+            );
+        }
     }
 
     #[test]

@@ -146,16 +146,14 @@ async fn run(scenario: &Scenario) -> Result<()> {
         rate(best_raw),
         sim.placement,
     );
-    match scenario.target {
-        Some(target) => println!(
-            "figure\tpaging, {}: client ÷ raw read\t{ratio:.3}\t<=\t{target}",
-            scenario.name
-        ),
-        None => println!(
-            "figure\tpaging, {}: client ÷ raw read (context)\t{ratio:.3}\t\t",
-            scenario.name
-        ),
-    }
+    let (label, comparison) = match scenario.target {
+        Some(target) => ("", format!("<=\t{target}")),
+        None => (" (context)", "\t".to_string()),
+    };
+    println!(
+        "figure\tpaging, {}: client ÷ raw read{label}\t{ratio:.3}\t{comparison}",
+        scenario.name
+    );
     Ok(())
 }
 

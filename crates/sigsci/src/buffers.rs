@@ -9,24 +9,23 @@ use std::sync::Mutex;
 /// Bodies smaller than this are allocated as usual: they would only drain the cache.
 pub(crate) const POOLED_BODY: usize = 64 * 1024;
 
-/// Idle buffers kept; more are freed. Pages in flight return theirs within milliseconds, so two
-/// cover the pipeline and bound the memory held idle to about two pages.
-const KEPT: usize = 2;
+/// Idle buffers kept; more are freed. Pages in flight return theirs within milliseconds, as the
+/// next ones are read, so one covers the pipeline and bounds the memory held idle to a page.
+const KEPT: usize = 1;
 
 static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An empty buffer with room for `capacity` bytes, reused when one is idle.
+/// An empty buffer with room for `capacity` bytes: an idle one if it is large enough, else a new
+/// one with a sixteenth to spare, so that it fits the next pages too (their sizes vary by a few
+/// per cent) and is not grown, which would hold the old and the new allocation at once.
 pub(crate) fn take(capacity: usize) -> Vec<u8> {
     let idle = match IDLE.lock() {
         Ok(mut idle) => idle.pop(),
         Err(_) => None,
     };
     match idle {
-        Some(mut buffer) => {
-            buffer.reserve(capacity);
-            buffer
-        }
-        None => Vec::with_capacity(capacity),
+        Some(buffer) if buffer.capacity() >= capacity => buffer,
+        _ => Vec::with_capacity(capacity + capacity / 16),
     }
 }
 
@@ -69,5 +68,8 @@ mod tests {
         assert!(!small, "only empty page-sized buffers wait");
         let again = take(2 * POOLED_BODY);
         assert!(again.is_empty() && again.capacity() >= 2 * POOLED_BODY);
+        // A buffer too small for the body asked for is not grown: a new one is made.
+        give_back(Vec::with_capacity(POOLED_BODY));
+        assert!(take(4 * POOLED_BODY).capacity() >= 4 * POOLED_BODY);
     }
 }
