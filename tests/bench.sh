@@ -10,8 +10,10 @@
 # of 100k and of 2M records (`/usr/bin/time -f %M`, the kernel's maximum RSS). The benchmarks print
 # tab-separated `figure` lines (name, value, comparison, target); the table shows, per figure, the
 # median, min–max, the target and pass/fail. Ratios are measured side by side within one run, so
-# they hold on a slower machine; absolute times are context only. The paging and feed-export
-# benchmarks run their simulator on a CPU of its own and themselves on the others (a remote API
+# they hold on a slower machine; absolute times are context only. A benchmark failing in a run
+# leaves its figures of that run out (the row says how many runs it has); the exit status is
+# non-zero when a figure misses its target or lacks runs, after the whole table is printed. The
+# paging and feed-export benchmarks run their simulator on a CPU of its own and themselves on the others (a remote API
 # takes no CPU from its client); the paging one adds a row with both sharing every CPU, as context.
 #
 # The start-up figures are of the native release binaries with an emulated Runtime API (the
@@ -111,11 +113,11 @@ lambda_sizes() {
   done
 }
 
-lambda_sizes >>"$figures"
 for run in $(seq "$runs"); do
   echo "bench.sh: run $run of $runs" >&2
   # A failing benchmark leaves its figures out of the table (and says so) rather than ending the run.
   {
+    lambda_sizes
     "${bench[feed_paging]}" || echo "bench.sh: feed_paging failed" >&2
     "${bench[feed_export]}" || echo "bench.sh: feed_export failed" >&2
     "${bench[evaluate]}" || echo "bench.sh: evaluate failed" >&2
@@ -164,6 +166,8 @@ for name in ("CLI feed export peak RSS", "CLI feed export peak RSS (ocsf-parquet
         rows[f"{name}, 2M ÷ 100k"] = {
             "values": [b / a for a, b in zip(small["values"], large["values"])],
             "op": "<=", "target": "1.10"}
+runs = int(sys.argv[2])
+failed, short = 0, 0
 print(f"{'figure':<66} {'median':>8} {'min–max':>17} {'target':>8}  result")
 for name, row in rows.items():
     values = row["values"]
@@ -172,9 +176,18 @@ for name, row in rows.items():
     if row["op"]:
         target = float(row["target"])
         ok = median <= target if row["op"] == "<=" else median >= target
+        failed += not ok
         verdict, shown = ("pass" if ok else "FAIL"), f"{row['op']} {row['target']}"
     else:
         verdict, shown = "", ""
+    # A run whose benchmark failed leaves no value: its median is of fewer runs, said so here.
+    if len(values) < runs:
+        short += 1
+        verdict = f"{verdict}, {len(values)} of {runs} runs".lstrip(", ")
     print(f"{name:<66} {median:>8.3g} {spread:>17} {shown:>8}  {verdict}")
-print(f"(median of {sys.argv[2]} runs)")
+print(f"(median of {runs} runs)")
+if failed or short:
+    print(f"bench.sh: {failed} figure(s) miss their target, {short} lack runs "
+          "(their benchmarks' errors are in target/bench/log)", file=sys.stderr)
+    sys.exit(1)
 EOF

@@ -76,6 +76,12 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
     // The last hour the API holds in full (the feed lags by five minutes).
     let hour = (sim.state.now() - 300) / 3600 * 3600 - 3600;
     let event = serde_json::json!({"from": hour, "until": hour + 3600}).to_string();
+    // A location of its own: in one already holding this hour, the exporter rightly skips it.
+    let location = format!(
+        "s3://bench-feed/invocation-{}-{}/feed",
+        sim.state.now(),
+        std::process::id()
+    );
     let log = Arc::new(Mutex::new(RuntimeLog::default()));
     let answered = Arc::new(Notify::new());
     let api = serve_runtime_api(Arc::clone(&log), Arc::clone(&answered), None, event).await?;
@@ -87,7 +93,7 @@ async fn feed_invocation(binary: &str) -> BenchResult<()> {
         .env("SIGSCI_CORP", &config.corp)
         .env("SIGSCI_API_URL", &sim.base_url)
         .env("SIGSCI_KIT_CREDENTIALS_SECRET", "bench/feed-credentials")
-        .env("SIGSCI_KIT_FEED_LOCATION", "s3://bench-feed/feed")
+        .env("SIGSCI_KIT_FEED_LOCATION", &location)
         .spawn()?;
     let waited = tokio::time::timeout(Duration::from_secs(600), answered.notified()).await;
     let seconds = started.elapsed().as_secs_f64();
