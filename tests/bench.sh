@@ -13,8 +13,9 @@
 # they hold on a slower machine; absolute times are context only. A benchmark failing in a run
 # leaves its figures of that run out (the row says how many runs it has); the exit status is
 # non-zero when a figure misses its target or lacks runs, after the whole table is printed. The
-# paging and feed-export benchmarks run their simulator on a CPU of its own and themselves on the others (a remote API
-# takes no CPU from its client); the paging one adds a row with both sharing every CPU, as context.
+# paging and feed-export benchmarks run their simulator on a CPU of its own and themselves on the
+# others (a remote API takes no CPU from its client); the paging one adds a row with both sharing
+# every CPU, as context.
 #
 # The start-up figures are of the native release binaries with an emulated Runtime API (the
 # emulator route of tests/deploy needs the arm64 zips, ~8 min to cross-build); zip sizes are those
@@ -67,10 +68,10 @@ for name in feed_paging feed_export evaluate startup load; do
 done
 kit="$root/target/release/sigsci-kit"
 figures="$work/figures.tsv"
-# Benchmark output on stdin: all of it to the log (for a look at what a figure came from), its
-# `figure` lines to the table.
+# record_figures RUN, benchmark output on stdin: all of it to the log (for a look at what a figure
+# came from), its `figure` lines to the table, each with the run it came from.
 record_figures() {
-  tee -a "$work/log" | { grep $'^figure\t' || true; } >>"$figures"
+  tee -a "$work/log" | { grep $'^figure\t' || true; } | RUN="$1" awk '{ print $0 "\t" ENVIRON["RUN"] }' >>"$figures"
 }
 
 # cli_rss LABEL RECORDS [FORMAT]: one hour of RECORDS records exported by the CLI as users run it
@@ -131,7 +132,7 @@ for run in $(seq "$runs"); do
     cli_rss 2M 2000000 || echo "bench.sh: CLI export of 2M records failed" >&2
     cli_rss 100k 100000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 100k records failed" >&2
     cli_rss 2M 2000000 ocsf-parquet || echo "bench.sh: CLI OCSF export of 2M records failed" >&2
-  } 2>&1 | record_figures
+  } 2>&1 | record_figures "$run"
 done
 
 # The operator's benchmark (operator/benches/load.rs) runs on the kube-apiserver test bed, started
@@ -145,7 +146,7 @@ if [[ -z "${SIGSCI_KIT_TEST_KUBECONFIG-}" ]]; then
 fi
 for run in $(seq "$runs"); do
   echo "bench.sh: operator load, run $run of $runs" >&2
-  "${bench[load]}" "$root/target/release/sigsci-operator" 2>&1 | record_figures ||
+  "${bench[load]}" "$root/target/release/sigsci-operator" 2>&1 | record_figures "operator $run" ||
     echo "bench.sh: operator load failed" >&2
 done
 
@@ -155,16 +156,18 @@ from collections import OrderedDict
 
 rows = OrderedDict()
 for line in open(sys.argv[1], encoding="utf-8"):
-    _, name, value, op, target = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
-    entry = rows.setdefault(name, {"values": [], "op": op, "target": target})
+    _, name, value, op, target, run = (line.rstrip("\n").split("\t") + [""] * 6)[:6]
+    entry = rows.setdefault(name, {"values": [], "op": op, "target": target, "runs": {}})
     entry["values"].append(float(value))
-# The CLI's 2M ÷ 100k, run by run, per format.
+    entry["runs"][run] = float(value)
+# The CLI's 2M ÷ 100k per format, of the runs where both exports succeeded.
 for name in ("CLI feed export peak RSS", "CLI feed export peak RSS (ocsf-parquet)"):
     small = rows.get(f"{name}, 100k records (MiB)")
     large = rows.get(f"{name}, 2M records (MiB)")
     if small and large:
+        both = [run for run in small["runs"] if run in large["runs"]]
         rows[f"{name}, 2M ÷ 100k"] = {
-            "values": [b / a for a, b in zip(small["values"], large["values"])],
+            "values": [large["runs"][run] / small["runs"][run] for run in both],
             "op": "<=", "target": "1.10"}
 runs = int(sys.argv[2])
 failed, short = 0, 0
